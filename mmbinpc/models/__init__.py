@@ -1,0 +1,3 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""Models: backbones, classifiers, heads, losses and the distiller."""
+from . import backbones, classifiers, distillers, heads, losses  # noqa: F401

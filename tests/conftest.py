@@ -1,0 +1,18 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""Shared pytest fixtures. Importing mmbinpc registers everything."""
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import mmbinpc  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    """Make every test deterministic."""
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    yield
