@@ -1,0 +1,26 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""CPU implementations of mmcv's point ops and the dispatch patch.
+
+Importing this package patches mmcv's point-op autograd Functions so CPU
+tensors run the pure-PyTorch versions below (CUDA tensors keep mmcv's
+kernels). See docs/point_ops.md for the semantics and measured speed.
+"""
+from . import chunking
+from .chunking import chunk_budget, set_chunk_bytes
+from .dispatch import is_patched, patch_mmcv_point_ops, unpatch_mmcv_point_ops
+from .gathering import (gather_points, gather_points_backward,
+                        grouping_operation, grouping_operation_backward,
+                        three_interpolate, three_interpolate_backward)
+from .neighbors import ball_query, knn, three_nn
+from .sampling import furthest_point_sample, furthest_point_sample_with_dist
+
+patch_mmcv_point_ops()
+
+__all__ = [
+    'ball_query', 'chunk_budget', 'chunking', 'furthest_point_sample',
+    'furthest_point_sample_with_dist', 'gather_points',
+    'gather_points_backward', 'grouping_operation',
+    'grouping_operation_backward', 'is_patched', 'knn',
+    'patch_mmcv_point_ops', 'set_chunk_bytes', 'three_interpolate',
+    'three_interpolate_backward', 'three_nn', 'unpatch_mmcv_point_ops'
+]

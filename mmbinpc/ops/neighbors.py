@@ -1,0 +1,244 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""Neighbour queries on the CPU: ``ball_query``, ``knn`` and ``three_nn``.
+
+All three compare query points with candidate points in memory-bounded
+blocks (see :mod:`mmbinpc.ops.chunking`). Squared distances of 3-D points
+are computed from coordinate differences in the kernels' order
+(``dx*dx + dy*dy + dz*dz``) so radius tests agree with mmcv's CUDA kernels;
+feature-space kNN (C > 3) uses the ``|a|^2 - 2ab + |b|^2`` expansion.
+"""
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import chunking
+from .checks import check_finite, check_float, check_same_batch
+
+#: Largest k the kNN kernel of mmcv supports (its per-thread heap holds 100).
+KNN_MAX_K = 100
+
+
+def _bytes_per_pair(tensor: Tensor) -> int:
+    # Distances + one difference temporary (element size each), a few bool
+    # masks and an int32 running count.
+    return 3 * tensor.element_size() + 8
+
+
+def _sq_dist(query: Tensor, points: Tensor) -> Tensor:
+    """Squared distances between query points and candidate points.
+
+    Args:
+        query (Tensor): (b, m, C) query points.
+        points (Tensor): (b, n, C) candidate points.
+
+    Returns:
+        Tensor: (b, m, n) squared Euclidean distances.
+    """
+    channels = query.shape[-1]
+    if channels <= 3:
+        pts = points.transpose(1, 2)  # (b, C, n)
+        dist = None
+        for c in range(channels):
+            diff = query[:, :, c, None] - pts[:, None, c, :]
+            diff.mul_(diff)
+            if dist is None:
+                dist = diff
+            else:
+                dist.add_(diff)
+        return dist
+    q_norm = query.pow(2).sum(-1, keepdim=True)  # (b, m, 1)
+    p_norm = points.pow(2).sum(-1).unsqueeze(1)  # (b, 1, n)
+    dist = torch.baddbmm(q_norm + p_norm, query, points.transpose(1, 2),
+                         alpha=-2)
+    return dist.clamp_min_(0)
+
+
+def _k_smallest(dist: Tensor, k: int) -> Tensor:
+    """Indices of the ``k`` smallest entries per row, ascending.
+
+    Ties are broken by the smaller index, both for the order of the result
+    and for which tied candidates make it into the k selected.
+
+    Args:
+        dist (Tensor): (b, m, n) distances, no NaN.
+        k (int): Number of neighbours, ``1 <= k <= n``.
+
+    Returns:
+        Tensor: (b, m, k) int64 indices into the last dimension of ``dist``.
+    """
+    b, m, _ = dist.shape
+    kth = torch.topk(dist, k, dim=-1, largest=False,
+                     sorted=False).values.amax(-1, keepdim=True)
+    below = dist < kth
+    need = k - below.sum(-1, keepdim=True, dtype=torch.int32)
+    tied = dist == kth
+    tie_rank = torch.cumsum(tied, dim=-1, dtype=torch.int32)
+    tied &= tie_rank <= need
+    del tie_rank
+    below |= tied
+    # Exactly k selected per row, listed in index order by nonzero().
+    picked = below.nonzero(as_tuple=True)[2].view(b, m, k)
+    order = torch.sort(dist.gather(-1, picked), dim=-1, stable=True).indices
+    return picked.gather(-1, order)
+
+
+def _radius_sq(radius: float) -> float:
+    # The kernel squares the radius in float32: float r2 = r * r.
+    r = np.float32(radius)
+    return float(r * r)
+
+
+def ball_query(min_radius: float,
+               max_radius: float,
+               sample_num: int,
+               xyz: Tensor,
+               center_xyz: Tensor) -> Tensor:
+    """Find up to ``sample_num`` points inside a ball (shell) per centre.
+
+    Candidates are scanned in index order and accepted when their squared
+    distance ``d2`` satisfies ``d2 == 0 or min_r^2 <= d2 < max_r^2``. The
+    first hit fills every slot, later hits overwrite slots 1, 2, ...; the
+    scan stops after ``sample_num`` hits. Centres without a hit get zeros.
+
+    Args:
+        min_radius (float): Inner radius of the shell.
+        max_radius (float): Outer radius (exclusive).
+        sample_num (int): Number of slots per centre.
+        xyz (Tensor): (B, N, 3) candidate points.
+        center_xyz (Tensor): (B, M, 3) ball centres.
+
+    Returns:
+        Tensor: (B, M, sample_num) int32 indices into ``xyz``.
+    """
+    op = 'ball_query'
+    check_float(op, 'xyz', xyz, 3, '(B, N, 3)', last=3)
+    check_float(op, 'center_xyz', center_xyz, 3, '(B, M, 3)', last=3)
+    check_same_batch(op, ('xyz', 'center_xyz'), (xyz, center_xyz))
+    if not min_radius < max_radius:
+        raise ValueError(f'{op}: min_radius ({min_radius}) must be smaller '
+                         f'than max_radius ({max_radius})')
+    if isinstance(sample_num, bool) or not isinstance(sample_num, int) \
+            or sample_num < 1:
+        raise ValueError(f'{op}: sample_num must be a positive int, got '
+                         f'{sample_num!r}')
+    batch, size, _ = xyz.shape
+    num_centres = center_xyz.shape[1]
+    idx = torch.zeros(batch, num_centres, sample_num, dtype=torch.int32,
+                      device=xyz.device)
+    if size == 0:
+        return idx
+    min_r2, max_r2 = _radius_sq(min_radius), _radius_sq(max_radius)
+    slots = torch.arange(sample_num, device=xyz.device)
+    for bs, ms in chunking.iter_blocks(batch, num_centres, size,
+                                       _bytes_per_pair(xyz)):
+        d2 = _sq_dist(center_xyz[bs, ms], xyz[bs])
+        hit = d2 < max_r2
+        hit &= d2 >= min_r2
+        hit |= d2 == 0
+        del d2
+        rank = torch.cumsum(hit, dim=-1, dtype=torch.int32)
+        count = rank[..., -1:].clamp(max=sample_num)
+        hit &= rank <= sample_num
+        bi, mi, ni = hit.nonzero(as_tuple=True)
+        slot = rank[bi, mi, ni].long() - 1
+        del hit, rank
+        block = torch.zeros(*count.shape[:2], sample_num, dtype=torch.long,
+                            device=xyz.device)
+        block[bi, mi, slot] = ni
+        # Slots after the last hit keep the first hit (0 when none).
+        block = torch.where(slots < count, block, block[..., :1])
+        idx[bs, ms] = block.to(torch.int32)
+    return idx
+
+
+def knn(k: int,
+        xyz: Tensor,
+        center_xyz: Optional[Tensor] = None,
+        transposed: bool = False) -> Tensor:
+    """k nearest neighbours of every centre, in the full channel space.
+
+    Args:
+        k (int): Number of neighbours, ``0 < k < 100`` (mmcv's limit).
+        xyz (Tensor): (B, N, C) points, or (B, C, N) if ``transposed``.
+            C is usually 3, but any C works (DGCNN's F-KNN passes features).
+        center_xyz (Tensor, optional): (B, M, C) query points, or (B, C, M)
+            if ``transposed``. Defaults to ``xyz``.
+        transposed (bool): Whether the inputs are channel-first.
+
+    Returns:
+        Tensor: (B, k, M) int32 indices, nearest first; ties go to the
+        smaller index. When ``k > N`` the missing neighbours are index 0
+        (as in the CUDA kernel).
+    """
+    op = 'knn'
+    if isinstance(k, bool) or not isinstance(k, int) \
+            or not 0 < k < KNN_MAX_K:
+        raise ValueError(f'{op}: k must be an int in range(1, {KNN_MAX_K}) '
+                         f'(the limit of mmcv\'s CUDA kernel), got {k!r}')
+    if center_xyz is None:
+        center_xyz = xyz
+    layout = '(B, C, N)' if transposed else '(B, N, C)'
+    check_float(op, 'xyz', xyz, 3, layout)
+    check_float(op, 'center_xyz', center_xyz, 3, layout.replace('N', 'M'))
+    if transposed:
+        xyz = xyz.transpose(1, 2)
+        center_xyz = center_xyz.transpose(1, 2)
+    check_same_batch(op, ('xyz', 'center_xyz'), (xyz, center_xyz))
+    if xyz.shape[-1] != center_xyz.shape[-1]:
+        raise ValueError(f'{op}: xyz has {xyz.shape[-1]} channels but '
+                         f'center_xyz has {center_xyz.shape[-1]}; they must '
+                         f'match (check the transposed flag)')
+    check_finite(op, 'xyz', xyz)
+    check_finite(op, 'center_xyz', center_xyz)
+    batch, size, _ = xyz.shape
+    num_centres = center_xyz.shape[1]
+    idx = torch.zeros(batch, num_centres, k, dtype=torch.int32,
+                      device=xyz.device)
+    found = min(k, size)
+    if found > 0:
+        for bs, ms in chunking.iter_blocks(batch, num_centres, size,
+                                           _bytes_per_pair(xyz)):
+            d2 = _sq_dist(center_xyz[bs, ms], xyz[bs])
+            idx[bs, ms, :found] = _k_smallest(d2, found).to(torch.int32)
+    return idx.transpose(1, 2).contiguous()
+
+
+def three_nn(target: Tensor, source: Tensor) -> Tuple[Tensor, Tensor]:
+    """Three nearest source points of every target point.
+
+    Args:
+        target (Tensor): (B, N, 3) points that need neighbours.
+        source (Tensor): (B, M, 3) points to search.
+
+    Returns:
+        tuple[Tensor, Tensor]: (B, N, 3) Euclidean distances (square roots
+        of the squared distances), ascending, and (B, N, 3) int32 indices
+        into ``source``; ties go to the smaller index. With ``M < 3`` the
+        missing neighbours get index 0 and distance ``sqrt(1e40)`` in the
+        input dtype (``inf`` for float32), as in the CUDA kernel.
+    """
+    op = 'three_nn'
+    check_float(op, 'target', target, 3, '(B, N, 3)', last=3)
+    check_float(op, 'source', source, 3, '(B, M, 3)', last=3)
+    check_same_batch(op, ('target', 'source'), (target, source))
+    check_finite(op, 'target', target)
+    check_finite(op, 'source', source)
+    batch, num_target, _ = target.shape
+    size = source.shape[1]
+    # The kernel starts from 1e40, which overflows to inf in float32.
+    far = 1e40 if torch.finfo(target.dtype).max > 1e40 else float('inf')
+    dist2 = torch.full((batch, num_target, 3), far, dtype=target.dtype,
+                       device=target.device)
+    idx = torch.zeros(batch, num_target, 3, dtype=torch.int32,
+                      device=target.device)
+    found = min(3, size)
+    if found > 0:
+        for bs, ns in chunking.iter_blocks(batch, num_target, size,
+                                           _bytes_per_pair(target)):
+            d2 = _sq_dist(target[bs, ns], source[bs])
+            near = _k_smallest(d2, found)
+            dist2[bs, ns, :found] = d2.gather(-1, near)
+            idx[bs, ns, :found] = near.to(torch.int32)
+    return torch.sqrt(dist2), idx
