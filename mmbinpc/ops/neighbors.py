@@ -39,20 +39,33 @@ def _sq_dist(query: Tensor, points: Tensor) -> Tensor:
     channels = query.shape[-1]
     if channels <= 3:
         pts = points.transpose(1, 2)  # (b, C, n)
-        dist = None
-        for c in range(channels):
+        dist = query[:, :, 0, None] - pts[:, None, 0, :]
+        dist.mul_(dist)
+        for c in range(1, channels):
             diff = query[:, :, c, None] - pts[:, None, c, :]
-            diff.mul_(diff)
-            if dist is None:
-                dist = diff
-            else:
-                dist.add_(diff)
+            dist.addcmul_(diff, diff)
         return dist
     q_norm = query.pow(2).sum(-1, keepdim=True)  # (b, m, 1)
     p_norm = points.pow(2).sum(-1).unsqueeze(1)  # (b, 1, n)
     dist = torch.baddbmm(q_norm + p_norm, query, points.transpose(1, 2),
                          alpha=-2)
     return dist.clamp_min_(0)
+
+
+def _k_smallest_exact(dist: Tensor, k: int) -> Tensor:
+    """Slow path of :func:`_k_smallest` for rows with a tie at rank k."""
+    b, m, _ = dist.shape
+    kth = torch.topk(dist, k, dim=-1, largest=False,
+                     sorted=False).values.amax(-1, keepdim=True)
+    below = dist < kth
+    need = k - below.sum(-1, keepdim=True, dtype=torch.int32)
+    tied = dist == kth
+    tie_rank = torch.cumsum(tied, dim=-1, dtype=torch.int32)
+    tied &= tie_rank <= need
+    del tie_rank
+    below |= tied
+    # Exactly k selected per row, listed in index order by nonzero().
+    return below.nonzero(as_tuple=True)[2].view(b, m, k)
 
 
 def _k_smallest(dist: Tensor, k: int) -> Tensor:
@@ -68,18 +81,23 @@ def _k_smallest(dist: Tensor, k: int) -> Tensor:
     Returns:
         Tensor: (b, m, k) int64 indices into the last dimension of ``dist``.
     """
-    b, m, _ = dist.shape
-    kth = torch.topk(dist, k, dim=-1, largest=False,
-                     sorted=False).values.amax(-1, keepdim=True)
-    below = dist < kth
-    need = k - below.sum(-1, keepdim=True, dtype=torch.int32)
-    tied = dist == kth
-    tie_rank = torch.cumsum(tied, dim=-1, dtype=torch.int32)
-    tied &= tie_rank <= need
-    del tie_rank
-    below |= tied
-    # Exactly k selected per row, listed in index order by nonzero().
-    picked = below.nonzero(as_tuple=True)[2].view(b, m, k)
+    b, m, n = dist.shape
+    if k < n:
+        # One extra neighbour tells whether the k-th place is tied.
+        vals, picked = torch.topk(dist, k + 1, dim=-1, largest=False,
+                                  sorted=True)
+        tied_rows = (vals[..., k] == vals[..., k - 1]).nonzero(
+            as_tuple=True)
+        picked = picked[..., :k]
+        if tied_rows[0].numel() > 0:
+            # topk may keep any of the tied candidates; keep the smallest
+            # indices instead (only for the affected rows).
+            rows = dist[tied_rows].unsqueeze(0)
+            picked[tied_rows] = _k_smallest_exact(rows, k)[0]
+    else:
+        picked = torch.arange(n, device=dist.device).expand(b, m, n)
+    # Order by (distance, index): sort by index, then a stable value sort.
+    picked = picked.sort(dim=-1).values
     order = torch.sort(dist.gather(-1, picked), dim=-1, stable=True).indices
     return picked.gather(-1, order)
 
@@ -130,7 +148,8 @@ def ball_query(min_radius: float,
     if size == 0:
         return idx
     min_r2, max_r2 = _radius_sq(min_radius), _radius_sq(max_radius)
-    slots = torch.arange(sample_num, device=xyz.device)
+    positions = torch.arange(size, dtype=torch.int32, device=xyz.device)
+    take = min(sample_num, size)
     for bs, ms in chunking.iter_blocks(batch, num_centres, size,
                                        _bytes_per_pair(xyz)):
         d2 = _sq_dist(center_xyz[bs, ms], xyz[bs])
@@ -138,18 +157,20 @@ def ball_query(min_radius: float,
         hit &= d2 >= min_r2
         hit |= d2 == 0
         del d2
-        rank = torch.cumsum(hit, dim=-1, dtype=torch.int32)
-        count = rank[..., -1:].clamp(max=sample_num)
-        hit &= rank <= sample_num
-        bi, mi, ni = hit.nonzero(as_tuple=True)
-        slot = rank[bi, mi, ni].long() - 1
-        del hit, rank
-        block = torch.zeros(*count.shape[:2], sample_num, dtype=torch.long,
-                            device=xyz.device)
-        block[bi, mi, slot] = ni
-        # Slots after the last hit keep the first hit (0 when none).
-        block = torch.where(slots < count, block, block[..., :1])
-        idx[bs, ms] = block.to(torch.int32)
+        # Hits keep their index, misses become N; the sample_num smallest
+        # keys are the first hits in scan order.
+        key = torch.where(hit, positions, size)
+        del hit
+        first = torch.topk(key, take, dim=-1, largest=False,
+                           sorted=True).values
+        del key
+        found = first < size
+        # Slots after the last hit repeat the first hit; no hit -> zeros.
+        block = torch.where(found, first, first[..., :1])
+        block.masked_fill_(~found[..., :1], 0)
+        idx[bs, ms, :take] = block
+        if take < sample_num:
+            idx[bs, ms, take:] = block[..., :1]
     return idx
 
 

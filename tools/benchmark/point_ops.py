@@ -1,0 +1,193 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""Time mmbinpc's CPU point ops on typical PointNet++/DGCNN sizes.
+
+Example::
+
+    python tools/benchmark/point_ops.py --repeat 3
+    python tools/benchmark/point_ops.py --batch 4 --points 1024 \
+        --centers 256 --nsample 16 --ops ball_query knn
+
+Each op runs once as warm-up, then ``--repeat`` timed times; the table shows
+the median and the fastest run. With ``--memory`` (default) every op also
+runs once in a fresh child process that reports the peak extra resident
+memory (ru_maxrss after the op minus before it, inputs already allocated).
+"""
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable, Dict, Tuple
+
+import torch
+
+try:
+    import mmbinpc.ops as P
+except ImportError:  # run from a checkout without installing
+    sys.path.insert(0, str(__import__('pathlib').Path(__file__).parents[2]))
+    import mmbinpc.ops as P
+
+OPS = ('furthest_point_sample', 'furthest_point_sample_with_dist',
+       'ball_query', 'knn', 'knn_features', 'three_nn', 'gather_points',
+       'grouping_operation', 'three_interpolate')
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--batch', type=int, default=16, help='B')
+    parser.add_argument('--points', type=int, default=4096, help='N')
+    parser.add_argument('--centers', type=int, default=1024,
+                        help='M: sampled centres / query points')
+    parser.add_argument('--nsample', type=int, default=32,
+                        help='k of knn and nsample of ball_query/grouping')
+    parser.add_argument('--radius', type=float, default=0.2,
+                        help='ball_query radius (points are uniform in the '
+                        'unit cube)')
+    parser.add_argument('--channels', type=int, default=64,
+                        help='feature channels of the gathering ops and '
+                        'knn_features')
+    parser.add_argument('--dist-points', type=int, default=1024,
+                        help='N of furthest_point_sample_with_dist (its '
+                        '(B, N, N) input is 1 GB at N=4096)')
+    parser.add_argument('--repeat', type=int, default=3,
+                        help='timed runs per op')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch.set_num_threads (default: torch\'s)')
+    parser.add_argument('--ops', nargs='+', choices=OPS, default=list(OPS))
+    parser.add_argument('--no-memory', dest='memory', action='store_false',
+                        help='skip the peak-memory child processes')
+    parser.add_argument('--child', help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def make_case(name: str, a: argparse.Namespace) -> Tuple[Callable, str]:
+    """Build inputs for one op; return a zero-arg callable and a label."""
+    B, N, M, K, C = a.batch, a.points, a.centers, a.nsample, a.channels
+    xyz = torch.rand(B, N, 3)
+    centers = xyz[:, :M].contiguous()
+    if name == 'furthest_point_sample':
+        return (lambda: P.furthest_point_sample(xyz, M),
+                f'(B={B}, N={N}) -> {M}')
+    if name == 'furthest_point_sample_with_dist':
+        n = a.dist_points
+        pts = torch.rand(B, n, 3)
+        dist = torch.cdist(pts, pts).square()
+        m = min(M, n)
+        return (lambda: P.furthest_point_sample_with_dist(dist, m),
+                f'(B={B}, N={n}, N) -> {m}')
+    if name == 'ball_query':
+        return (lambda: P.ball_query(0., a.radius, K, xyz, centers),
+                f'{M} centres, N={N}, r={a.radius}, nsample={K}')
+    if name == 'knn':
+        return (lambda: P.knn(K, xyz, centers),
+                f'{M} centres, N={N}, k={K}, xyz')
+    if name == 'knn_features':
+        feats = torch.randn(B, N, C)
+        fcent = feats[:, :M].contiguous()
+        return (lambda: P.knn(K, feats, fcent),
+                f'{M} centres, N={N}, k={K}, C={C} (F-KNN)')
+    if name == 'three_nn':
+        return (lambda: P.three_nn(xyz, centers),
+                f'{N} targets, {M} sources')
+    if name == 'gather_points':
+        feats = torch.randn(B, C, N)
+        idx = torch.randint(0, N, (B, M), dtype=torch.int32)
+
+        def run():
+            out = P.gather_points(feats, idx)
+            P.gather_points_backward(torch.ones_like(out), idx, N)
+
+        return run, f'C={C}, N={N} -> {M}, fwd+bwd'
+    if name == 'grouping_operation':
+        feats = torch.randn(B, C, N)
+        idx = torch.randint(0, N, (B, M, K), dtype=torch.int32)
+
+        def run():
+            out = P.grouping_operation(feats, idx)
+            P.grouping_operation_backward(torch.ones_like(out), idx, N)
+
+        return run, f'C={C}, N={N} -> ({M}, {K}), fwd+bwd'
+    if name == 'three_interpolate':
+        feats = torch.randn(B, C, M)
+        idx = torch.randint(0, M, (B, N, 3), dtype=torch.int32)
+        weight = torch.rand(B, N, 3)
+
+        def run():
+            out = P.three_interpolate(feats, idx, weight)
+            P.three_interpolate_backward(torch.ones_like(out), idx, weight, M)
+
+        return run, f'C={C}, {M} -> {N}, fwd+bwd'
+    raise KeyError(name)
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_child(name: str, a: argparse.Namespace) -> None:
+    """Child process: report the peak extra memory of one op run."""
+    fn, _ = make_case(name, a)
+    before = _maxrss_mb()
+    fn()
+    print(json.dumps({'peak_extra_mb': _maxrss_mb() - before}))
+
+
+def peak_memory(name: str, argv) -> float:
+    cmd = [sys.executable, __file__, *argv, '--child', name]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])['peak_extra_mb']
+
+
+def cpu_model() -> str:
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or 'unknown'
+
+
+def main(argv=None) -> Dict[str, dict]:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    a = parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    if a.child:
+        run_child(a.child, a)
+        return {}
+    parent_argv = [x for x in argv if x != '--no-memory']
+    print(f'CPU: {cpu_model()}; torch {torch.__version__}, '
+          f'{torch.get_num_threads()} threads; chunk budget '
+          f'{P.chunking.CHUNK_BYTES / 2**20:.0f} MiB')
+    print(f'B={a.batch} N={a.points} M={a.centers} k={a.nsample} '
+          f'C={a.channels} repeat={a.repeat}')
+    header = f'{"op":34s} {"median ms":>10s} {"min ms":>10s} ' \
+             f'{"peak MB":>8s}  sizes'
+    print(header)
+    print('-' * len(header))
+    results = {}
+    for name in a.ops:
+        fn, label = make_case(name, a)
+        fn()  # warm-up
+        times = []
+        for _ in range(max(1, a.repeat)):
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+        del fn
+        mem = peak_memory(name, parent_argv) if a.memory else float('nan')
+        results[name] = dict(median_ms=statistics.median(times),
+                             min_ms=min(times), peak_extra_mb=mem,
+                             sizes=label)
+        print(f'{name:34s} {statistics.median(times):10.1f} '
+              f'{min(times):10.1f} {mem:8.0f}  {label}', flush=True)
+    return results
+
+
+if __name__ == '__main__':
+    main()
