@@ -1,0 +1,135 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""mmcv's own point-op Functions run on CPU tensors after ``import mmbinpc``.
+
+Everything here calls mmcv's public names (bound before or after the patch)
+and checks the result against the brute-force references.
+"""
+import pytest
+import torch
+from mmcv.ops import (GroupAll, PointsSampler, QueryAndGroup, ball_query,
+                      furthest_point_sample, furthest_point_sample_with_dist,
+                      gather_points, grouping_operation, knn, three_interpolate,
+                      three_nn)
+from mmcv.ops.knn import KNN
+from torch.autograd import gradcheck
+
+import mmbinpc.ops as ops
+from .refs import (ball_query_ref, fps_dist_ref, fps_ref, gather_ref,
+                   group_ref, interp_ref, knn_ref, three_nn_ref)
+
+
+def test_patch_is_installed_and_idempotent():
+    assert ops.is_patched()
+    forward = KNN.__dict__['forward']
+    ops.patch_mmcv_point_ops()
+    ops.patch_mmcv_point_ops()
+    assert KNN.__dict__['forward'] is forward
+    # The name mmdet3d imported is KNN.apply, which reads KNN.forward.
+    assert knn.__self__ is KNN
+
+
+def test_unpatch_restores_and_repatch_works():
+    xyz = torch.rand(1, 10, 3)
+    try:
+        ops.unpatch_mmcv_point_ops()
+        assert not ops.is_patched()
+        with pytest.raises(Exception):  # mmcv has no CPU kernel for it
+            knn(2, xyz, xyz)
+    finally:
+        ops.patch_mmcv_point_ops()
+    assert ops.is_patched()
+    assert torch.equal(knn(2, xyz, xyz), knn_ref(2, xyz, xyz))
+
+
+def test_sampling_and_queries_through_mmcv():
+    xyz = torch.rand(2, 48, 3)
+    center = xyz[:, :12].contiguous()
+    assert torch.equal(furthest_point_sample(xyz, 10), fps_ref(xyz, 10))
+    dist = torch.cdist(xyz, xyz).square()
+    assert torch.equal(furthest_point_sample_with_dist(dist, 10),
+                       fps_dist_ref(dist, 10))
+    assert torch.equal(ball_query(0.05, 0.3, 6, xyz, center),
+                       ball_query_ref(0.05, 0.3, 6, xyz, center))
+    out = knn(5, xyz.transpose(1, 2).contiguous(),
+              center.transpose(1, 2).contiguous(), True)
+    assert out.dtype == torch.int32
+    assert torch.equal(out, knn_ref(5, xyz, center))
+    dist, idx = three_nn(xyz, center)
+    ref_dist, ref_idx = three_nn_ref(xyz, center)
+    assert torch.equal(idx, ref_idx)
+    torch.testing.assert_close(dist, ref_dist.float())
+
+
+def test_gathering_through_mmcv_with_gradcheck():
+    feats = torch.randn(2, 3, 9, dtype=torch.float64, requires_grad=True)
+    idx2 = torch.randint(0, 9, (2, 5), dtype=torch.int32)
+    idx3 = torch.randint(0, 9, (2, 4, 6), dtype=torch.int32)
+    idx_nn = torch.randint(0, 9, (2, 7, 3), dtype=torch.int32)
+    weight = torch.rand(2, 7, 3, dtype=torch.float64)
+    assert torch.equal(gather_points(feats, idx2), gather_ref(feats, idx2))
+    assert torch.equal(grouping_operation(feats, idx3),
+                       group_ref(feats, idx3))
+    torch.testing.assert_close(three_interpolate(feats, idx_nn, weight),
+                               interp_ref(feats, idx_nn, weight))
+    assert gradcheck(lambda f: gather_points(f, idx2), (feats, ))
+    assert gradcheck(lambda f: grouping_operation(f, idx3), (feats, ))
+    assert gradcheck(lambda f: three_interpolate(f, idx_nn, weight),
+                     (feats, ))
+
+
+def test_three_interpolate_weights_get_no_gradient_like_cuda():
+    feats = torch.randn(1, 2, 5, requires_grad=True)
+    weight = torch.rand(1, 4, 3, requires_grad=True)
+    idx = torch.randint(0, 5, (1, 4, 3), dtype=torch.int32)
+    three_interpolate(feats, idx, weight).sum().backward()
+    assert feats.grad is not None and weight.grad is None
+
+
+def test_index_outputs_are_not_differentiable():
+    xyz = torch.rand(1, 12, 3, requires_grad=True)
+    center = xyz[:, :4].detach().contiguous()
+    for idx in (furthest_point_sample(xyz.detach(), 4),
+                ball_query(0., 0.5, 3, xyz, center), knn(3, xyz, center),
+                three_nn(xyz, center)[1]):
+        assert not idx.requires_grad and idx.dtype == torch.int32
+
+
+def test_stacked_variants_say_they_are_unsupported():
+    xyz = torch.rand(6, 3)
+    cnt = torch.tensor([3, 3], dtype=torch.int32)
+    with pytest.raises(NotImplementedError, match='stacked'):
+        ball_query(0., 0.5, 2, xyz, xyz, cnt, cnt)
+
+
+def test_query_and_group_and_group_all_on_cpu():
+    xyz = torch.rand(2, 32, 3, dtype=torch.float64)
+    center = xyz[:, :8].contiguous()
+    feats = torch.randn(2, 4, 32, dtype=torch.float64, requires_grad=True)
+    grouper = QueryAndGroup(0.4, 6, return_grouped_idx=True)
+    new, idx = grouper(xyz, center, feats)
+    assert new.shape == (2, 3 + 4, 8, 6)
+    assert torch.equal(idx, ball_query_ref(0., 0.4, 6, xyz, center))
+    rel = group_ref(xyz.transpose(1, 2), idx) - center.transpose(1, 2)[..., None]
+    torch.testing.assert_close(new[:, :3], rel)
+    torch.testing.assert_close(new[:, 3:], group_ref(feats.detach(), idx))
+    new.sum().backward()
+    counts = torch.zeros(2, 32, dtype=torch.float64)
+    for b in range(2):
+        for i in idx[b].flatten().tolist():
+            counts[b, i] += 1
+    torch.testing.assert_close(feats.grad, counts[:, None].expand(2, 4, 32))
+    knn_grouper = QueryAndGroup(None, 5, return_grouped_idx=True)
+    _, kidx = knn_grouper(xyz, center, feats)
+    assert torch.equal(kidx, knn_ref(5, xyz, center).transpose(1, 2))
+    assert GroupAll()(xyz, None, feats).shape == (2, 7, 1, 32)
+
+
+def test_points_sampler_d_fps_and_f_fps():
+    xyz = torch.rand(2, 40, 3)
+    feats = torch.randn(2, 5, 40)
+    d_idx = PointsSampler([8], ['D-FPS'])(xyz, feats)
+    assert torch.equal(d_idx, fps_ref(xyz, 8))
+    f_idx = PointsSampler([8], ['F-FPS'])(xyz, feats)
+    feat_xyz = torch.cat([xyz, feats.transpose(1, 2)], dim=2)
+    fdist = torch.cdist(feat_xyz, feat_xyz).square()
+    assert torch.equal(f_idx, fps_dist_ref(fdist, 8))
