@@ -1,0 +1,13 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""Teacher-student distillation of binary point networks (KDR)."""
+from . import build_key  # noqa: F401  (routes binarize= to the student)
+from .binary_distiller import DISTILL_DEFAULTS, BinaryDistiller
+from .teacher_source import (find_config_file, load_model_config,
+                             resolve_checkpoint, train_command)
+from .teacher_val_hook import TeacherValHook
+
+__all__ = [
+    'BinaryDistiller', 'DISTILL_DEFAULTS', 'TeacherValHook',
+    'find_config_file', 'load_model_config', 'resolve_checkpoint',
+    'train_command'
+]

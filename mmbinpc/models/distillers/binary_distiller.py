@@ -1,0 +1,434 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""BinaryDistiller: a frozen FP32 teacher guiding a binary student (KDR).
+
+``L_total = λ · L_DS + (1 − λ) · L_CE + η · L_reg`` (the paper's Eq. 12):
+
+* ``L_DS`` — soft targets at temperature ``T``
+  (:func:`mmbinpc.models.losses.soft_target_loss`), per point for
+  segmentors (points labelled ``ignore_index`` left out);
+* ``L_CE`` — the student's own task loss (its ``*loss_ce`` terms);
+* ``L_reg`` — a Table 1 norm of student-minus-teacher pooling outputs, the
+  sites paired by module name (:class:`~mmbinpc.models.losses.PoolingNormLoss`).
+
+Works for classifiers with ``loss_and_logits`` (``PointClassifier``) and for
+mmdet3d ``EncoderDecoder3D`` segmentors (logits taken from ``decode_head``).
+"""
+import copy
+import fnmatch
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.logging import MessageHub, MMLogger, print_log
+from mmengine.model import BaseModel
+from mmengine.runner.checkpoint import load_checkpoint
+from torch import Tensor, nn
+
+from mmdet3d.registry import MODELS
+from mmbinpc.binary.aggregation import PointPool
+from ..losses import PoolingNormLoss, check_norm, soft_target_loss
+from .teacher_source import load_model_config, resolve_checkpoint
+
+DISTILL_DEFAULTS = dict(
+    temperature=2.0, lambda_=0.5, eta=0.1, reg_norm='1', pairs='auto',
+    reg_reduction='mean')
+
+
+def _pool_sites(model: nn.Module) -> Dict[str, PointPool]:
+    """Pooling sites (PointPool modules) of a model, in model order."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, PointPool)}
+
+
+def _attach_pooling(model: nn.Module) -> None:
+    """Give mmdet3d pooling sites a PointPool (no-op before helper lands)."""
+    try:
+        from mmbinpc.binary import attach_pooling
+    except ImportError:  # pragma: no cover - binary helper not installed
+        return
+    modes = {n: m.mode for n, m in _pool_sites(model).items()}
+    attach_pooling(model, mode='max')
+    for name, site in _pool_sites(model).items():
+        if name in modes:  # keep the configured aggregation of known sites
+            site.mode = modes[name]
+
+
+@MODELS.register_module()
+class BinaryDistiller(BaseModel):
+    """Teacher-student wrapper training a binary student with KDR.
+
+    Args:
+        teacher (dict | str): Teacher model config, or a config file path
+            (``mmdet3d::`` paths included) whose ``model`` is used.
+        teacher_ckpt (str): Teacher checkpoint file or work directory (best
+            checkpoint, else latest).
+        student (dict, optional): Student model config. Defaults to the
+            teacher's. A ``binarize`` key inside it is honoured like the
+            ``binarize`` argument (give one or the other).
+        binarize (dict, optional): Keyword arguments of
+            :func:`mmbinpc.binarize` applied to the student, e.g.
+            ``dict(method='lsr', aggregation='ema')``. None keeps the student
+            FP32 (useful for FP-to-FP distillation).
+        init_student_from_teacher (bool): Copy the teacher's weights (by name
+            and shape) into the student before binarizing. Defaults to True.
+        distill (dict): ``temperature`` (T, default 2.0), ``lambda_`` (λ,
+            0.5), ``eta`` (η, 0.1), ``reg_norm`` ('1'), ``pairs`` ('auto' or
+            a list of site names / glob patterns) and ``reg_reduction``
+            ('mean' over sites, or 'sum').
+        save_teacher (bool): Keep the teacher's weights in saved
+            checkpoints. Defaults to False (it is reloaded from
+            ``teacher_ckpt``).
+        data_preprocessor (dict, optional): Defaults to the student's.
+        init_cfg (dict, optional): Unused; weights come from the teacher.
+        student_binarize (dict, optional): Same as ``binarize``; configs'
+            ``binarize`` key arrives under this name (see
+            :mod:`~mmbinpc.models.distillers.build_key`).
+    """
+
+    handles_binarize_key = True
+
+    def __init__(self,
+                 teacher: Union[dict, str],
+                 teacher_ckpt: Optional[str] = None,
+                 student: Optional[dict] = None,
+                 binarize: Optional[dict] = None,
+                 init_student_from_teacher: bool = True,
+                 distill: Optional[dict] = None,
+                 save_teacher: bool = False,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None,
+                 student_binarize: Optional[dict] = None) -> None:
+        if student_binarize is not None:  # `binarize` routed by build_key
+            if binarize is not None:
+                raise ValueError('give binarize or student_binarize, not both')
+            binarize = student_binarize
+        teacher_cfg, self.teacher_config_path = load_model_config(teacher)
+        student_cfg, bin_cfg = self.student_config(teacher_cfg, student,
+                                                   binarize)
+        if data_preprocessor is None:
+            data_preprocessor = student_cfg.get(
+                'data_preprocessor', teacher_cfg.get('data_preprocessor'))
+        if isinstance(data_preprocessor, dict):  # resolve in mmdet3d scope
+            data_preprocessor = MODELS.build(copy.deepcopy(data_preprocessor))
+        super().__init__(data_preprocessor=data_preprocessor,
+                         init_cfg=init_cfg)
+        self.distill_cfg = self._check_distill(distill)
+        self.save_teacher = save_teacher
+        logger = MMLogger.get_current_instance()
+
+        # Teacher: built, loaded once, frozen, always in eval mode.
+        ckpt = resolve_checkpoint(teacher_ckpt, self.teacher_config_path)
+        self.teacher_ckpt = ckpt
+        self.teacher = MODELS.build(teacher_cfg)
+        load_checkpoint(self.teacher, ckpt, map_location='cpu', strict=True,
+                        logger=logger)
+        _attach_pooling(self.teacher)
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.teacher.eval()
+
+        # Student: FP32 build, optional copy of the teacher, then binarize.
+        self.student = MODELS.build(student_cfg)
+        if init_student_from_teacher:
+            self._copy_teacher_into_student(logger)
+        elif hasattr(self.student, 'init_weights'):
+            self.student.init_weights()
+        self.binarize_report = None
+        if bin_cfg is not None:
+            from mmbinpc.binary import binarize as binarize_model
+            self.binarize_report = binarize_model(self.student, **bin_cfg)
+            print_log(f'binary student:\n{self.binarize_report}',
+                      logger=logger)
+        else:
+            _attach_pooling(self.student)
+
+        self.reg_loss = PoolingNormLoss(
+            self.distill_cfg['reg_norm'],
+            reduction=self.distill_cfg['reg_reduction'])
+        self.pair_names = self._select_pairs(self.distill_cfg['pairs'])
+        self._records: Dict[str, Dict[str, List[Tensor]]] = dict(
+            student={}, teacher={})
+        self._recording = False
+        self._hooks = []
+        for role, model in (('student', self.student),
+                            ('teacher', self.teacher)):
+            sites = _pool_sites(model)
+            for name in self.pair_names:
+                self._hooks.append(sites[name].register_forward_hook(
+                    self._make_recorder(role, name)))
+        self._steps = 0
+        self.eval_teacher = False  # predict with the teacher (TeacherValHook)
+        self._register_state_dict_hook(self._drop_teacher_state)
+        self.register_load_state_dict_post_hook(self._allow_missing_teacher)
+
+    # ------------------------------------------------------------ building
+    @staticmethod
+    def student_config(
+            teacher_cfg: dict,
+            student: Optional[dict] = None,
+            binarize: Optional[dict] = None) -> Tuple[dict, Optional[dict]]:
+        """Split the student config into an FP32 model config and binarize.
+
+        Args:
+            teacher_cfg (dict): The teacher model config.
+            student (dict, optional): Student config (default: teacher's).
+            binarize (dict, optional): The distiller's ``binarize``.
+
+        Returns:
+            tuple[dict, dict | None]: FP32 student config and the binarize
+            keyword arguments.
+        """
+        cfg = copy.deepcopy(dict(student if student is not None else
+                                 teacher_cfg))
+        inner = cfg.pop('binarize', None)
+        if inner is not None and binarize is not None and student is not None:
+            raise ValueError(
+                'binarize is given twice (in `student` and in the '
+                'distiller); keep one of them')
+        bin_cfg = binarize if binarize is not None else inner
+        return cfg, (dict(bin_cfg) if bin_cfg is not None else None)
+
+    @staticmethod
+    def _check_distill(distill: Optional[dict]) -> dict:
+        cfg = dict(DISTILL_DEFAULTS)
+        unknown = set(distill or {}) - set(cfg)
+        if unknown:
+            raise ValueError(f'unknown distill keys {sorted(unknown)}; valid '
+                             f'keys: {sorted(cfg)}')
+        cfg.update(distill or {})
+        if not 0.0 <= float(cfg['lambda_']) <= 1.0:
+            raise ValueError(f'distill.lambda_ must be in [0, 1], got '
+                             f'{cfg["lambda_"]}')
+        if float(cfg['eta']) < 0:
+            raise ValueError(f'distill.eta must be >= 0, got {cfg["eta"]}')
+        if float(cfg['temperature']) <= 0:
+            raise ValueError('distill.temperature must be > 0, got '
+                             f'{cfg["temperature"]}')
+        cfg['reg_norm'] = check_norm(cfg['reg_norm'])
+        return cfg
+
+    def _copy_teacher_into_student(self, logger: MMLogger) -> None:
+        t_state = self.teacher.state_dict()
+        s_state = self.student.state_dict()
+        copied = {
+            k: v for k, v in t_state.items()
+            if k in s_state and s_state[k].shape == v.shape
+        }
+        self.student.load_state_dict(copied, strict=False)
+        skipped = len(s_state) - len(copied)
+        print_log(f'student initialised from the teacher: {len(copied)} '
+                  f'tensors copied, {skipped} left as built', logger=logger)
+
+    def _select_pairs(self, pairs: Union[str, Sequence[str]]) -> List[str]:
+        s_sites, t_sites = _pool_sites(self.student), _pool_sites(
+            self.teacher)
+        common = [n for n in s_sites if n in t_sites]
+        if pairs == 'auto':
+            if not common and float(self.distill_cfg['eta']) > 0:
+                raise ValueError(
+                    'pairs=auto found no pooling site present in both models '
+                    f'(student sites: {list(s_sites) or "none"}; teacher '
+                    f'sites: {list(t_sites) or "none"}); set distill.eta=0 '
+                    'or give pairs explicitly')
+            return common
+        if isinstance(pairs, str):
+            pairs = [pairs]
+        chosen: List[str] = []
+        for pattern in pairs:
+            hits = [n for n in common if fnmatch.fnmatchcase(n, pattern)]
+            if not hits:
+                raise ValueError(
+                    f'distill.pairs entry {pattern!r} matches no pooling site '
+                    f'present in both models; student sites: '
+                    f'{list(s_sites) or "none"}; teacher sites: '
+                    f'{list(t_sites) or "none"}')
+            chosen += [h for h in hits if h not in chosen]
+        return chosen
+
+    def _make_recorder(self, role: str, name: str):
+
+        def hook(module, inputs, output):
+            if self._recording:
+                self._records[role].setdefault(name, []).append(output)
+
+        return hook
+
+    def init_weights(self) -> None:
+        """Weights are set at construction (teacher checkpoint, student copy).
+
+        Overridden so that the Runner's ``init_weights`` call does not
+        re-initialise them.
+        """
+
+    def train(self, mode: bool = True) -> 'BinaryDistiller':
+        """Set the student's mode; the teacher always stays in eval mode."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    # --------------------------------------------------------- checkpoints
+    def _drop_teacher_state(self, module, state_dict, prefix, local_metadata):
+        if self.save_teacher:
+            return state_dict
+        for key in [k for k in state_dict if k.startswith(prefix + 'teacher.')]:
+            del state_dict[key]
+        return state_dict
+
+    @staticmethod
+    def _allow_missing_teacher(module, incompatible_keys) -> None:
+        missing = incompatible_keys.missing_keys
+        missing[:] = [k for k in missing if not k.startswith('teacher.')]
+
+    # ------------------------------------------------------------- forward
+    def forward(self,
+                inputs: dict,
+                data_samples: Optional[list] = None,
+                mode: str = 'tensor'):
+        """Dispatch on ``mode`` ('loss', 'predict', 'tensor')."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        model = self.teacher if self.eval_teacher else self.student
+        if mode == 'predict':
+            return model.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return model._forward(inputs, data_samples)
+        raise RuntimeError(f'invalid mode {mode!r}; use loss, predict or '
+                           'tensor')
+
+    @staticmethod
+    def _is_segmentor(model: nn.Module) -> bool:
+        return not hasattr(model, 'loss_and_logits') and hasattr(
+            model, 'decode_head')
+
+    def _student_loss_and_logits(self, inputs: dict,
+                                 data_samples: list) -> Tuple[dict, Tensor]:
+        student = self.student
+        if hasattr(student, 'loss_and_logits'):
+            return student.loss_and_logits(inputs, data_samples)
+        if hasattr(student, 'decode_head'):
+            captured: List[Tensor] = []
+            handle = student.decode_head.register_forward_hook(
+                lambda m, i, o: captured.append(o))
+            try:
+                losses = student.loss(inputs, data_samples)
+            finally:
+                handle.remove()
+            if not captured:
+                raise RuntimeError('the student decode head produced no '
+                                   'logits during loss()')
+            return losses, captured[0]
+        raise TypeError(
+            f'{type(student).__name__} has neither loss_and_logits() nor a '
+            'decode_head; BinaryDistiller needs one of them to read the '
+            "student's logits")
+
+    def _labels(self, data_samples: list) -> Tuple[Optional[Tensor],
+                                                  Optional[int]]:
+        if not self._is_segmentor(self.student):
+            return None, None
+        masks = [s.gt_pts_seg.pts_semantic_mask for s in data_samples]
+        return torch.stack(masks), self.student.decode_head.ignore_index
+
+    def _step(self) -> int:
+        hub = MessageHub.get_current_instance()
+        it = hub.get_info('iter')
+        return int(it) if it is not None else self._steps
+
+    def _split_task_losses(self,
+                           losses: dict) -> Tuple[List[Tensor], dict]:
+        task_keys = [k for k in losses if k.endswith('loss_ce')]
+        if not task_keys:
+            task_keys = [k for k in losses if 'loss' in k]
+        task, rest = [], {}
+        for key, value in losses.items():
+            if key in task_keys:
+                task += list(value) if isinstance(value, (list, tuple)) else [
+                    value
+                ]
+            else:
+                rest[key] = value
+        return task, rest
+
+    def loss(self, inputs: dict, data_samples: list) -> Dict[str, Tensor]:
+        """KDR losses of one batch.
+
+        Returns:
+            dict[str, Tensor]: ``loss_ds`` (λ·L_DS), ``loss_ce``
+            ((1−λ)·L_CE), ``loss_reg`` (η·L_reg) and the student's other
+            losses unchanged.
+        """
+        cfg = self.distill_cfg
+        lam, eta = float(cfg['lambda_']), float(cfg['eta'])
+        use_teacher = lam > 0 or eta > 0
+        use_reg = eta > 0 and len(self.pair_names) > 0
+        for rec in self._records.values():
+            rec.clear()
+        self._recording = use_reg
+        try:
+            if use_teacher:
+                with torch.no_grad():
+                    t_logits = self.teacher._forward(inputs, data_samples)
+            s_losses, s_logits = self._student_loss_and_logits(
+                inputs, data_samples)
+        finally:
+            self._recording = False
+        task, rest = self._split_task_losses(s_losses)
+        loss_ce = sum(t.mean() for t in task) if task else s_logits.sum() * 0
+        out = {'loss_ce': (1.0 - lam) * loss_ce}
+        if lam > 0:
+            labels, ignore = self._labels(data_samples)
+            out['loss_ds'] = lam * soft_target_loss(
+                s_logits, t_logits, cfg['temperature'], labels, ignore)
+        else:
+            out['loss_ds'] = s_logits.sum() * 0.0
+        if use_reg:
+            s_outs, t_outs, names = self._paired_outputs()
+            out['loss_reg'] = eta * self.reg_loss(s_outs, t_outs, names)
+        else:
+            out['loss_reg'] = s_logits.sum() * 0.0
+        for rec in self._records.values():
+            rec.clear()
+        out.update(rest)
+        self._check_finite(out)
+        self._steps += 1
+        return out
+
+    def _paired_outputs(self) -> Tuple[List[Tensor], List[Tensor], List[str]]:
+        s_rec, t_rec = self._records['student'], self._records['teacher']
+        s_outs, t_outs, names = [], [], []
+        for name in self.pair_names:
+            s_list, t_list = s_rec.get(name, []), t_rec.get(name, [])
+            if len(s_list) != len(t_list) or not s_list:
+                raise RuntimeError(
+                    f'pooling site {name!r} ran {len(s_list)} time(s) in the '
+                    f'student but {len(t_list)} time(s) in the teacher; the '
+                    'two models must pool at the same sites')
+            for i, (s, t) in enumerate(zip(s_list, t_list)):
+                if s.shape != t.shape:
+                    raise ValueError(
+                        f'pooling site {name!r}: student output shape '
+                        f'{tuple(s.shape)} differs from teacher output shape '
+                        f'{tuple(t.shape)}; pair only sites with matching '
+                        'shapes (distill.pairs) or use the same architecture')
+                s_outs.append(s)
+                t_outs.append(t)
+                names.append(name if len(s_list) == 1 else f'{name}[{i}]')
+        return s_outs, t_outs, names
+
+    def _check_finite(self, losses: Dict[str, Tensor]) -> None:
+        for name, value in losses.items():
+            if not isinstance(value, Tensor) or 'loss' not in name:
+                continue
+            if not bool(torch.isfinite(value.detach()).all()):
+                bad = value.detach().float().mean().item()
+                raise FloatingPointError(
+                    f'BinaryDistiller: {name} became {bad} at training step '
+                    f'{self._step()} (λ={self.distill_cfg["lambda_"]}, '
+                    f'η={self.distill_cfg["eta"]}, T='
+                    f'{self.distill_cfg["temperature"]}, reg_norm='
+                    f'{self.distill_cfg["reg_norm"]!r}); training stopped. '
+                    'Lower the learning rate or the weight of that term.')
+
+    def __repr__(self) -> str:  # keep logs short: the two models are long
+        return (f'{type(self).__name__}(teacher={type(self.teacher).__name__}'
+                f', student={type(self.student).__name__}, distill='
+                f'{self.distill_cfg}, pairs={self.pair_names})')
+

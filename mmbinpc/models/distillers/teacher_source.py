@@ -1,0 +1,144 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""Where the FP32 teacher comes from: its config and its checkpoint."""
+import glob
+import os.path as osp
+import re
+from typing import Optional, Tuple, Union
+
+from mmengine.config import Config, ConfigDict
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))))
+
+
+def find_config_file(path: str) -> str:
+    """Locate a config file given as written in a config.
+
+    ``mmdet3d::...`` paths are returned unchanged (mmengine resolves them).
+    Other paths are tried as given (relative to the working directory) and
+    then relative to the mmbinpc repository root, so ``configs/...`` works
+    from any directory.
+
+    Args:
+        path (str): The config path.
+
+    Returns:
+        str: A path :meth:`mmengine.Config.fromfile` can open.
+
+    Raises:
+        FileNotFoundError: If the file exists in neither place.
+    """
+    if '::' in path:
+        return path
+    if osp.isfile(path):
+        return path
+    in_repo = osp.join(REPO_ROOT, path)
+    if osp.isfile(in_repo):
+        return in_repo
+    raise FileNotFoundError(
+        f'teacher config {path!r} not found (looked in the working directory '
+        f'and in {REPO_ROOT})')
+
+
+def load_model_config(
+        source: Union[str, dict]) -> Tuple[ConfigDict, Optional[str]]:
+    """The model config of a teacher given as a dict or a config path.
+
+    Args:
+        source (str | dict): A model config dict, or the path of a full
+            config file (``mmdet3d::`` paths included) whose ``model`` is
+            used.
+
+    Returns:
+        tuple[ConfigDict, str | None]: The model config (a copy) and the
+        config path (None for a dict).
+    """
+    if isinstance(source, str):
+        path = find_config_file(source)
+        cfg = Config.fromfile(path)
+        if 'model' not in cfg:
+            raise ValueError(f'teacher config {source!r} has no `model`')
+        return ConfigDict(cfg.model.to_dict()), source
+    if isinstance(source, dict):
+        return ConfigDict(dict(source)), None
+    raise TypeError('teacher must be a model config dict or a config file '
+                    f'path, got {type(source).__name__}')
+
+
+def train_command(config_path: Optional[str]) -> str:
+    """The command that trains the teacher, for error messages."""
+    if config_path is None:
+        return ('python tools/train.py <the teacher config file> '
+                '(the teacher was given as a dict; train a config holding '
+                'that model)')
+    if config_path.startswith('mmdet3d::'):
+        return (f'python tools/train.py {config_path} (or mim train mmdet3d '
+                f'{config_path.split("::", 1)[1]})')
+    return f'python tools/train.py {config_path}'
+
+
+def default_work_dir(config_path: str) -> str:
+    """The work directory ``tools/train.py`` uses for a config by default."""
+    name = osp.splitext(osp.basename(config_path.split('::')[-1]))[0]
+    return osp.join('work_dirs', name)
+
+
+def _number(path: str) -> int:
+    found = re.findall(r'(\d+)', osp.basename(path))
+    return int(found[-1]) if found else -1
+
+
+def resolve_checkpoint(ckpt: Optional[str],
+                       config_path: Optional[str] = None) -> str:
+    """Resolve ``teacher_ckpt``: a checkpoint file or a work directory.
+
+    A work directory resolves to its best checkpoint (``best_*.pth``, the
+    newest if several), else the one named in ``last_checkpoint``, else the
+    ``epoch_*.pth`` / ``iter_*.pth`` with the highest number.
+
+    Args:
+        ckpt (str | None): File or directory.
+        config_path (str, optional): The teacher's config path, used to say
+            how to train the teacher when nothing is found.
+
+    Returns:
+        str: Path of an existing checkpoint file.
+
+    Raises:
+        FileNotFoundError: Nothing usable found; the message gives the
+            ``tools/train.py`` command that produces it.
+    """
+    how = train_command(config_path)
+    if ckpt is None:
+        where = (default_work_dir(config_path) if config_path
+                 and '::' not in config_path else 'work_dirs/<teacher>')
+        raise FileNotFoundError(
+            'BinaryDistiller needs a trained FP32 teacher: set teacher_ckpt '
+            f'to its checkpoint file or work directory (e.g. {where!r}). '
+            f'Train the teacher first with:\n    {how}')
+    if osp.isdir(ckpt):
+        best = sorted(glob.glob(osp.join(ckpt, 'best_*.pth')),
+                      key=osp.getmtime)
+        if best:
+            return best[-1]
+        last = osp.join(ckpt, 'last_checkpoint')
+        if osp.isfile(last):
+            with open(last) as f:
+                named = f.read().strip()
+            for cand in (named, osp.join(ckpt, osp.basename(named))):
+                if cand and osp.isfile(cand):
+                    return cand
+        found = glob.glob(osp.join(ckpt, 'epoch_*.pth')) + glob.glob(
+            osp.join(ckpt, 'iter_*.pth'))
+        if found:
+            return max(found, key=_number)
+        raise FileNotFoundError(
+            f'teacher work directory {ckpt!r} holds no checkpoint (no '
+            'best_*.pth, last_checkpoint, epoch_*.pth or iter_*.pth). Train '
+            f'the teacher first with:\n    {how} --work-dir {ckpt}')
+    if not osp.isfile(ckpt):
+        raise FileNotFoundError(
+            f'teacher checkpoint {ckpt!r} does not exist. Train the teacher '
+            f'first with:\n    {how}\nthen set teacher_ckpt to the '
+            'checkpoint file or to the work directory.')
+    return ckpt
