@@ -1,0 +1,10 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""Complexity analysis: FLOPs, BOPs, parameters and storage per layer."""
+from .complexity import (POINT_OP_MODULES, ComplexityReport, LayerCount,
+                         PointOpCount, count_complexity, is_binary_layer,
+                         model_forward)
+
+__all__ = [
+    'ComplexityReport', 'LayerCount', 'PointOpCount', 'count_complexity',
+    'is_binary_layer', 'model_forward', 'POINT_OP_MODULES'
+]

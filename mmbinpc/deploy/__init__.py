@@ -1,0 +1,20 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""Bit-packed export and the packed XNOR-popcount CPU inference engine.
+
+The Numba kernels (:mod:`mmbinpc.deploy.kernels`) are imported on first use,
+so importing this package does not JIT-compile anything.
+"""
+from .bitpack import (WORD_BITS, num_words, pack_signs, popcount64,
+                      unpack_signs, xnor_dot)
+from .export import (ExportSummary, export_packed, find_foldable_bn, read_meta,
+                     state_dict_bytes)
+from .packed_layers import PackedBinaryLayer
+from .packed_model import PackedModel
+from .support import BINARIZER_INPUT_RULES, NotSupportedError, check_supported
+
+__all__ = [
+    'WORD_BITS', 'num_words', 'pack_signs', 'unpack_signs', 'popcount64',
+    'xnor_dot', 'export_packed', 'ExportSummary', 'find_foldable_bn',
+    'read_meta', 'state_dict_bytes', 'PackedBinaryLayer', 'PackedModel',
+    'BINARIZER_INPUT_RULES', 'NotSupportedError', 'check_supported'
+]

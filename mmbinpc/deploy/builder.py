@@ -1,0 +1,89 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""Model configs and checkpoints for the deployment and analysis tools."""
+import copy
+from typing import Any, Dict, Optional, Tuple
+
+from torch import nn
+
+
+def _plain(cfg: Any) -> Dict[str, Any]:
+    """A deep-copied plain dict of a (Config)dict."""
+    if hasattr(cfg, 'to_dict'):
+        cfg = cfg.to_dict()
+    return copy.deepcopy(dict(cfg))
+
+
+def deploy_model_cfgs(model_cfg: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """The deployable (binary) model config and its FP32 counterpart.
+
+    A distiller config (``BinaryDistiller`` with ``teacher``/``student``)
+    deploys its student: ``student`` (default: the teacher's model config)
+    plus the distiller's ``binarize`` options. Any other model config is
+    deployed as it is. The FP32 counterpart is the same config without the
+    ``binarize`` key.
+
+    Args:
+        model_cfg (dict): ``cfg.model`` of a config file.
+
+    Returns:
+        tuple[dict, dict]: ``(binary_cfg, fp32_cfg)``.
+    """
+    cfg = _plain(model_cfg)
+    if 'Distiller' in str(cfg.get('type', '')):
+        student = cfg.get('student') or cfg.get('teacher')
+        if isinstance(student, str):
+            from mmengine.config import Config
+            student = Config.fromfile(student).model
+        if student is None:
+            raise ValueError('the distiller config has neither student nor '
+                             'teacher; cannot tell which model to deploy')
+        student = _plain(student)
+        student.pop('init_cfg', None)
+        if cfg.get('binarize') is not None:
+            student['binarize'] = copy.deepcopy(cfg['binarize'])
+        cfg = student
+    fp = copy.deepcopy(cfg)
+    fp.pop('binarize', None)
+    return cfg, fp
+
+
+def build_model(model_cfg: Dict[str, Any]) -> nn.Module:
+    """Build a model config with mmdet3d's registry (``binarize=`` aware)."""
+    import mmbinpc  # noqa: F401
+    from mmdet3d.registry import MODELS
+    from mmdet3d.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    model = MODELS.build(copy.deepcopy(model_cfg))
+    model.eval()
+    return model
+
+
+def load_weights(model: nn.Module, checkpoint: Optional[str],
+                 strict: bool = True) -> None:
+    """Load a training checkpoint (or a distiller's) into ``model``.
+
+    Keys prefixed ``student.`` (a distiller checkpoint) are used with the
+    prefix removed and the teacher's keys are ignored.
+
+    Args:
+        model (nn.Module): Target model.
+        checkpoint (str, optional): Path; None leaves the weights as built.
+        strict (bool): Require every model key. Defaults to True.
+    """
+    if checkpoint is None:
+        return
+    import mmbinpc  # noqa: F401  (compat: weights_only loading)
+    from mmengine.runner.checkpoint import _load_checkpoint
+    ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
+    if any(k.startswith('student.') for k in state):
+        state = {k[len('student.'):]: v for k, v in state.items()
+                 if k.startswith('student.')}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith('num_batches_tracked')]
+    if strict and (missing or unexpected):
+        raise ValueError(
+            f'checkpoint {checkpoint} does not match the model: missing '
+            f'{missing[:5]}{"..." if len(missing) > 5 else ""}, unexpected '
+            f'{unexpected[:5]}{"..." if len(unexpected) > 5 else ""}; use the '
+            f'config the checkpoint was trained with')

@@ -1,0 +1,400 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""Export a binarized model to the packed format.
+
+The file is an uncompressed ``.npz`` archive (loaded with
+``allow_pickle=False``) holding:
+
+* ``__meta__`` - JSON: format name and version, the model config as
+  mmengine Python text (the architecture description), the input size used
+  for tracing, and one entry per packed binary layer and per folded
+  BatchNorm;
+* ``<layer>.weight_words`` - packed weight signs, (O, ceil(C / 64)) uint64
+  (1 bit per weight, 64 per word, zero padding);
+* ``<layer>.out_scale`` / ``<layer>.out_shift`` - (O,) float32: the weight
+  scale α, the bias and the folded BatchNorm in one affine map;
+* ``<layer>.threshold`` - (C,) float32, only for binarizers with a learned
+  input threshold (react);
+* ``fp/<key>`` - every remaining FP32 tensor of the state dict (FP first and
+  last layers, BatchNorms that could not be folded, ...), with BatchNorms
+  that follow an FP layer folded into that layer.
+"""
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+
+from mmbinpc.analysis.complexity import is_binary_layer, model_forward
+from .bitpack import pack_signs
+from .support import BINARIZER_INPUT_RULES, NotSupportedError, check_supported
+
+FORMAT_NAME = 'mmbinpc-packed'
+FORMAT_VERSION = 1
+_BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+@dataclass
+class ExportSummary:
+    """What :func:`export_packed` wrote.
+
+    Attributes:
+        path (str): Output file.
+        file_bytes (int): Size of the file.
+        binary_layers (list[str]): Packed binary layers.
+        folded_bn (dict): BatchNorm name -> the layer it was folded into.
+        fp_tensors (int): Number of FP32 tensors stored.
+    """
+    path: str
+    file_bytes: int
+    binary_layers: List[str] = field(default_factory=list)
+    folded_bn: Dict[str, str] = field(default_factory=dict)
+    fp_tensors: int = 0
+
+
+# --------------------------------------------------------------------------
+# Which BatchNorm directly and exclusively consumes which layer's output.
+# --------------------------------------------------------------------------
+def _tensors_in(obj: Any) -> List[Tensor]:
+    if isinstance(obj, Tensor):
+        return [obj]
+    if isinstance(obj, (list, tuple)):
+        return [t for item in obj for t in _tensors_in(item)]
+    if isinstance(obj, dict):
+        return [t for item in obj.values() for t in _tensors_in(item)]
+    return []
+
+
+class _ConsumerTracer(TorchFunctionMode):
+    """Records, for each conv/linear output, which modules compute on it."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.names = {m: n for n, m in model.named_modules()}
+        self.stack: List[nn.Module] = []
+        self.outputs: Dict[int, Tuple[str, Tensor]] = {}
+        # producer name -> list of sets of module names on the stack of
+        # every torch function that used its output
+        self.consumers: Dict[str, List[Set[str]]] = {}
+        self.calls: Dict[str, int] = {}
+        self.handles = []
+        for module in model.modules():
+            self.handles.append(module.register_forward_pre_hook(self._pre))
+            self.handles.append(module.register_forward_hook(self._post))
+
+    def _pre(self, module, args):
+        self.stack.append(module)
+
+    def _post(self, module, args, out):
+        self.stack.pop()
+        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)) and \
+                isinstance(out, Tensor):
+            name = self.names[module]
+            self.outputs[id(out)] = (name, out)  # keep it alive: unique ids
+            self.consumers.setdefault(name, [])
+            self.calls[name] = self.calls.get(name, 0) + 1
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        for t in _tensors_in(args) + _tensors_in(kwargs):
+            hit = self.outputs.get(id(t))
+            if hit is not None and hit[1] is t:
+                self.consumers[hit[0]].append(
+                    {self.names[m] for m in self.stack})
+        return func(*args, **kwargs)
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def find_foldable_bn(model: nn.Module,
+                     forward: Callable[[], Any]) -> Dict[str, str]:
+    """Map each conv/linear to the BatchNorm it can absorb.
+
+    A BatchNorm (in eval mode with running statistics) is foldable into the
+    layer whose output it normalises when, in a traced forward pass, every
+    torch operation that reads that output runs inside that BatchNorm.
+
+    Args:
+        model (nn.Module): The model (eval mode).
+        forward (Callable): Runs one forward pass.
+
+    Returns:
+        dict: layer name -> BatchNorm name.
+    """
+    bns = {n: m for n, m in model.named_modules()
+           if isinstance(m, _BN_TYPES) and m.track_running_stats
+           and m.running_mean is not None}
+    tracer = _ConsumerTracer(model)
+    try:
+        with tracer, torch.no_grad():
+            forward()
+    finally:
+        tracer.remove()
+    result = {}
+    used = set()
+    for layer, uses in tracer.consumers.items():
+        if not uses:
+            continue
+        common = set.intersection(*uses) & set(bns)
+        if len(common) != 1:
+            continue
+        bn = common.pop()
+        if bn in used:
+            continue
+        used.add(bn)
+        result[layer] = bn
+    return result
+
+
+def bn_affine(bn: nn.Module) -> Tuple[Tensor, Tensor]:
+    """Eval-mode BatchNorm as ``y = x * scale + shift`` per channel."""
+    scale = torch.rsqrt(bn.running_var.double() + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight.double()
+    shift = -bn.running_mean.double() * scale
+    if bn.bias is not None:
+        shift = shift + bn.bias.double()
+    return scale, shift
+
+
+# --------------------------------------------------------------------------
+def _layer_kind(module: nn.Module) -> str:
+    if isinstance(module, nn.Linear):
+        return 'linear'
+    return 'conv2d' if isinstance(module, nn.Conv2d) else 'conv1d'
+
+
+def _check_input_rule(name: str, module: nn.Module, rule: Tuple[str, str],
+                      threshold: Optional[Tensor]) -> None:
+    """Check our emulation of the binarizer's input side on random data."""
+    gen = torch.Generator().manual_seed(0)
+    c = module.weight.shape[1]
+    x = torch.randn(2, c, 5, generator=gen)
+    if isinstance(module, nn.Linear):
+        x_in, dim = x[:, :, 0], -1
+    elif isinstance(module, nn.Conv2d):
+        x_in, dim = x[..., None], 1
+    else:
+        x_in, dim = x, 1
+    sign, scale = module.binarizer.input_parts(x_in, dim=dim)
+    shifted = x_in if threshold is None else x_in - (
+        threshold if dim == -1 else threshold.reshape(
+            (1, -1) + (1, ) * (x_in.dim() - 2)))
+    ok = torch.equal(sign, torch.where(shifted >= 0, 1.0, -1.0))
+    if rule[1] == 'none':
+        ok = ok and scale is None
+    else:
+        ok = ok and scale is not None and torch.allclose(
+            scale, shifted.abs().mean(dim=dim, keepdim=True), rtol=1e-5)
+    if not ok:
+        raise NotSupportedError(
+            f'not supported yet: {name} (binarizer '
+            f'{module.binarizer.name!r}): its input binarization does not '
+            f'match the packed engine\'s rule {rule}')
+
+
+def pack_binary_layer(name: str, module: nn.Module,
+                      bn: Optional[nn.Module] = None
+                      ) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
+    """Packed arrays and description of one binary layer.
+
+    Args:
+        name (str): Layer name.
+        module (nn.Module): A BinConv1d/BinConv2d/BinLinear with
+            ``binarize_input=True``.
+        bn (nn.Module, optional): A BatchNorm to fold into the output.
+
+    Returns:
+        tuple: ``(entry, arrays)`` - the JSON description and the arrays
+        keyed ``<name>.<array>``.
+    """
+    binarizer = module.binarizer
+    bname = binarizer.name
+    if bname not in BINARIZER_INPUT_RULES:
+        raise NotSupportedError(
+            f'not supported yet: {name} (binarizer {bname!r}); the packed '
+            f'engine runs {", ".join(BINARIZER_INPUT_RULES)}')
+    rule = BINARIZER_INPUT_RULES[bname]
+    weight = module.weight.detach().float()
+    out_ch, in_ch = weight.shape[0], weight.shape[1]
+    sign, scale = binarizer.weight_parts(weight)
+    scale = scale.detach().double().reshape(-1)
+    if scale.numel() == 1:
+        scale = scale.expand(out_ch)
+    if scale.numel() != out_ch:
+        raise ValueError(f'{name}: weight scale has {scale.numel()} values, '
+                         f'expected 1 or {out_ch}')
+    shift = (module.bias.detach().double() if module.bias is not None else
+             torch.zeros(out_ch, dtype=torch.float64))
+    if bn is not None:
+        bn_scale, bn_shift = bn_affine(bn)
+        scale = scale * bn_scale
+        shift = shift * bn_scale + bn_shift
+    threshold = None
+    if rule[0] == 'threshold':
+        threshold = binarizer.threshold.detach().float()
+    _check_input_rule(name, module, rule, threshold)
+    arrays = {
+        f'{name}.weight_words': pack_signs(sign.reshape(out_ch, in_ch)),
+        f'{name}.out_scale': scale.float().detach().numpy(),
+        f'{name}.out_shift': shift.float().detach().numpy(),
+    }
+    if threshold is not None:
+        arrays[f'{name}.threshold'] = threshold.detach().numpy()
+    entry = dict(
+        name=name,
+        kind=_layer_kind(module),
+        in_channels=in_ch,
+        out_channels=out_ch,
+        binarizer=bname,
+        scale_mode=rule[1],
+        threshold=threshold is not None,
+        folded_bn=None if bn is None else '')
+    return entry, arrays
+
+
+def _fold_fp_layer(module: nn.Module, bn: nn.Module) -> Tuple[Tensor, Tensor]:
+    scale, shift = bn_affine(bn)
+    w = module.weight.detach().double()
+    w = w * scale.reshape((-1, ) + (1, ) * (w.dim() - 1))
+    b = (module.bias.detach().double() if module.bias is not None else
+         torch.zeros_like(scale))
+    return w.float(), (b * scale + shift).float()
+
+
+def model_config_text(model_cfg: Any) -> str:
+    """The model config as mmengine Python text (round-trips tuples)."""
+    from mmengine.config import Config
+    return Config(dict(model=model_cfg)).pretty_text
+
+
+def export_packed(model: nn.Module,
+                  path: str,
+                  model_cfg: Any,
+                  num_points: int = 1024,
+                  in_channels: Optional[int] = None) -> ExportSummary:
+    """Write ``model`` (a binarized model) in the packed format.
+
+    Args:
+        model (nn.Module): The binary model, weights loaded.
+        path (str): Output file (``.npz`` content; any extension).
+        model_cfg (dict): Config that builds the same (binarized)
+            architecture; stored as the architecture description.
+        num_points (int): Points of the tracing input. Defaults to 1024.
+        in_channels (int, optional): Channels per point of the tracing
+            input; read from the backbone when None.
+
+    Returns:
+        ExportSummary: What was written.
+
+    Raises:
+        NotSupportedError: For layers or binarizers the engine cannot run.
+    """
+    check_supported(model)
+    model.eval()
+    forward, points = model_forward(model, num_points=num_points,
+                                    in_channels=in_channels)
+    foldable = find_foldable_bn(model, forward)
+    modules = dict(model.named_modules())
+    arrays: Dict[str, np.ndarray] = {}
+    entries = []
+    fp_folded = []
+    consumed_keys: Set[str] = set()
+    folded_bn: Dict[str, str] = {}
+    for name, module in modules.items():
+        if not isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+            continue
+        bn_name = foldable.get(name)
+        bn = modules[bn_name] if bn_name else None
+        if is_binary_layer(module) and module.binarize_input:
+            entry, layer_arrays = pack_binary_layer(name, module, bn)
+            entry['folded_bn'] = bn_name
+            entries.append(entry)
+            arrays.update(layer_arrays)
+            consumed_keys.update(
+                f'{name}.{k}' for k in module.state_dict().keys())
+        elif bn is not None:
+            if is_binary_layer(module):
+                # binary weights with an FP input: stored 1 bit each, run as
+                # an FP layer after unpacking (no XNOR possible)
+                continue
+            w, b = _fold_fp_layer(module, bn)
+            arrays[f'fp/{name}.weight'] = w.detach().numpy()
+            arrays[f'fp/{name}.bias'] = b.detach().numpy()
+            consumed_keys.update({f'{name}.weight', f'{name}.bias'})
+            fp_folded.append(dict(name=name, folded_bn=bn_name))
+        else:
+            continue
+        if bn_name:
+            folded_bn[bn_name] = name
+            consumed_keys.update(
+                f'{bn_name}.{k}' for k in bn.state_dict().keys())
+    for name, module in modules.items():
+        if is_binary_layer(module) and not module.binarize_input:
+            raise NotSupportedError(
+                f'not supported yet: {name} ({type(module).__name__} with '
+                f'binarize_input=False): an FP input cannot use XNOR + '
+                f'popcount')
+    for key, value in model.state_dict().items():
+        if key in consumed_keys or key.endswith('num_batches_tracked'):
+            continue
+        if key.startswith('data_preprocessor.'):
+            continue
+        if value.is_floating_point():
+            value = value.float()
+        arrays[f'fp/{key}'] = value.detach().cpu().numpy()
+    meta = dict(
+        format=FORMAT_NAME,
+        version=FORMAT_VERSION,
+        model_cfg=model_config_text(model_cfg),
+        trace=dict(num_points=num_points, in_channels=points.shape[-1]),
+        binary_layers=entries,
+        fp_folded=fp_folded)
+    arrays['__meta__'] = np.frombuffer(
+        json.dumps(meta).encode('utf-8'), dtype=np.uint8)
+    with open(path, 'wb') as f:
+        np.savez(f, **arrays)
+    file_bytes = _file_size(path)
+    return ExportSummary(
+        path=path,
+        file_bytes=file_bytes,
+        binary_layers=[e['name'] for e in entries],
+        folded_bn=folded_bn,
+        fp_tensors=sum(1 for k in arrays if k.startswith('fp/')))
+
+
+def _file_size(path: str) -> int:
+    import os
+    return os.path.getsize(path)
+
+
+def state_dict_bytes(model: nn.Module) -> int:
+    """Size of ``torch.save(model.state_dict())`` (the FP32 checkpoint
+    weights), measured in memory."""
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.getbuffer().nbytes
+
+
+def read_meta(path: str) -> Dict[str, Any]:
+    """The JSON description stored in a packed file."""
+    with zipfile.ZipFile(path) as zf:
+        if '__meta__.npy' not in zf.namelist():
+            raise ValueError(f'{path} is not an mmbinpc packed model (no '
+                             f'__meta__ entry); write it with '
+                             f'tools/deploy/export_packed.py')
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(bytes(data['__meta__']).decode('utf-8'))
+    if meta.get('format') != FORMAT_NAME:
+        raise ValueError(f'{path}: unknown format {meta.get("format")!r}')
+    if meta.get('version') != FORMAT_VERSION:
+        raise ValueError(f'{path}: packed format version '
+                         f'{meta.get("version")} is not supported by this '
+                         f'mmbinpc (expects {FORMAT_VERSION}); re-export it')
+    return meta

@@ -1,0 +1,81 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""Per-layer FLOPs / BOPs / parameters / storage of a model config.
+
+Usage:
+    python tools/analysis/complexity.py CONFIG [--points N] [--json OUT]
+
+Counts one forward pass of one cloud of N random points (per-sample
+figures). For a binary config (``binarize=`` key, or a distiller whose
+student is binarized) the speed-up and compression ratios are against the
+FP32 version of the same model (the config without ``binarize``). See
+docs/complexity.md for the counting convention.
+"""
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Per-layer complexity (FLOPs, BOPs, params, storage)')
+    parser.add_argument('config', help='model config file')
+    parser.add_argument('--points', type=int, default=1024,
+                        help='points per cloud (default 1024)')
+    parser.add_argument('--channels', type=int, default=None,
+                        help='channels per point (default: the backbone '
+                        'in_channels)')
+    parser.add_argument('--json', default=None, help='write the totals here')
+    parser.add_argument('--quiet', action='store_true',
+                        help='print only the totals')
+    parser.add_argument('--cfg-options', nargs='+', default=None,
+                        help='override config keys, e.g. model.head.'
+                        'num_classes=10')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.points < 1:
+        raise SystemExit(f'--points must be >= 1, got {args.points}')
+    from mmengine.config import Config, DictAction  # noqa: F401
+
+    from mmbinpc.analysis import count_complexity, model_forward
+    from mmbinpc.deploy.builder import build_model, deploy_model_cfgs
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        opts = {}
+        for item in args.cfg_options:
+            key, _, value = item.partition('=')
+            try:
+                opts[key] = eval(value, {}, {})  # numbers, tuples, strings
+            except Exception:
+                opts[key] = value
+        cfg.merge_from_dict(opts)
+    if 'model' not in cfg:
+        raise SystemExit(f'{args.config} has no model= entry')
+    bin_cfg, fp_cfg = deploy_model_cfgs(cfg.model)
+    fp_model = build_model(fp_cfg)
+    forward, _ = model_forward(fp_model, args.points, args.channels)
+    fp_report = count_complexity(fp_model, forward)
+    report = fp_report
+    if 'binarize' in bin_cfg:
+        model = build_model(bin_cfg)
+        forward, _ = model_forward(model, args.points, args.channels)
+        report = count_complexity(model, forward, reference=fp_report)
+    if args.quiet:
+        print('\n'.join(report.table().split('\n\n')[-1:]))
+    else:
+        print(report.table())
+    totals = report.totals()
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(totals, f, indent=2)
+        print(f'totals written to {args.json}')
+    return totals
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,212 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""Time FP32 PyTorch, fake-quantized PyTorch and the packed engine.
+
+Usage:
+    python tools/deploy/benchmark.py CONFIG CHECKPOINT [--packed FILE]
+        [--points 1024] [--batch-sizes 1 32] [--repeats 30] [--json OUT]
+
+All three run in one process on the same random clouds, interleaved round
+by round (so load from other processes hits them alike); the median of the
+rounds is reported. "Binary layers alone" compares, at batch 1, the time
+spent inside the layers that are binary in the packed model (packed layer:
+binarize + pack + XNOR-popcount + folded BN) with the time of the same FP32
+PyTorch layers (convolution/linear only, BN not included).
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Packed engine benchmark')
+    parser.add_argument('config', help='config of the binary model')
+    parser.add_argument('checkpoint', nargs='?', default=None,
+                        help='trained checkpoint (random weights if absent)')
+    parser.add_argument('--packed', default=None,
+                        help='packed file (default: export to a temp file)')
+    parser.add_argument('--points', type=int, default=1024)
+    parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 32])
+    parser.add_argument('--repeats', type=int, default=30,
+                        help='timed rounds at batch 1 (fewer at larger '
+                        'batches)')
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--json', default=None, help='write results here')
+    return parser.parse_args(argv)
+
+
+def cpu_name() -> str:
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or 'unknown CPU'
+
+
+class LayerTimer:
+    """Accumulates wall time spent inside the given modules."""
+
+    def __init__(self, modules):
+        self.total = 0.0
+        self.handles = []
+        self._t0 = {}
+        for m in modules:
+            self.handles.append(m.register_forward_pre_hook(self._pre))
+            self.handles.append(m.register_forward_hook(self._post))
+
+    def _pre(self, module, args):
+        self._t0[id(module)] = time.perf_counter()
+
+    def _post(self, module, args, out):
+        self.total += time.perf_counter() - self._t0.pop(id(module))
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    import torch
+    from mmengine.config import Config
+
+    from mmbinpc.deploy import PackedModel, export_packed, state_dict_bytes
+    from mmbinpc.deploy.builder import (build_model, deploy_model_cfgs,
+                                        load_weights)
+    from mmbinpc.deploy.kernels import warmup as jit_warmup
+
+    cfg = Config.fromfile(args.config)
+    bin_cfg, fp_cfg = deploy_model_cfgs(cfg.model)
+    if 'binarize' not in bin_cfg:
+        raise SystemExit(f'{args.config} is not a binary model config')
+    bin_model = build_model(bin_cfg)
+    load_weights(bin_model, args.checkpoint)
+    fp_model = build_model(fp_cfg)
+    load_weights(fp_model, args.checkpoint, strict=False)
+    tmp = None
+    packed_path = args.packed
+    if packed_path is None:
+        tmp = tempfile.TemporaryDirectory()
+        packed_path = os.path.join(tmp.name, 'model.packed')
+        export_packed(bin_model, packed_path, bin_cfg, num_points=args.points)
+    jit_warmup()
+    packed = PackedModel.load(packed_path)
+    channels = packed.meta['trace']['in_channels']
+
+    gen = torch.Generator().manual_seed(0)
+    runners = {
+        'fp32': lambda p: fp_model._forward(dict(points=p)),
+        'binary_torch': lambda p: bin_model._forward(dict(points=p)),
+        'packed': lambda p: packed(p),
+    }
+    results = dict(
+        cpu=cpu_name(),
+        cpu_count=os.cpu_count(),
+        torch_threads=torch.get_num_threads(),
+        points=args.points)
+    try:
+        import numba
+        results['numba_threads'] = numba.config.NUMBA_NUM_THREADS
+        results['numba_version'] = numba.__version__
+    except ImportError:
+        pass
+    results['torch_version'] = torch.__version__
+    lines = []
+    with torch.no_grad():
+        for bs in args.batch_sizes:
+            points = torch.rand(bs, args.points, channels, generator=gen) * 2 - 1
+            rounds = max(3, args.repeats // max(1, bs // 4)) if bs > 1 \
+                else args.repeats
+            for _ in range(args.warmup):
+                for run in runners.values():
+                    run(points)
+            times = {k: [] for k in runners}
+            for _ in range(rounds):
+                for key, run in runners.items():
+                    t0 = time.perf_counter()
+                    run(points)
+                    times[key].append(time.perf_counter() - t0)
+            med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+            for k, v in med.items():
+                results[f'{k}_ms_b{bs}'] = v
+            results[f'speedup_b{bs}'] = med['fp32'] / med['packed']
+            results[f'speedup_vs_binary_torch_b{bs}'] = \
+                med['binary_torch'] / med['packed']
+            lines.append(
+                f'batch {bs:>3} x {args.points} pts ({rounds} rounds, median):'
+                f' FP32 {med["fp32"]:.2f} ms | binary torch '
+                f'{med["binary_torch"]:.2f} ms | packed {med["packed"]:.2f} '
+                f'ms | packed vs FP32 {med["fp32"] / med["packed"]:.1f}x, vs '
+                f'binary torch {med["binary_torch"] / med["packed"]:.1f}x')
+            # equivalence on the same input
+            ref = runners['binary_torch'](points)
+            out = runners['packed'](points)
+            agree = (ref.argmax(-1) == out.argmax(-1)).float().mean().item()
+            results[f'pred_agreement_b{bs}'] = agree
+            results[f'max_abs_logit_diff_b{bs}'] = (ref - out).abs().max().item()
+
+        # binary layers alone, batch 1
+        names = list(packed.packed_layers)
+        fp_modules = dict(fp_model.named_modules())
+        fp_layers = [fp_modules[n] for n in names]
+        points = torch.rand(1, args.points, channels, generator=gen) * 2 - 1
+        fp_timer = LayerTimer(fp_layers)
+        pk_timer = LayerTimer(packed.packed_layers.values())
+        fp_t, pk_t = [], []
+        for _ in range(args.repeats):
+            fp_timer.total = 0.0
+            runners['fp32'](points)
+            fp_t.append(fp_timer.total)
+            pk_timer.total = 0.0
+            runners['packed'](points)
+            pk_t.append(pk_timer.total)
+        fp_timer.remove()
+        pk_timer.remove()
+        fp_layers_ms = statistics.median(fp_t) * 1e3
+        pk_layers_ms = statistics.median(pk_t) * 1e3
+        results['fp32_binary_layers_ms_b1'] = fp_layers_ms
+        results['packed_binary_layers_ms_b1'] = pk_layers_ms
+        results['binary_layers_speedup'] = fp_layers_ms / pk_layers_ms
+        results['num_binary_layers'] = len(names)
+
+    fp_bytes = state_dict_bytes(fp_model)
+    results['fp32_state_dict_bytes'] = fp_bytes
+    results['packed_file_bytes'] = os.path.getsize(packed_path)
+    results['size_ratio'] = fp_bytes / results['packed_file_bytes']
+    if tmp is not None:
+        tmp.cleanup()
+
+    print(f'CPU: {results["cpu"]} ({results["cpu_count"]} logical cores), '
+          f'torch {results["torch_version"]} with {results["torch_threads"]} '
+          f'threads, numba {results.get("numba_version")} with '
+          f'{results.get("numba_threads")} threads')
+    for line in lines:
+        print(line)
+    print(f'binary layers alone ({len(names)} layers, batch 1): FP32 torch '
+          f'{fp_layers_ms:.2f} ms | packed {pk_layers_ms:.2f} ms | '
+          f'{results["binary_layers_speedup"]:.1f}x')
+    for bs in args.batch_sizes:
+        print(f'batch {bs}: packed vs binary torch predictions agree on '
+              f'{results[f"pred_agreement_b{bs}"] * 100:.1f}% of clouds, '
+              f'max |logit diff| {results[f"max_abs_logit_diff_b{bs}"]:.2e}')
+    print(f'size: FP32 state dict {fp_bytes:,} bytes | packed file '
+          f'{results["packed_file_bytes"]:,} bytes | '
+          f'{results["size_ratio"]:.1f}x smaller')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(results, f, indent=2)
+        print(f'results written to {args.json}')
+    return results
+
+
+if __name__ == '__main__':
+    main()
