@@ -3,11 +3,12 @@
 from . import build_key  # noqa: F401  (routes binarize= to the student)
 from .binary_distiller import DISTILL_DEFAULTS, BinaryDistiller
 from .teacher_source import (find_config_file, load_model_config,
-                             resolve_checkpoint, train_command)
+                             resolve_checkpoint, scoped_config_path,
+                             train_command)
 from .teacher_val_hook import TeacherValHook
 
 __all__ = [
     'BinaryDistiller', 'DISTILL_DEFAULTS', 'TeacherValHook',
-    'find_config_file', 'load_model_config', 'resolve_checkpoint',
+    'find_config_file', 'load_model_config', 'resolve_checkpoint', 'scoped_config_path',
     'train_command'
 ]

@@ -11,11 +11,29 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
 
+def scoped_config_path(path: str) -> str:
+    """File of a ``package::relative/path.py`` config (e.g. ``mmdet3d::``).
+
+    Args:
+        path (str): The scoped path.
+
+    Returns:
+        str: Absolute path of the config inside the installed package.
+    """
+    try:
+        found, _ = Config._get_cfg_path(path, '')
+    except (ValueError, AssertionError, ModuleNotFoundError) as err:
+        raise FileNotFoundError(f'cannot resolve config {path!r}: {err}')
+    if not osp.isfile(found):
+        raise FileNotFoundError(f'config {path!r} not found ({found})')
+    return found
+
+
 def find_config_file(path: str) -> str:
     """Locate a config file given as written in a config.
 
-    ``mmdet3d::...`` paths are returned unchanged (mmengine resolves them).
-    Other paths are tried as given (relative to the working directory) and
+    ``mmdet3d::...`` paths resolve to the file inside the installed package
+    (as mmengine resolves them in ``_base_``). Other paths are tried as given (relative to the working directory) and
     then relative to the mmbinpc repository root, so ``configs/...`` works
     from any directory.
 
@@ -29,7 +47,7 @@ def find_config_file(path: str) -> str:
         FileNotFoundError: If the file exists in neither place.
     """
     if '::' in path:
-        return path
+        return scoped_config_path(path)
     if osp.isfile(path):
         return path
     in_repo = osp.join(REPO_ROOT, path)

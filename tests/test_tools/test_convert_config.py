@@ -1,0 +1,72 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+import copy
+import os.path as osp
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmdet3d.registry import MODELS
+from mmdet3d.structures import Det3DDataSample, PointData
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(REPO, 'tools'))
+import convert_config  # noqa: E402
+
+SEG = 'mmdet3d::dgcnn/dgcnn_4xb32-cosine-100e_s3dis-seg_test-area5.py'
+
+
+def _seg_batch(n=64, b=2):
+    inputs = {'points': [torch.rand(n, 9) for _ in range(b)]}
+    samples = []
+    for _ in range(b):
+        s = Det3DDataSample()
+        s.gt_pts_seg = PointData(pts_semantic_mask=torch.randint(0, 14, (n, )))
+        samples.append(s)
+    return inputs, samples
+
+
+def test_mmdet3d_config_to_binary_builds_and_trains(tmp_path):
+    out = tmp_path / 'dgcnn_xnor.py'
+    convert_config.main([SEG, '-o', str(out), '--method', 'xnor',
+                         '--aggregation', 'ema'])
+    text = out.read_text()
+    assert f"_base_ = ['{SEG}']" in text and 'binarize' in text
+    cfg = Config.fromfile(str(out))
+    assert cfg.model.type == 'EncoderDecoder3D'  # inherited, only binarize
+    model = MODELS.build(copy.deepcopy(cfg.model))
+    assert model.binarize_report.converted
+    inputs, samples = _seg_batch()
+    model.train()
+    losses = model.loss(inputs, samples)
+    loss = sum(v for k, v in losses.items() if 'loss' in k)
+    loss.backward()
+    assert torch.isfinite(loss)
+    with pytest.raises(SystemExit, match='exists'):
+        convert_config.main([SEG, '-o', str(out), '--method', 'xnor',
+                             '--aggregation', 'ema'])
+
+
+def test_kdr_conversion_is_a_distiller_config(tmp_path):
+    src = osp.join(REPO, 'configs', 'pointnet', 'pointnet_fp_modelnet40.py')
+    out = tmp_path / 'sub' / 'pn_kdr.py'
+    text = convert_config.render(src, str(out), 'lsr', 'ema', kdr=True,
+                                 teacher_ckpt='work_dirs/x', reg_norm='fro',
+                                 temperature=3.0)
+    out.parent.mkdir()
+    out.write_text(text)
+    cfg = Config.fromfile(str(out))
+    m = cfg.model
+    assert m.type == 'BinaryDistiller'
+    assert m.teacher == 'configs/pointnet/pointnet_fp_modelnet40.py'
+    assert m.binarize == dict(method='lsr', aggregation='ema')
+    assert m.distill.reg_norm == 'fro' and m.distill.temperature == 3.0
+    assert m.distill.lambda_ > 0 and m.distill.eta > 0
+    assert cfg.custom_hooks[-1].type == 'TeacherValHook'
+    assert cfg.train_dataloader.batch_size == 32  # the rest is inherited
+    plain = convert_config.render(src, str(out), 'bnn', 'max',
+                                  teacher_ckpt='work_dirs/x')
+    assert 'lambda_=0.0' in plain and 'eta=0.0' in plain
+    with pytest.raises(ValueError, match='unknown --method'):
+        convert_config.render(src, str(out), 'ternary', 'max')
