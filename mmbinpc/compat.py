@@ -13,6 +13,7 @@
   loader for local paths, so ``load_from``, ``resume`` and
   ``mmengine.runner.load_checkpoint`` all go through it.
 """
+import pickle
 import warnings
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -66,11 +67,30 @@ def check_versions(warn: bool = True) -> List[str]:
     return problems
 
 
+def _history_buffer_method(owner: Any, name: str) -> Any:
+    """Stand-in for ``getattr`` while unpickling mmengine checkpoints.
+
+    ``HistoryBuffer`` pickles its statistics methods as
+    ``getattr(HistoryBuffer, 'mean')``; allowing the real ``getattr`` would let
+    a checkpoint reach any attribute of any allowed type, so only public
+    methods of ``HistoryBuffer`` are handed out.
+    """
+    from mmengine.logging import HistoryBuffer
+    if owner is not HistoryBuffer or name.startswith('_'):
+        raise pickle.UnpicklingError(
+            f'refusing getattr({owner!r}, {name!r}) while loading a '
+            f'checkpoint: only HistoryBuffer statistics methods are allowed')
+    return getattr(HistoryBuffer, name)
+
+
 def _mmengine_safe_globals() -> List[Any]:
     """Types that mmengine writes into its checkpoints, beyond tensors."""
     import numpy as np
     from mmengine.logging import HistoryBuffer
-    safe: List[Any] = [HistoryBuffer, np.ndarray, np.dtype]
+    safe: List[Any] = [
+        HistoryBuffer, np.ndarray, np.dtype,
+        (_history_buffer_method, 'builtins.getattr')
+    ]
     # numpy's pickle helpers live in numpy.core (numpy<2) or numpy._core.
     try:
         from numpy.core.multiarray import _reconstruct, scalar

@@ -101,3 +101,19 @@ def test_untrusted_object_is_refused_with_clear_error(tmp_path):
     torch.save({'state_dict': {}, 'payload': ToyData(2)}, path)
     with pytest.raises(RuntimeError, match='add_safe_globals'):
         load_checkpoint_file(str(path))
+
+
+class _SneakyGetattr:
+    """Pickles as ``getattr(OrderedDict, 'fromkeys')``: a getattr on an
+    allowed type that is not a HistoryBuffer statistics method."""
+
+    def __reduce__(self):
+        from collections import OrderedDict
+        return getattr, (OrderedDict, 'fromkeys')
+
+
+def test_getattr_is_only_allowed_for_history_buffer(tmp_path):
+    path = tmp_path / 'sneaky.pth'
+    torch.save({'x': _SneakyGetattr()}, path)
+    with pytest.raises(RuntimeError, match='only HistoryBuffer statistics'):
+        load_checkpoint_file(str(path))
