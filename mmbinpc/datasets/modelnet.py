@@ -1,0 +1,264 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""ModelNet40 / ModelNet10 classification dataset (both community formats)."""
+import os
+import os.path as osp
+from typing import Callable, List, Optional, Sequence, Union
+
+import numpy as np
+from mmengine.dataset import BaseDataset
+from mmengine.logging import print_log
+
+from mmdet3d.registry import DATASETS, TRANSFORMS
+from mmdet3d.structures import DepthPoints
+
+from . import modelnet_io as mio
+
+FORMATS = ('normal_resampled', 'hdf5')
+
+
+def detect_format(data_root: str) -> str:
+    """'normal_resampled' or 'hdf5', from the files found in ``data_root``."""
+    if not osp.isdir(data_root):
+        raise FileNotFoundError(
+            f'ModelNet data root {data_root!r} does not exist. Put ModelNet40 '
+            f'there (see docs/datasets.md) or generate the synthetic stand-in:'
+            f' python tools/create_synthetic_modelnet.py {data_root}')
+    names = set(os.listdir(data_root))
+    if any(n.endswith('_shape_names.txt') and n != 'shape_names.txt'
+           for n in names):
+        return 'normal_resampled'
+    if 'shape_names.txt' in names or any(n.endswith('.h5') for n in names):
+        return 'hdf5'
+    raise FileNotFoundError(
+        f'{data_root!r} holds neither modelnet40_normal_resampled files '
+        f'(modelnet40_shape_names.txt, modelnet40_train.txt, ...) nor '
+        f'modelnet40_ply_hdf5_2048 files (shape_names.txt, train_files.txt, '
+        f'ply_data_*.h5); see docs/datasets.md')
+
+
+@DATASETS.register_module()
+class ModelNet40Dataset(BaseDataset):
+    """ModelNet40 (or ModelNet10) point-cloud classification.
+
+    Reads ``modelnet40_normal_resampled`` (text shapes with normals) or
+    ``modelnet40_ply_hdf5_2048`` (HDF5, needs ``h5py``). The parsed,
+    sampled split is cached in one pickle per split (``cache_dir``), keyed
+    by the list, the shape files' sizes and mtimes, and the options, so later
+    runs and epochs do not re-parse text.
+
+    Each sample is a dict with ``points`` (a ``DepthPoints`` with
+    ``num_points`` rows of xyz, plus normals if ``use_normals``),
+    ``gt_label`` (int), ``shape_id`` and ``sample_idx``.
+
+    Args:
+        data_root (str): The dataset directory.
+        split (str): 'train' or 'test'. Defaults to 'train'.
+        data_format (str): 'auto', 'normal_resampled' or 'hdf5'.
+            Defaults to 'auto'.
+        subset (str): List prefix for the text format: 'modelnet40' or
+            'modelnet10'. Defaults to 'modelnet40'.
+        num_points (int): Points per sample. Defaults to 1024.
+        sample_method (str): 'first' (first rows, as PointNet++/BiPointNet),
+            'random' (a fresh uniform subset on every access) or 'fps'
+            (farthest point sampling, computed once and cached).
+            Defaults to 'first'.
+        use_normals (bool): Append normals (6 channels). Defaults to False.
+        cache (bool): Use the split cache. Defaults to True.
+        cache_dir (str, optional): Where to keep it. Defaults to
+            ``<data_root>/cache``; if that is not writable the dataset works
+            uncached.
+        pipeline (Sequence): Transforms. Defaults to ().
+        test_mode (bool): Defaults to False.
+        metainfo (dict, optional): Overrides, e.g. ``classes``.
+        indices (int or Sequence[int], optional): Use a subset.
+        serialize_data (bool): See mmengine's BaseDataset. Defaults to True.
+        max_refetch (int): See mmengine's BaseDataset. Defaults to 1000.
+    """
+
+    METAINFO = dict(classes=None)
+
+    def __init__(self,
+                 data_root: str,
+                 split: str = 'train',
+                 data_format: str = 'auto',
+                 subset: str = 'modelnet40',
+                 num_points: int = 1024,
+                 sample_method: str = 'first',
+                 use_normals: bool = False,
+                 cache: bool = True,
+                 cache_dir: Optional[str] = None,
+                 pipeline: Sequence[Union[dict, Callable]] = (),
+                 test_mode: bool = False,
+                 metainfo: Optional[dict] = None,
+                 indices: Optional[Union[int, Sequence[int]]] = None,
+                 serialize_data: bool = True,
+                 max_refetch: int = 1000) -> None:
+        if split not in ('train', 'test'):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        if data_format not in FORMATS + ('auto', ):
+            raise ValueError(f'data_format must be auto or one of {FORMATS}, '
+                             f'got {data_format!r}')
+        if sample_method not in mio.SAMPLE_METHODS:
+            raise ValueError(f'sample_method must be one of '
+                             f'{mio.SAMPLE_METHODS}, got {sample_method!r}')
+        if int(num_points) < 1:
+            raise ValueError(f'num_points must be >= 1, got {num_points}')
+        self.split = split
+        self.data_format = data_format
+        self.subset = subset
+        self.num_points = int(num_points)
+        self.sample_method = sample_method
+        self.use_normals = use_normals
+        self.cache = cache
+        self.cache_dir = cache_dir
+        super().__init__(
+            ann_file='',
+            metainfo=metainfo,
+            data_root=data_root,
+            data_prefix=dict(),
+            indices=indices,
+            serialize_data=serialize_data,
+            # Built from mmdet3d's registry so that unscoped names work
+            # without a default scope too.
+            pipeline=[
+                TRANSFORMS.build(t) if isinstance(t, dict) else t
+                for t in pipeline
+            ],
+            test_mode=test_mode,
+            max_refetch=max_refetch)
+
+    # ------------------------------------------------------------------ #
+    @property
+    def num_channels(self) -> int:
+        """Channels per point: 3 (xyz) or 6 (with normals)."""
+        return 6 if self.use_normals else 3
+
+    def _cache_path(self, fmt: str) -> str:
+        stored = 'all' if self.sample_method == 'random' else \
+            f'{self.sample_method}{self.num_points}'
+        name = f'{self.subset if fmt == "normal_resampled" else "h5"}_' \
+            f'{self.split}_{stored}_{self.num_channels}ch.pkl'
+        cache_dir = self.cache_dir or osp.join(self.data_root, 'cache')
+        return osp.join(cache_dir, name)
+
+    def _stored_points(self, points: np.ndarray, source: str) -> np.ndarray:
+        """What the cache holds for a shape: all points for 'random',
+        the deterministic sample otherwise."""
+        points = np.ascontiguousarray(points[:, :self.num_channels],
+                                      dtype=np.float32)
+        if self.sample_method == 'random':
+            if points.shape[0] < self.num_points:
+                raise ValueError(
+                    f'{source}: has {points.shape[0]} points, fewer than '
+                    f'num_points={self.num_points}; lower num_points')
+            return points
+        return mio.sample_points(points, self.num_points, self.sample_method,
+                                 source)
+
+    def _read_normal_resampled(self, root: str) -> dict:
+        classes, ids, labels = mio.list_normal_resampled(
+            root, self.subset, self.split)
+        files = [mio.shape_file(root, i) for i in ids]
+        key = mio.fingerprint(
+            [osp.join(root, f'{self.subset}_shape_names.txt'),
+             osp.join(root, f'{self.subset}_{self.split}.txt')] + files,
+            ('normal_resampled', self.sample_method, self.num_points,
+             self.num_channels))
+        cached = self._try_cache('normal_resampled', key)
+        if cached is not None:
+            return cached
+        points = [
+            self._stored_points(mio.parse_points_txt(path), path)
+            for path in files
+        ]
+        return dict(
+            fingerprint=key,
+            classes=classes,
+            ids=ids,
+            labels=labels,
+            points=points)
+
+    def _read_hdf5(self, root: str) -> dict:
+        classes = mio.read_lines(
+            osp.join(root, 'shape_names.txt'), 'class-name list')
+        files = mio.hdf5_files(root, self.split)
+        key = mio.fingerprint(
+            [osp.join(root, 'shape_names.txt'),
+             osp.join(root, f'{self.split}_files.txt')] + files,
+            ('hdf5', self.sample_method, self.num_points, self.num_channels))
+        cached = self._try_cache('hdf5', key)
+        if cached is not None:
+            return cached
+        ids, labels, points = [], [], []
+        for path in files:
+            data, label = mio.read_hdf5(path, self.use_normals)
+            for j, (shape, lab) in enumerate(zip(data, label)):
+                source = f'{path}[{j}]'
+                if not 0 <= lab < len(classes):
+                    raise ValueError(
+                        f'{source}: label {lab} outside the {len(classes)} '
+                        f'classes of shape_names.txt')
+                ids.append(f'{osp.basename(path)}:{j}')
+                labels.append(int(lab))
+                points.append(self._stored_points(shape, source))
+        return dict(
+            fingerprint=key,
+            classes=classes,
+            ids=ids,
+            labels=labels,
+            points=points)
+
+    def _try_cache(self, fmt: str, key: str) -> Optional[dict]:
+        if not self.cache:
+            return None
+        cached = mio.load_cache(self._cache_path(fmt), key)
+        if cached is not None:
+            cached['from_cache'] = True
+        return cached
+
+    def load_data_list(self) -> List[dict]:
+        """Read (or load from cache) the split."""
+        fmt = self.data_format
+        if fmt == 'auto':
+            fmt = detect_format(self.data_root)
+        elif not osp.isdir(self.data_root):
+            detect_format(self.data_root)  # raises the helpful error
+        self.resolved_format = fmt
+        if fmt == 'normal_resampled':
+            split = self._read_normal_resampled(self.data_root)
+        else:
+            split = self._read_hdf5(self.data_root)
+        if self.cache and not split.get('from_cache'):
+            if not mio.save_cache(self._cache_path(fmt), split):
+                print_log(
+                    f'ModelNet40Dataset: cannot write the cache '
+                    f'{self._cache_path(fmt)}; working uncached',
+                    logger='current')
+        classes = self._metainfo.get('classes')
+        if classes is None:
+            self._metainfo['classes'] = tuple(split['classes'])
+        elif len(classes) != len(split['classes']):
+            raise ValueError(
+                f'metainfo gives {len(classes)} classes but the dataset has '
+                f'{len(split["classes"])}')
+        if not split['ids']:
+            raise ValueError(f'the {self.split} split of {self.data_root!r} '
+                             f'is empty')
+        return [
+            dict(points=pts, gt_label=int(lab), shape_id=sid)
+            for pts, lab, sid in zip(split['points'], split['labels'],
+                                     split['ids'])
+        ]
+
+    def get_data_info(self, idx: int) -> dict:
+        """The sample dict with ``points`` as ``DepthPoints``."""
+        info = super().get_data_info(idx)
+        points = info['points']
+        if self.sample_method == 'random':
+            points = mio.sample_points(points, self.num_points, 'random',
+                                       info['shape_id'])
+        info['points'] = DepthPoints(
+            np.array(points, dtype=np.float32),
+            points_dim=points.shape[1])
+        info['num_pts_feats'] = points.shape[1]
+        return info

@@ -1,0 +1,294 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""Readers for the two community ModelNet formats, point sampling and cache.
+
+Every reader raises an error naming the file (and line, for text files) on
+bad input: nothing is skipped silently.
+"""
+import hashlib
+import os
+import os.path as osp
+import pickle
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+SAMPLE_METHODS = ('first', 'random', 'fps')
+CACHE_VERSION = 1
+
+
+def read_lines(path: str, what: str) -> List[str]:
+    """Non-empty stripped lines of a text file.
+
+    Args:
+        path (str): The file.
+        what (str): What the file is, for the error message.
+
+    Returns:
+        list[str]: The lines.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{what} {path!r} does not exist')
+    with open(path) as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def parse_points_txt(path: str, columns: int = 6) -> np.ndarray:
+    """Parse a ``modelnet40_normal_resampled`` shape file.
+
+    Rows are ``x,y,z,nx,ny,nz`` separated by commas.
+
+    Args:
+        path (str): The shape file.
+        columns (int): Values per row. Defaults to 6.
+
+    Returns:
+        np.ndarray: (N, columns) float32.
+
+    Raises:
+        FileNotFoundError: If the file is missing.
+        ValueError: Naming ``file:line`` for a row with the wrong number of
+            values, a non-numeric or non-finite value, or an empty file.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'shape file {path!r} does not exist')
+    with open(path) as f:
+        text = f.read()
+    lines = text.splitlines()
+    commas = [line.count(',') for line in lines]
+    rows = sum(1 for line in lines if line.strip())
+    arr = None
+    if rows and all(c == columns - 1 for c, line in zip(commas, lines)
+                    if line.strip()):
+        try:
+            arr = np.array(text.replace(',', ' ').split(), dtype=np.float32)
+        except ValueError:
+            arr = None
+    if arr is not None and arr.size == rows * columns and \
+            np.isfinite(arr).all():
+        return arr.reshape(rows, columns)
+    # Slow path: find the first bad line and say what is wrong with it.
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        fields = line.strip().split(',')
+        if len(fields) != columns:
+            raise ValueError(
+                f'{path}:{lineno}: expected {columns} comma-separated values '
+                f'(x,y,z,nx,ny,nz), found {len(fields)} in {line[:80]!r}')
+        try:
+            values = [float(v) for v in fields]
+        except ValueError:
+            raise ValueError(f'{path}:{lineno}: non-numeric value in '
+                             f'{line[:80]!r}') from None
+        if not np.isfinite(values).all():
+            raise ValueError(f'{path}:{lineno}: non-finite value in '
+                             f'{line[:80]!r}')
+    raise ValueError(f'{path}: no points (the file is empty)')
+
+
+def farthest_point_sample(xyz: np.ndarray, num: int) -> np.ndarray:
+    """Deterministic farthest point sampling, starting at point 0.
+
+    Args:
+        xyz (np.ndarray): (N, 3) coordinates.
+        num (int): Number of points to keep (<= N).
+
+    Returns:
+        np.ndarray: (num,) int64 indices.
+    """
+    n = xyz.shape[0]
+    idx = np.zeros(num, dtype=np.int64)
+    dist = np.full(n, np.inf, dtype=np.float64)
+    xyz = xyz.astype(np.float64)
+    far = 0
+    for i in range(num):
+        idx[i] = far
+        d = ((xyz - xyz[far])**2).sum(axis=1)
+        np.minimum(dist, d, out=dist)
+        far = int(dist.argmax())
+    return idx
+
+
+def sample_points(points: np.ndarray,
+                  num: int,
+                  method: str,
+                  source: str = '',
+                  rng: Optional[np.random.Generator] = None) -> np.ndarray:
+    """Pick ``num`` points of one shape.
+
+    Args:
+        points (np.ndarray): (N, C) points.
+        num (int): Number of points.
+        method (str): 'first' (the first ``num`` rows), 'random' (uniform
+            without replacement) or 'fps' (farthest point sampling).
+        source (str): Where the shape comes from, for error messages.
+        rng (np.random.Generator, optional): For 'random'; defaults to
+            numpy's global RNG.
+
+    Returns:
+        np.ndarray: (num, C).
+    """
+    if method not in SAMPLE_METHODS:
+        raise ValueError(f'unknown sample_method {method!r}; valid: '
+                         f'{", ".join(SAMPLE_METHODS)}')
+    if points.shape[0] < num:
+        raise ValueError(f'{source}: has {points.shape[0]} points, fewer than '
+                         f'num_points={num}; lower num_points')
+    if method == 'first':
+        return points[:num]
+    if method == 'fps':
+        return points[farthest_point_sample(points[:, :3], num)]
+    if rng is None:
+        choice = np.random.choice(points.shape[0], num, replace=False)
+    else:
+        choice = rng.choice(points.shape[0], num, replace=False)
+    return points[choice]
+
+
+# --------------------------------------------------------------------------
+# modelnet40_normal_resampled
+# --------------------------------------------------------------------------
+def shape_file(root: str, shape_id: str) -> str:
+    """Path of ``<class>/<id>.txt`` for an id like ``flower_pot_0001``."""
+    return osp.join(root, shape_id.rsplit('_', 1)[0], f'{shape_id}.txt')
+
+
+def list_normal_resampled(root: str, subset: str, split: str
+                          ) -> Tuple[List[str], List[str], List[int]]:
+    """Classes, shape ids and labels of one split.
+
+    Args:
+        root (str): The ``modelnet40_normal_resampled`` directory.
+        subset (str): List prefix, 'modelnet40' or 'modelnet10'.
+        split (str): 'train' or 'test'.
+
+    Returns:
+        tuple: (class names, shape ids, labels).
+    """
+    names_file = osp.join(root, f'{subset}_shape_names.txt')
+    list_file = osp.join(root, f'{subset}_{split}.txt')
+    classes = read_lines(names_file, 'class-name list')
+    ids = read_lines(list_file, 'split list')
+    index = {name: i for i, name in enumerate(classes)}
+    labels = []
+    for lineno, shape_id in enumerate(ids, start=1):
+        cls = shape_id.rsplit('_', 1)[0]
+        if '_' not in shape_id or cls not in index:
+            raise ValueError(
+                f'{list_file}:{lineno}: shape id {shape_id!r} does not start '
+                f'with a class of {names_file} followed by _<number>')
+        path = shape_file(root, shape_id)
+        if not osp.isfile(path):
+            raise FileNotFoundError(
+                f'{list_file}:{lineno}: shape {shape_id!r} has no file '
+                f'{path!r}')
+        labels.append(index[cls])
+    return classes, ids, labels
+
+
+# --------------------------------------------------------------------------
+# modelnet40_ply_hdf5_2048
+# --------------------------------------------------------------------------
+def _import_h5py():
+    try:
+        import h5py
+    except ImportError:
+        raise ImportError('reading modelnet40_ply_hdf5_2048 needs h5py: '
+                          'pip install h5py') from None
+    return h5py
+
+
+def hdf5_files(root: str, split: str) -> List[str]:
+    """The ``.h5`` files of a split, from ``<split>_files.txt``.
+
+    Entries are matched by file name inside ``root`` (the lists hold paths
+    relative to the original download directory).
+    """
+    list_file = osp.join(root, f'{split}_files.txt')
+    files = []
+    for lineno, entry in enumerate(
+            read_lines(list_file, 'HDF5 file list'), start=1):
+        path = osp.join(root, osp.basename(entry))
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{list_file}:{lineno}: {entry!r} has no '
+                                    f'file {path!r}')
+        files.append(path)
+    if not files:
+        raise ValueError(f'{list_file} lists no files')
+    return files
+
+
+def read_hdf5(path: str, need_normals: bool
+              ) -> Tuple[np.ndarray, np.ndarray]:
+    """Points (B, N, 3 or 6) and labels (B,) of one ``.h5`` file."""
+    h5py = _import_h5py()
+    try:
+        f = h5py.File(path, 'r')
+    except OSError as err:
+        raise OSError(f'{path}: not a readable HDF5 file ({err})') from None
+    with f:
+        for key in ('data', 'label'):
+            if key not in f:
+                raise KeyError(f'{path}: missing dataset {key!r} (found '
+                               f'{sorted(f.keys())})')
+        data = np.asarray(f['data'], dtype=np.float32)
+        label = np.asarray(f['label']).reshape(-1).astype(np.int64)
+        normal = np.asarray(f['normal'], dtype=np.float32) \
+            if 'normal' in f else None
+    if data.ndim != 3 or data.shape[2] != 3:
+        raise ValueError(f'{path}: dataset "data" must be (B, N, 3), got '
+                         f'{data.shape}')
+    if label.shape[0] != data.shape[0]:
+        raise ValueError(f'{path}: {label.shape[0]} labels for '
+                         f'{data.shape[0]} shapes')
+    if need_normals:
+        if normal is None:
+            raise KeyError(f'{path}: use_normals=True but the file has no '
+                           f'"normal" dataset; set use_normals=False')
+        if normal.shape != data.shape:
+            raise ValueError(f'{path}: "normal" shape {normal.shape} differs '
+                             f'from "data" {data.shape}')
+        data = np.concatenate([data, normal], axis=2)
+    if not np.isfinite(data).all():
+        raise ValueError(f'{path}: non-finite coordinates')
+    return data, label
+
+
+# --------------------------------------------------------------------------
+# Cache
+# --------------------------------------------------------------------------
+def fingerprint(files: Sequence[str], extra: Sequence[object]) -> str:
+    """A hash of file names, sizes, mtimes and options."""
+    h = hashlib.sha1(repr((CACHE_VERSION, tuple(extra))).encode())
+    for path in files:
+        st = os.stat(path)
+        h.update(f'{path}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
+    return h.hexdigest()
+
+
+def load_cache(path: str, key: str) -> Optional[Dict]:
+    """The cached split if ``path`` exists and matches ``key``, else None."""
+    if not osp.isfile(path):
+        return None
+    try:
+        with open(path, 'rb') as f:
+            data = pickle.load(f)
+    except Exception:  # a truncated or foreign file: rebuild it
+        return None
+    if not isinstance(data, dict) or data.get('fingerprint') != key:
+        return None
+    return data
+
+
+def save_cache(path: str, data: Dict) -> bool:
+    """Write the cache atomically; returns False if the directory is not
+    writable (the dataset then works without a cache)."""
+    try:
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        tmp = f'{path}.{os.getpid()}.tmp'
+        with open(tmp, 'wb') as f:
+            pickle.dump(data, f, protocol=4)
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        return False

@@ -1,0 +1,72 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""Evaluate a checkpoint with mmengine's Runner (test loop).
+
+Examples::
+
+    python tools/test.py configs/pointnet/pointnet_fp_modelnet40.py \
+        work_dirs/pointnet_fp_modelnet40/best_overall_acc_epoch_200.pth
+    bash tools/dist_test.sh CONFIG CHECKPOINT 2
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+from typing import List, Optional
+
+from mmengine.config import Config, DictAction
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test a point-cloud model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save logs and metrics')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    """Test; returns the metrics dict."""
+    args = parse_args(argv)
+    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+    from train import setup_cpu_distributed, warn_if_synthetic
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    import mmbinpc  # noqa: F401
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint {args.checkpoint!r} not found')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    setup_cpu_distributed(cfg, args.launcher)
+    test_cfg = dict(cfg.get('test_dataloader') or {})
+    if test_cfg:
+        warn_if_synthetic(Config(dict(train_dataloader=test_cfg)))
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
+        else RUNNERS.build(cfg)
+    return runner.test()
+
+
+if __name__ == '__main__':
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+    main()
