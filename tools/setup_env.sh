@@ -22,7 +22,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 log "build tools and torch"
 "${PIP[@]}" install -q -c "$CONS" -r requirements/build.txt
 # Deliberately after torch (which asks for setuptools>=77): see requirements/build.txt.
-"${PIP[@]}" install -q 'setuptools<70' 2>&1 | grep -v 'requires setuptools>=77' || true
+# pip reports the declared conflict with torch; that is expected, so keep it in a log.
+"${PIP[@]}" install -q 'setuptools<70' > "$VENV/setuptools-pin.log" 2>&1 \
+  || { cat "$VENV/setuptools-pin.log" >&2; exit 1; }
 
 log "mmengine"
 "${PIP[@]}" install -q -c "$CONS" mmengine==0.10.7
