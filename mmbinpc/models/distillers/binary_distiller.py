@@ -24,13 +24,40 @@ from mmengine.runner.checkpoint import load_checkpoint
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
-from mmbinpc.binary.aggregation import PointPool
+from mmbinpc.binary.aggregation import PointPool, ema_offset
 from ..losses import PoolingNormLoss, check_norm, soft_target_loss
 from .teacher_source import load_model_config, resolve_checkpoint
 
 DISTILL_DEFAULTS = dict(
     temperature=2.0, lambda_=0.5, eta=0.1, reg_norm='1', pairs='auto',
-    reg_reduction='mean')
+    reg_reduction='mean', align_ema=True)
+
+
+def max_aligned(site: PointPool, x: Tensor, out: Tensor) -> Tensor:
+    """A pooling output with EMA's constant shift δ*(n) added back.
+
+    EMA pools ``max − δ*(n)``; the shift centres the max for the sign
+    function and is not an error to be regularised away. L_reg therefore
+    compares pooled values before the shift (``max`` for ``'ema'``, the max
+    half of ``'ema+avg'``), so a student with EMA and a teacher with max
+    pooling are compared like for like.
+
+    Args:
+        site (PointPool): The pooling module.
+        x (Tensor): Its input.
+        out (Tensor): Its output.
+
+    Returns:
+        Tensor: ``out`` for non-EMA modes, else the unshifted output.
+    """
+    if site.mode not in ('ema', 'ema+avg'):
+        return out
+    delta = ema_offset(x.shape[site.dim])
+    if site.mode == 'ema':
+        return out + delta
+    half = out.shape[site.cat_dim] // 2
+    return torch.cat([out.narrow(site.cat_dim, 0, half) + delta,
+                      out.narrow(site.cat_dim, half, half)], dim=site.cat_dim)
 
 
 def _pool_sites(model: nn.Module) -> Dict[str, PointPool]:
@@ -71,8 +98,9 @@ class BinaryDistiller(BaseModel):
             and shape) into the student before binarizing. Defaults to True.
         distill (dict): ``temperature`` (T, default 2.0), ``lambda_`` (λ,
             0.5), ``eta`` (η, 0.1), ``reg_norm`` ('1'), ``pairs`` ('auto' or
-            a list of site names / glob patterns) and ``reg_reduction``
-            ('mean' over sites, or 'sum').
+            a list of site names / glob patterns), ``reg_reduction``
+            ('mean' over sites, or 'sum') and ``align_ema`` (True: compare
+            EMA sites before their constant shift, see :func:`max_aligned`).
         save_teacher (bool): Keep the teacher's weights in saved
             checkpoints. Defaults to False (it is reloaded from
             ``teacher_ckpt``).
@@ -247,6 +275,8 @@ class BinaryDistiller(BaseModel):
 
         def hook(module, inputs, output):
             if self._recording:
+                if self.distill_cfg['align_ema']:
+                    output = max_aligned(module, inputs[0], output)
                 self._records[role].setdefault(name, []).append(output)
 
         return hook

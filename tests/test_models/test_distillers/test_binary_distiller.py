@@ -6,8 +6,9 @@ import pytest
 import torch
 from mmengine.optim import OptimWrapper
 
-from mmbinpc.binary.aggregation import PointPool
+from mmbinpc.binary.aggregation import PointPool, ema_offset
 from mmbinpc.models.distillers import BinaryDistiller, resolve_checkpoint
+from mmbinpc.models.distillers.binary_distiller import max_aligned
 from mmbinpc.models.losses import pooling_norm, soft_target_loss
 from mmdet3d.registry import MODELS
 
@@ -57,7 +58,7 @@ def test_losses_match_hand_weighting(teacher_cfg, teacher_ckpt):
 
     def grab(role):
         def hook(m, i, o):
-            outs.setdefault(role, []).append(o)
+            outs.setdefault(role, []).append(max_aligned(m, i[0], o))
         return hook
 
     hs = [model.student.pool.register_forward_hook(grab('s')),
@@ -217,3 +218,16 @@ def test_teacher_as_config_path(tmp_path, teacher_cfg, teacher_ckpt):
     with pytest.raises(FileNotFoundError, match=f'python tools/train.py '
                        f'{path}'):
         build(str(path), str(tmp_path / 'missing.pth'))
+
+
+def test_ema_sites_compared_before_their_shift():
+    x = torch.randn(2, 3, 7)
+    for mode in ('max', 'avg'):
+        out = PointPool(mode)(x)
+        assert max_aligned(PointPool(mode), x, out) is out
+    ema = PointPool('ema')
+    assert torch.allclose(max_aligned(ema, x, ema(x)), x.max(-1)[0])
+    both = PointPool('ema+avg')
+    assert torch.allclose(max_aligned(both, x, both(x)),
+                          PointPool('max+avg')(x), atol=1e-6)
+    assert ema_offset(7) > 0

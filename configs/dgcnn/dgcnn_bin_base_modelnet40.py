@@ -1,0 +1,23 @@
+# Shared settings of the binary DGCNN experiments on ModelNet40 (not an
+# experiment itself: the *_bin_<method>-<aggregation>[-kdr]_modelnet40.py
+# files set the binarizer and the loss weights).
+#
+# The student is the FP32 teacher's model, initialised from the trained
+# teacher and binarized; it trains with L = λ·L_DS + (1−λ)·L_CE + η·L_reg.
+# Here λ = η = 0 (L = L_CE): the paper's "plain" baseline; the -kdr configs
+# turn distillation and the pooling regulariser on.
+# Train the teacher first: python tools/train.py configs/dgcnn/dgcnn_fp_modelnet40.py
+_base_ = ['./dgcnn_fp_modelnet40.py']
+
+model = dict(
+    _delete_=True,
+    type='BinaryDistiller',
+    teacher='configs/dgcnn/dgcnn_fp_modelnet40.py',
+    teacher_ckpt='work_dirs/dgcnn_fp_modelnet40',  # best checkpoint there, else latest
+    binarize=dict(method='xnor', aggregation='max'),
+    init_student_from_teacher=True,
+    distill=dict(
+        temperature=2.0, lambda_=0.0, eta=0.0, reg_norm='1', pairs='auto'))
+
+# Logs the FP32 teacher's validation accuracy once, as teacher/overall_acc.
+custom_hooks = [dict(type='TeacherValHook')]

@@ -1,0 +1,23 @@
+# Binary DGCNN semantic segmentation on S3DIS (test on Area 5): LSR + EMA
+# student distilled by KDR from mmdet3d's FP32 DGCNN. L_DS is per point
+# (points labelled ignore_index=13 left out), L_CE is the decode head's loss.
+# 1. python tools/train.py mmdet3d::dgcnn/dgcnn_4xb32-cosine-100e_s3dis-seg_test-area5.py
+#    (or download mmdet3d's checkpoint and point teacher_ckpt at it)
+# 2. python tools/train.py configs/dgcnn/dgcnn_bin_kdr_s3dis-seg.py
+# No S3DIS? python tools/create_synthetic_s3dis.py data/s3dis writes a small
+# generated indoor set in the same layout.
+_base_ = ['mmdet3d::dgcnn/dgcnn_4xb32-cosine-100e_s3dis-seg_test-area5.py']
+
+custom_imports = dict(imports=['mmbinpc'], allow_failed_imports=False)
+
+model = dict(
+    _delete_=True,
+    type='BinaryDistiller',
+    teacher='mmdet3d::dgcnn/dgcnn_4xb32-cosine-100e_s3dis-seg_test-area5.py',
+    teacher_ckpt='work_dirs/dgcnn_4xb32-cosine-100e_s3dis-seg_test-area5',
+    binarize=dict(method='lsr', aggregation='ema'),
+    init_student_from_teacher=True,
+    distill=dict(
+        temperature=2.0, lambda_=0.5, eta=0.01, reg_norm='1', pairs='auto'))
+
+custom_hooks = [dict(type='TeacherValHook')]

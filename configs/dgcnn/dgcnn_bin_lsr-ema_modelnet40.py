@@ -1,0 +1,5 @@
+# DGCNN LSR + EMA on ModelNet40 (the paper's "LSR + EMA"): binary
+# student trained with the task loss only (λ = η = 0).
+_base_ = ['./dgcnn_bin_base_modelnet40.py']
+
+model = dict(binarize=dict(method='lsr', aggregation='ema'))

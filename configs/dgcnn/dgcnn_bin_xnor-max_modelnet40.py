@@ -1,0 +1,5 @@
+# DGCNN XNOR + MAX on ModelNet40 (the paper's "XNOR + MAX"): binary
+# student trained with the task loss only (λ = η = 0).
+_base_ = ['./dgcnn_bin_base_modelnet40.py']
+
+model = dict(binarize=dict(method='xnor', aggregation='max'))
