@@ -1,0 +1,100 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""tools/analysis/complexity.py, tools/deploy/export_packed.py and
+tools/deploy/benchmark.py end to end on a tiny config."""
+import importlib.util
+import json
+import os
+
+import pytest
+import torch
+
+from mmdet3d.registry import MODELS
+
+from mmbinpc.deploy import PackedModel
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+
+CONFIG = '''
+model = dict(
+    type='PointClassifier',
+    backbone=dict(type='PointNet', channels=(16, 16, 16, 32, 64),
+                  input_transform=False, feature_transform=False),
+    head=dict(type='PointClsHead', in_channels=64, num_classes=4,
+              mid_channels=(32, 16)),
+    binarize=dict(method='xnor', aggregation='ema'))
+'''
+
+
+def load_tool(rel_path):
+    path = os.path.join(ROOT, rel_path)
+    spec = importlib.util.spec_from_file_location(
+        'tool_' + os.path.basename(path)[:-3], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def trained(tmp_path):
+    from mmengine.config import Config
+    cfg_path = tmp_path / 'tiny_bin.py'
+    cfg_path.write_text(CONFIG)
+    model = MODELS.build(Config.fromfile(str(cfg_path)).model)
+    with torch.no_grad():  # non-trivial BN statistics to fold
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.uniform_(-0.3, 0.3)
+                m.running_var.uniform_(0.5, 2.0)
+    ckpt = tmp_path / 'tiny.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    return str(cfg_path), str(ckpt), model.eval()
+
+
+def test_complexity_tool_json(trained, tmp_path, capsys):
+    cfg_path, _, _ = trained
+    out = tmp_path / 'c.json'
+    totals = load_tool('tools/analysis/complexity.py').main(
+        [cfg_path, '--points', '64', '--json', str(out)])
+    data = json.loads(out.read_text())
+    assert set(data) >= {'flops', 'bops', 'ops', 'params', 'storage_bytes',
+                         'speedup', 'compression'}
+    assert data == pytest.approx(totals)
+    assert data['bops'] > 0 and data['speedup'] > 1
+    assert data['compression'] > 1
+    assert 'BOPs' in capsys.readouterr().out
+
+
+def test_export_then_benchmark(trained, tmp_path, capsys):
+    cfg_path, ckpt, model = trained
+    out = str(tmp_path / 'tiny.packed')
+    summary = load_tool('tools/deploy/export_packed.py').main(
+        [cfg_path, ckpt, out, '--points', '64'])
+    assert os.path.getsize(out) == summary.file_bytes
+    assert 'size ratio' in capsys.readouterr().out
+    packed = PackedModel.load(out)
+    pts = torch.rand(8, 64, 3) * 2 - 1
+    with torch.no_grad():
+        ref = model._forward(dict(points=pts))
+    assert (packed(pts).argmax(-1) == ref.argmax(-1)).all()
+
+    res_path = tmp_path / 'bench.json'
+    results = load_tool('tools/deploy/benchmark.py').main([
+        cfg_path, ckpt, '--packed', out, '--points', '64', '--batch-sizes',
+        '1', '2', '--repeats', '2', '--warmup', '1', '--json', str(res_path)
+    ])
+    data = json.loads(res_path.read_text())
+    for key in ('fp32_ms_b1', 'binary_torch_ms_b1', 'packed_ms_b1',
+                'speedup_b1', 'binary_layers_speedup', 'size_ratio',
+                'speedup_b2'):
+        assert key in data and data[key] > 0
+    assert data['pred_agreement_b1'] == 1.0
+    assert data['size_ratio'] == pytest.approx(results['size_ratio'])
+    printed = capsys.readouterr().out
+    assert 'packed vs FP32' in printed and 'CPU:' in printed
+
+
+def test_export_tool_errors(trained, tmp_path):
+    cfg_path, _, _ = trained
+    tool = load_tool('tools/deploy/export_packed.py')
+    with pytest.raises(SystemExit, match='not found'):
+        tool.main([cfg_path, str(tmp_path / 'nope.pth'), str(tmp_path / 'o')])

@@ -1,0 +1,88 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""Numba XNOR-popcount kernels against sign(a) · sign(w) computed densely."""
+import numpy as np
+import pytest
+import torch
+
+from mmbinpc.deploy import PackedBinaryLayer, pack_signs
+from mmbinpc.deploy import kernels
+
+
+def _signs(x):
+    return np.where(x >= 0, 1.0, -1.0).astype(np.float32)
+
+
+@pytest.mark.parametrize('n', [1, 64, 100, 128, 200, 1024])
+def test_dot_and_gemm(n):
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal((5, n)).astype(np.float32)
+    w = rng.standard_normal((9, n)).astype(np.float32)
+    aw, ww = pack_signs(a), pack_signs(w)
+    dense = _signs(a) @ _signs(w).T
+    assert kernels.xnor_popcount_dot(aw[1], ww[2], n) == dense[1, 2]
+    gemm = kernels.binary_gemm(aw, np.ascontiguousarray(ww.T), n)
+    np.testing.assert_array_equal(gemm, dense)
+    np.testing.assert_array_equal(kernels.pack_rows(a), aw)
+
+
+# widths cover the 1-word, 2-word and general (odd and even word count) paths
+@pytest.mark.parametrize('c', [3, 64, 100, 128, 130, 300])
+@pytest.mark.parametrize('mode', ['none', 'mean_abs'])
+def test_binary_pointwise_matches_dense(c, mode):
+    rng = np.random.default_rng(c)
+    m, o = 37, 45
+    x = rng.standard_normal((m, c)).astype(np.float32)
+    x[0, :3] = 0.0  # exact zeros: sign(0) = +1
+    w = rng.standard_normal((o, c)).astype(np.float32)
+    thr = (0.3 * rng.standard_normal(c)).astype(np.float32)
+    scale = rng.uniform(0.5, 2, o).astype(np.float32)
+    shift = rng.standard_normal(o).astype(np.float32)
+    out = np.empty((m, o), np.float32)
+    code = kernels.SCALE_MEAN_ABS if mode == 'mean_abs' else kernels.SCALE_NONE
+    kernels.binary_pointwise(x, thr, code, np.ascontiguousarray(
+        pack_signs(w).T), scale, shift, out)
+    shifted = x - thr
+    beta = np.abs(shifted).mean(1, keepdims=True) if mode == 'mean_abs' \
+        else 1.0
+    ref = (_signs(shifted) @ _signs(w).T) * scale * beta + shift
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('kind', ['conv1d', 'conv2d', 'linear'])
+def test_packed_layer_layouts(kind):
+    c, o = 70, 33
+    w = torch.randn(o, c)
+    layer = PackedBinaryLayer(kind, c, o, pack_signs(w),
+                              np.ones(o, np.float32), np.zeros(o, np.float32))
+    if kind == 'conv1d':
+        x = torch.randn(2, c, 11)
+        ref = torch.nn.functional.conv1d(
+            torch.where(x >= 0, 1.0, -1.0),
+            torch.where(w >= 0, 1.0, -1.0)[..., None])
+    elif kind == 'conv2d':
+        x = torch.randn(2, c, 3, 4)
+        ref = torch.nn.functional.conv2d(
+            torch.where(x >= 0, 1.0, -1.0),
+            torch.where(w >= 0, 1.0, -1.0)[..., None, None])
+    else:
+        x = torch.randn(2, 5, c)
+        ref = torch.where(x >= 0, 1.0, -1.0) @ torch.where(w >= 0, 1.0,
+                                                           -1.0).T
+    out = layer(x)
+    assert out.shape == ref.shape
+    torch.testing.assert_close(out, ref)
+    # channel-first views of channel-last buffers chain without copies
+    if kind == 'conv1d':
+        torch.testing.assert_close(layer(x.transpose(1, 2).contiguous()
+                                         .transpose(1, 2)), ref)
+
+
+def test_packed_layer_bad_input():
+    layer = PackedBinaryLayer('conv1d', 8, 4, pack_signs(np.ones((4, 8))),
+                              np.ones(4, np.float32), np.zeros(4, np.float32),
+                              name='toy')
+    with pytest.raises(ValueError, match='toy: expected'):
+        layer(torch.randn(1, 9, 5))
+    with pytest.raises(ValueError, match='uint64'):
+        PackedBinaryLayer('conv1d', 8, 4, np.zeros((4, 2), np.uint64),
+                          np.ones(4, np.float32), np.zeros(4, np.float32))
