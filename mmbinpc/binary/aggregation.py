@@ -9,7 +9,7 @@ module per site whose forward output is the pooled tensor.
 """
 import math
 from statistics import NormalDist
-from typing import Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -124,3 +124,175 @@ def to_max(mode: str) -> str:
 
 
 PoolLike = Union[PointPool, nn.Module]
+
+
+# --------------------------------------------------------------------------
+# Adapters for mmdet3d's pooling sites.
+#
+# mmdet3d pools inline: ``PointSAModule``/``PointSAModuleMSG`` (and the PAConv
+# SA modules built on them) and ``DGCNNGFModule`` in ``_pool_features`` (local
+# max over the K grouped neighbours), ``DGCNNFAModule`` in ``forward`` (global
+# max over the points). :func:`attach_pooling` gives each such module a
+# ``PointPool`` child named ``pool`` and switches the instance (not the
+# mmdet3d class) to a subclass whose pooling goes through that child. The
+# subclasses are created once per mmdet3d class and live in this module, so
+# adapted models can still be deep-copied and pickled.
+# --------------------------------------------------------------------------
+POOL_CHILD = 'pool'
+_ADAPTED: Dict[type, type] = {}
+
+
+class _LocalPoolAdapter:
+    """Mixin for modules pooling (B, C, N, K) -> (B, C, N) in _pool_features.
+
+    Both ``PointSAModule*`` (``pool_mod``) and ``DGCNNGFModule``
+    (``pool_mode``) pool over the last axis; the attached ``PointPool`` does
+    it instead, in whichever mode it is switched to.
+    """
+
+    def _pool_features(self, features: Tensor) -> Tensor:
+        return getattr(self, POOL_CHILD)(features).contiguous()
+
+
+class _GlobalPoolAdapter:
+    """Mixin for ``DGCNNFAModule``: global pooling through a PointPool.
+
+    Same computation as mmdet3d's ``DGCNNFAModule.forward``: the per-point
+    features of all graph layers are concatenated, run through the MLP,
+    pooled over all points, and the pooled vector is repeated to every point
+    and concatenated with the concatenated input features.
+    """
+
+    def forward(self, points):
+        if len(points) <= 1:
+            return points
+        feats = torch.cat(points[1:], dim=-1).transpose(1, 2).contiguous()
+        mlp_out = self.mlps(feats)  # (B, C, N)
+        pooled = getattr(self, POOL_CHILD)(mlp_out)  # (B, C', 1)
+        if pooled.dim() == mlp_out.dim() - 1:
+            pooled = pooled.unsqueeze(-1)
+        pooled = pooled.expand(-1, -1, mlp_out.shape[-1])
+        out = torch.cat([pooled, feats], dim=1)
+        return out.transpose(1, 2).contiguous()
+
+
+def _site_kinds() -> List[Tuple[type, type, str]]:
+    """(mmdet3d base class, adapter mixin, attribute holding its pool mode)."""
+    from mmdet3d.models.layers.dgcnn_modules.dgcnn_fa_module import \
+        DGCNNFAModule
+    from mmdet3d.models.layers.dgcnn_modules.dgcnn_gf_module import \
+        BaseDGCNNGFModule
+    from mmdet3d.models.layers.pointnet_modules.point_sa_module import \
+        BasePointSAModule
+    return [(BasePointSAModule, _LocalPoolAdapter, 'pool_mod'),
+            (BaseDGCNNGFModule, _LocalPoolAdapter, 'pool_mode'),
+            (DGCNNFAModule, _GlobalPoolAdapter, '')]
+
+
+def _adapted_class(cls: type, mixin: type) -> type:
+    """The cached per-class adapter subclass of an mmdet3d module class."""
+    if cls not in _ADAPTED:
+        name = f'Pooled{cls.__name__}'
+        adapted = type(name, (mixin, cls), {
+            '__module__': __name__,
+            '__doc__': f'{cls.__name__} pooling through a PointPool child '
+                       f'(see mmbinpc.binary.aggregation.attach_pooling).'
+        })
+        _ADAPTED[cls] = adapted
+        globals()[name] = adapted
+    return _ADAPTED[cls]
+
+
+def _site_kind(module: nn.Module,
+               kinds: List[Tuple[type, type, str]]) -> Optional[tuple]:
+    for base, mixin, attr in kinds:
+        if isinstance(module, base):
+            return base, mixin, attr
+    return None
+
+
+def attach_pooling(model: nn.Module, mode: str = 'max') -> List[str]:
+    """Give every mmdet3d pooling site of ``model`` a PointPool child.
+
+    Sites: ``PointSAModule``/``PointSAModuleMSG`` and their subclasses (local
+    pooling in ``_pool_features``), ``DGCNNGFModule`` (local max over the k
+    neighbours) and ``DGCNNFAModule`` (global max). Each gets a child
+    ``pool`` and its instance is switched to a subclass that pools through
+    it; mmdet3d itself is not modified. Idempotent: sites that already have
+    their PointPool are left as they are.
+
+    Args:
+        model (nn.Module): A built model.
+        mode (str): Mode of newly attached max sites (``'max'`` or
+            ``'ema'``). Sites configured for average pooling get
+            ``'avg'``. Defaults to 'max'.
+
+    Returns:
+        list[str]: Names of all PointPool modules of ``model`` (attached now,
+        attached before, or part of the model), in model order.
+    """
+    if mode not in POOL_MODES:
+        raise ValueError(f'unknown aggregation mode {mode!r}; valid modes: '
+                         f'{", ".join(POOL_MODES)}')
+    kinds = _site_kinds()
+    adapters = tuple(_ADAPTED.values())
+    for module in list(model.modules()):
+        if isinstance(module, adapters):
+            continue
+        kind = _site_kind(module, kinds)
+        if kind is None:
+            continue
+        _, mixin, attr = kind
+        site_mode = getattr(module, attr, 'max') if attr else 'max'
+        if site_mode not in ('max', 'avg'):
+            raise ValueError(f'{type(module).__name__} pools with '
+                             f'{site_mode!r}, which mmbinpc cannot adapt')
+        if hasattr(module, POOL_CHILD) and not isinstance(
+                getattr(module, POOL_CHILD), PointPool):
+            raise RuntimeError(f'{type(module).__name__} already has an '
+                               f'attribute {POOL_CHILD!r}; cannot attach a '
+                               f'PointPool')
+        pool_mode = 'avg' if site_mode == 'avg' else mode
+        module.__class__ = _adapted_class(type(module), mixin)
+        module.add_module(POOL_CHILD, PointPool(mode=pool_mode, dim=-1))
+    return list(pooling_sites(model))
+
+
+def pooling_sites(model: nn.Module) -> Dict[str, PointPool]:
+    """All PointPool modules of ``model`` by name, in model order.
+
+    Args:
+        model (nn.Module): A model (adapted with :func:`attach_pooling` or
+            built from mmbinpc's own modules).
+
+    Returns:
+        dict[str, PointPool]: Name -> pooling site.
+    """
+    return {name: m for name, m in model.named_modules()
+            if isinstance(m, PointPool)}
+
+
+def set_pooling_mode(model: nn.Module, aggregation: str) -> Dict[str, str]:
+    """Switch every pooling site to plain max or to EMA.
+
+    ``'ema'`` maps each site through :func:`to_ema` (``max`` → ``ema``,
+    ``max+avg`` → ``ema+avg``; ``avg`` stays), ``'max'`` through
+    :func:`to_max`.
+
+    Args:
+        model (nn.Module): The model; call :func:`attach_pooling` first for
+            mmdet3d models.
+        aggregation (str): ``'max'`` or ``'ema'``.
+
+    Returns:
+        dict[str, str]: Site name -> its new mode.
+    """
+    if aggregation not in ('max', 'ema'):
+        raise ValueError(f'unknown aggregation {aggregation!r}; valid: '
+                         f'max, ema')
+    convert = to_ema if aggregation == 'ema' else to_max
+    modes = {}
+    for name, site in pooling_sites(model).items():
+        site.mode = convert(site.mode)
+        modes[name] = site.mode
+    return modes

@@ -1,0 +1,200 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""Binary layers: ``BinConv1d``, ``BinConv2d`` and ``BinLinear``.
+
+Each is a subclass of the matching torch layer with the same parameter names
+(``weight``, ``bias``), so an FP32 state dict loads into it. The parameters
+stay FP32 *latent* weights that the optimizer updates; the forward pass uses
+``binarizer.forward_weight(weight)`` and, with ``binarize_input=True``, the
+binarized input. The layers are registered in ``mmdet3d.registry.MODELS`` and
+in mmengine's root ``MODELS`` (which mmcv's ``build_conv_layer`` falls back to
+when no default scope is set), so ``conv_cfg=dict(type='BinConv1d',
+binarizer='xnor')`` works in any mmcv ``ConvModule``.
+"""
+from typing import Any, Optional
+
+import torch.nn.functional as F
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from torch import Tensor, nn
+
+from mmdet3d.registry import MODELS
+from .binarizers import Binarizer, BinarizerCfg, build_binarizer
+
+
+def _register(cls: type) -> type:
+    MODELS.register_module(module=cls)
+    if MMENGINE_MODELS.get(cls.__name__) is None:
+        MMENGINE_MODELS.register_module(module=cls)
+    return cls
+
+
+class BinaryMixin:
+    """Shared behaviour of the binary layers.
+
+    A layer using it provides ``latent_weight()`` (weight with output channels
+    on dim 0), ``apply_weight(x, w)`` (the layer's linear map without bias)
+    and ``channel_dim`` (the input's channel axis).
+    """
+
+    binarizer: Binarizer
+    binarize_input: bool
+    channel_dim: int = 1
+
+    def _init_binary(self, binarizer: BinarizerCfg, binarize_input: bool,
+                     in_channels: int, out_channels: int) -> None:
+        self.binarizer = build_binarizer(
+            binarizer, in_channels=in_channels, out_channels=out_channels)
+        self.binarize_input = bool(binarize_input)
+
+    def latent_weight(self) -> Tensor:
+        """The FP32 latent weight, output channels on dim 0."""
+        return self.weight
+
+    def binary_weight(self) -> Tensor:
+        """The weight the forward pass uses (``sign · scale``)."""
+        return self.binarizer.forward_weight(self.latent_weight())
+
+    def binary_input(self, x: Tensor) -> Tensor:
+        """The input the forward pass uses (binarized or unchanged)."""
+        if not self.binarize_input:
+            return x
+        return self.binarizer.forward_input(x, dim=self.channel_dim)
+
+    def _binary_forward(self, x: Tensor) -> Tensor:
+        self.binarizer.prepare(self, x)
+        return self.apply_weight(self.binary_input(x), self.binary_weight(),
+                                 self.bias)
+
+    def extra_repr(self) -> str:
+        return (super().extra_repr() + f', binarizer={self.binarizer.name!r}'
+                f', binarize_input={self.binarize_input}')
+
+
+def _check_kwargs(cls_name: str, kwargs: dict) -> None:
+    if 'binarizer_cfg' in kwargs:
+        raise TypeError(f'{cls_name} takes binarizer=, not binarizer_cfg=')
+
+
+@_register
+class BinConv1d(BinaryMixin, nn.Conv1d):
+    """1-bit ``nn.Conv1d``.
+
+    Args:
+        *args: ``nn.Conv1d`` arguments.
+        binarizer (str | dict): Binarizer name (``'xnor'``) or
+            ``dict(type=name, **options)``. Defaults to 'xnor'.
+        binarize_input (bool): Binarize the input activations too.
+            Defaults to True.
+        **kwargs: ``nn.Conv1d`` keyword arguments.
+    """
+
+    def __init__(self, *args, binarizer: BinarizerCfg = 'xnor',
+                 binarize_input: bool = True, **kwargs) -> None:
+        _check_kwargs(type(self).__name__, kwargs)
+        super().__init__(*args, **kwargs)
+        self._init_binary(binarizer, binarize_input, self.in_channels,
+                          self.out_channels)
+
+    def apply_weight(self, x: Tensor, weight: Tensor,
+                     bias: Optional[Tensor] = None) -> Tensor:
+        return self._conv_forward(x, weight, bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._binary_forward(x)
+
+
+@_register
+class BinConv2d(BinaryMixin, nn.Conv2d):
+    """1-bit ``nn.Conv2d``; arguments as :class:`BinConv1d`."""
+
+    def __init__(self, *args, binarizer: BinarizerCfg = 'xnor',
+                 binarize_input: bool = True, **kwargs) -> None:
+        _check_kwargs(type(self).__name__, kwargs)
+        super().__init__(*args, **kwargs)
+        self._init_binary(binarizer, binarize_input, self.in_channels,
+                          self.out_channels)
+
+    def apply_weight(self, x: Tensor, weight: Tensor,
+                     bias: Optional[Tensor] = None) -> Tensor:
+        return self._conv_forward(x, weight, bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._binary_forward(x)
+
+
+@_register
+class BinLinear(BinaryMixin, nn.Linear):
+    """1-bit ``nn.Linear``. The input's channel axis is the last one.
+
+    Args:
+        in_features (int): Input features.
+        out_features (int): Output features.
+        bias (bool): Add a learnable bias. Defaults to True.
+        binarizer (str | dict): See :class:`BinConv1d`. Defaults to 'xnor'.
+        binarize_input (bool): Binarize the input. Defaults to True.
+        **kwargs: ``nn.Linear`` keyword arguments (device, dtype).
+    """
+
+    channel_dim = -1
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 binarizer: BinarizerCfg = 'xnor',
+                 binarize_input: bool = True, **kwargs) -> None:
+        _check_kwargs(type(self).__name__, kwargs)
+        super().__init__(in_features, out_features, bias=bias, **kwargs)
+        self._init_binary(binarizer, binarize_input, in_features,
+                          out_features)
+
+    def apply_weight(self, x: Tensor, weight: Tensor,
+                     bias: Optional[Tensor] = None) -> Tensor:
+        return F.linear(x, weight, bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._binary_forward(x)
+
+
+#: FP torch layer -> its binary counterpart.
+BINARY_LAYERS = {nn.Conv1d: BinConv1d, nn.Conv2d: BinConv2d,
+                 nn.Linear: BinLinear}
+
+
+def from_float(module: nn.Module, binarizer: BinarizerCfg = 'xnor',
+               binarize_input: bool = True) -> nn.Module:
+    """A binary copy of an ``nn.Conv1d``/``nn.Conv2d``/``nn.Linear``.
+
+    The new layer has the same hyper-parameters, a copy of the FP32 weight
+    and bias (same dtype and device), the same ``requires_grad`` flags and
+    the same training mode.
+
+    Args:
+        module (nn.Module): The FP layer (exactly one of the three types).
+        binarizer (str | dict): Binarizer for the new layer.
+        binarize_input (bool): Binarize the input activations.
+
+    Returns:
+        nn.Module: The binary layer.
+    """
+    cls = BINARY_LAYERS.get(type(module))
+    if cls is None:
+        raise TypeError(f'cannot binarize a {type(module).__name__}; '
+                        f'supported: ' +
+                        ', '.join(t.__name__ for t in BINARY_LAYERS))
+    factory: Any = dict(device=module.weight.device, dtype=module.weight.dtype)
+    if cls is BinLinear:
+        new = BinLinear(module.in_features, module.out_features,
+                        bias=module.bias is not None, binarizer=binarizer,
+                        binarize_input=binarize_input, **factory)
+    else:
+        new = cls(module.in_channels, module.out_channels,
+                  module.kernel_size, stride=module.stride,
+                  padding=module.padding, dilation=module.dilation,
+                  groups=module.groups, bias=module.bias is not None,
+                  padding_mode=module.padding_mode, binarizer=binarizer,
+                  binarize_input=binarize_input, **factory)
+    new.binarizer.to(module.weight.device)
+    new.weight.data.copy_(module.weight.data)
+    new.weight.requires_grad_(module.weight.requires_grad)
+    if module.bias is not None:
+        new.bias.data.copy_(module.bias.data)
+        new.bias.requires_grad_(module.bias.requires_grad)
+    new.train(module.training)
+    return new

@@ -1,0 +1,275 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""Forward values and STE gradients of every binarizer."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmbinpc.binary.binarizers import (BINARIZERS, IRNetBinarizer,
+                                       build_binarizer, hard_sign)
+from mmbinpc.binary.layers import BinLinear
+
+ALL = ('bnn', 'xnor', 'irnet', 'lsr', 'bireal', 'react')
+
+
+def _bcast(scale, like):
+    return scale if scale.dim() == 0 else scale.reshape(
+        (-1, ) + (1, ) * (like.dim() - 1))
+
+
+def test_registry_names_and_errors():
+    assert set(ALL) <= set(BINARIZERS)
+    for name in ALL:
+        assert build_binarizer(name, in_channels=3).name == name
+    with pytest.raises(ValueError, match='valid binarizers: .*xnor'):
+        build_binarizer('dorefa')
+    with pytest.raises(ValueError, match='"type"'):
+        build_binarizer(dict(eps=1e-5))
+    irnet = build_binarizer(dict(type='irnet', eps=1e-3))
+    assert isinstance(irnet, IRNetBinarizer) and irnet.eps == 1e-3
+    with pytest.raises(ValueError, match='in_channels'):
+        build_binarizer('react')
+
+
+@pytest.mark.parametrize('name', ALL)
+def test_sign_of_zero_is_plus_one(name):
+    binarizer = build_binarizer(name, in_channels=2)
+    x = torch.zeros(1, 2, 3)
+    assert torch.equal(binarizer.input_parts(x)[0], torch.ones_like(x))
+    if binarizer.input_parts(x)[1] is None:
+        assert torch.equal(binarizer.forward_input(x), torch.ones_like(x))
+    w = torch.zeros(2, 2, 1)
+    sign, _ = binarizer.weight_parts(w)
+    assert torch.equal(sign, torch.ones_like(w))
+    assert set(hard_sign(torch.tensor([-0.0, 0.0, -1e-9])).tolist()) == {
+        1.0, -1.0}
+
+
+@pytest.mark.parametrize('name', ALL)
+def test_parts_reproduce_forward(name):
+    binarizer = build_binarizer(name, in_channels=3, out_channels=4)
+    if name == 'react':
+        binarizer.threshold.data = torch.tensor([0.1, -0.2, 0.3])
+    w = torch.randn(4, 3, 2)
+    sign, scale = binarizer.weight_parts(w)
+    assert set(sign.unique().tolist()) <= {-1.0, 1.0}
+    assert scale.shape in (torch.Size([]), torch.Size([4]))
+    assert torch.allclose(binarizer.forward_weight(w), sign * _bcast(scale, w))
+    x = torch.randn(2, 3, 5)
+    sign, scale = binarizer.input_parts(x)
+    assert set(sign.unique().tolist()) <= {-1.0, 1.0}
+    expected = sign if scale is None else sign * scale
+    if scale is not None:
+        assert scale.shape == (2, 1, 5)
+    assert torch.allclose(binarizer.forward_input(x), expected)
+
+
+def test_bnn_forward_and_clipped_ste():
+    binarizer = build_binarizer('bnn')
+    x = torch.tensor([[-2.0, -0.5, 0.0, 0.5, 2.0]], requires_grad=True)
+    y = binarizer.forward_input(x)
+    assert y.tolist() == [[-1.0, -1.0, 1.0, 1.0, 1.0]]
+    g = torch.tensor([[1.0, 2.0, 3.0, 4.0, 5.0]])
+    y.backward(g)
+    assert x.grad.tolist() == [[0.0, 2.0, 3.0, 4.0, 0.0]]
+    w = torch.tensor([[0.3, -1.7], [2.5, -0.1]], requires_grad=True)
+    bw = binarizer.forward_weight(w)
+    assert bw.tolist() == [[1.0, -1.0], [1.0, -1.0]]
+    bw.backward(torch.ones_like(bw))
+    assert w.grad.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def test_xnor_weight_scale_and_gradient():
+    binarizer = build_binarizer('xnor')
+    w = torch.tensor([[1.0, 2.0, 3.0], [0.5, -0.5, 0.0]], requires_grad=True)
+    bw = binarizer.forward_weight(w)
+    # row 0 centred: [-1, 0, 1], alpha = 2/3; row 1 already centred, 1/3
+    alpha = torch.tensor([2 / 3, 1 / 3])
+    sign, scale = binarizer.weight_parts(w)
+    assert torch.allclose(scale, alpha)
+    centred = w.detach() - w.detach().mean(1, keepdim=True)
+    assert torch.allclose(scale, centred.abs().mean(1))
+    assert sign.tolist() == [[-1.0, 1.0, 1.0], [1.0, -1.0, 1.0]]
+    assert torch.allclose(bw, sign * alpha[:, None])
+    g = torch.tensor([[1.0, -2.0, 0.5], [3.0, 1.0, -1.0]])
+    bw.backward(g)
+    # STE: d sign(c)/dc = 1{|c|<=1}; alpha detached; centring is exact
+    c_grad = g * alpha[:, None] * (centred.abs() <= 1).float()
+    expected = c_grad - c_grad.mean(1, keepdim=True)
+    assert torch.allclose(w.grad, expected)
+
+
+def test_xnor_activation_scale_and_gradient():
+    binarizer = build_binarizer('xnor')
+    # (B=1, C=2, N=3): beta = mean |a| over the 2 channels of each point
+    x = torch.tensor([[[0.5, -3.0, 0.0], [-1.5, 1.0, 0.2]]],
+                     requires_grad=True)
+    y = binarizer.forward_input(x)
+    beta = torch.tensor([[[1.0, 2.0, 0.1]]])
+    assert torch.allclose(binarizer.input_parts(x)[1], beta)
+    assert torch.allclose(y, hard_sign(x.detach()) * beta)
+    g = torch.arange(6.0).reshape(1, 2, 3)
+    y.backward(g)
+    expected = g * beta * (x.detach().abs() <= 1).float()
+    assert torch.allclose(x.grad, expected)
+    # channel-last layout (BinLinear)
+    assert torch.allclose(
+        binarizer.input_parts(x.detach().transpose(1, 2), dim=-1)[1],
+        beta.transpose(1, 2))
+
+
+def test_irnet_standardisation_power_of_two_scale():
+    binarizer = build_binarizer('irnet')
+    w = torch.stack([torch.tensor([1.0, 2.0, 3.0, 4.0]).repeat(4),
+                     torch.cat([torch.zeros(15), torch.tensor([10.0])])])
+    sign, scale = binarizer.weight_parts(w)
+    std = (w - w.mean(1, keepdim=True)) / w.std(1, keepdim=True)
+    # row 1 by hand: mean 0.625, std 2.5 -> W^ = (-0.25 x 15, 3.75),
+    # mean|W^| = 0.46875 -> 2^round(-1.09) = 0.5; row 0: ~0.83 -> 2^0
+    assert torch.allclose(std[1], torch.tensor([-0.25] * 15 + [3.75]))
+    assert std.abs().mean(1)[1].item() == pytest.approx(0.46875)
+    assert scale.tolist() == [1.0, 0.5]
+    assert torch.equal(sign, hard_sign(std))
+    assert torch.allclose(binarizer.forward_weight(w),
+                          sign * scale[:, None])
+
+
+def test_irnet_schedule_values():
+    binarizer = build_binarizer('irnet')
+    for progress, t in ((0.0, 1e-3), (0.5, 0.1), (0.75, 1.0), (1.0, 10.0),
+                        (2.0, 10.0)):
+        binarizer.set_progress(progress)
+        assert binarizer.t == pytest.approx(t)
+        assert binarizer.k == pytest.approx(max(1 / t, 1.0))
+
+
+def test_irnet_ede_gradients():
+    binarizer = build_binarizer('irnet')
+    binarizer.set_progress(0.5)  # t = 0.1, k = 10
+    t, k = 0.1, 10.0
+    x = torch.tensor([[[-2.0], [-0.3], [0.0], [4.0]]], requires_grad=True)
+    y = binarizer.forward_input(x)
+    assert y.flatten().tolist() == [-1.0, -1.0, 1.0, 1.0]
+    g = torch.tensor([[[1.0], [2.0], [-1.0], [0.5]]])
+    y.backward(g)
+    expected = g * k * t * (1 - torch.tanh(t * x.detach())**2)
+    assert torch.allclose(x.grad, expected)
+    # weights: EDE through the (exact) standardisation; compare with the
+    # autograd of the smooth surrogate k * tanh(t * W^) whose derivative is
+    # the EDE, times the detached power-of-two scale.
+    w = torch.tensor([[0.2, -0.7, 1.1], [0.4, 0.0, -0.9]], requires_grad=True)
+    gw = torch.tensor([[1.0, -1.0, 2.0], [0.5, 3.0, -2.0]])
+    binarizer.forward_weight(w).backward(gw)
+    w_ref = w.detach().clone().requires_grad_(True)
+    scale = binarizer.weight_parts(w_ref.detach())[1]
+    std_w = binarizer._weight_sign_input(w_ref)
+    (gw * scale[:, None] * k * torch.tanh(t * std_w)).sum().backward()
+    assert torch.allclose(w.grad, w_ref.grad, atol=1e-6)
+
+
+def test_irnet_warns_without_schedule():
+    binarizer = build_binarizer('irnet')
+    w = torch.randn(2, 3, requires_grad=True)
+    with pytest.warns(UserWarning, match='IRNetScheduleHook'):
+        binarizer.forward_weight(w)
+
+
+def test_lsr_forward_gradient_and_init_ratio():
+    layer = BinLinear(3, 2, bias=False, binarizer='lsr')
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.1, -0.3]]))
+    x = torch.tensor([[1.0, -2.0, 0.5], [0.3, 0.2, -1.0], [2.0, 1.0, 1.0],
+                      [-0.4, 0.9, 0.6]])
+    binarizer = layer.binarizer
+    assert not bool(binarizer.initialized)
+    layer.eval()
+    layer(x)  # no init outside training
+    assert not bool(binarizer.initialized)
+    layer.train()
+    y = layer(x)
+    wc = layer.weight.detach() - layer.weight.detach().mean()
+    ratio = (x @ wc.t()).std() / (hard_sign(x) @ hard_sign(wc).t()).std()
+    assert bool(binarizer.initialized)
+    assert binarizer.alpha.item() == pytest.approx(float(ratio), rel=1e-5)
+    assert torch.allclose(
+        y, hard_sign(x) @ (hard_sign(wc) * binarizer.alpha).t())
+    # the one scalar alpha learns: d/d alpha = sum(g * sign(x) sign(Wc)^T)
+    g = torch.randn_like(y)
+    y.backward(g)
+    expected = (g * (hard_sign(x) @ hard_sign(wc).t())).sum()
+    assert float(binarizer.alpha.grad) == pytest.approx(float(expected),
+                                                        rel=1e-5)
+    # later batches do not re-initialise
+    alpha = binarizer.alpha.item()
+    layer(torch.randn(5, 3) * 10)
+    assert binarizer.alpha.item() == alpha
+
+
+def test_lsr_init_fallback_when_ratio_not_finite():
+    layer = BinLinear(3, 1, bias=False, binarizer='lsr')
+    layer.train()
+    layer(torch.randn(1, 3))  # one output value: std is not finite
+    wc = layer.weight.detach() - layer.weight.detach().mean()
+    expected = wc.std() / hard_sign(wc).std()
+    assert layer.binarizer.alpha.item() == pytest.approx(float(expected),
+                                                         rel=1e-5)
+
+
+def test_lsr_init_survives_state_dict_round_trip(tmp_path):
+    layer = BinLinear(4, 3, binarizer='lsr').train()
+    layer(torch.randn(6, 4))
+    path = tmp_path / 'lsr.pth'
+    torch.save(layer.state_dict(), path)
+    state = torch.load(path, weights_only=True)
+    assert 'binarizer.alpha' in state and 'binarizer.initialized' in state
+    fresh = BinLinear(4, 3, binarizer='lsr').train()
+    fresh.load_state_dict(state)
+    alpha = layer.binarizer.alpha.item()
+    assert bool(fresh.binarizer.initialized)
+    assert fresh.binarizer.alpha.item() == pytest.approx(alpha)
+    fresh(torch.randn(6, 4) * 100)  # must not re-trigger
+    assert fresh.binarizer.alpha.item() == pytest.approx(alpha)
+
+
+def test_bireal_approx_sign_backward():
+    binarizer = build_binarizer('bireal')
+    x = torch.tensor([[-1.5, -0.5, 0.0, 0.25, 0.75, 1.5]], requires_grad=True)
+    y = binarizer.forward_input(x)
+    assert y.tolist() == [[-1.0, -1.0, 1.0, 1.0, 1.0, 1.0]]
+    y.backward(torch.ones_like(y))
+    assert x.grad.tolist() == [[0.0, 1.0, 2.0, 1.5, 0.5, 0.0]]
+    w = torch.tensor([[1.0, -3.0], [0.5, 0.5]])
+    sign, scale = binarizer.weight_parts(w)
+    assert scale.tolist() == [2.0, 0.5]
+    assert sign.tolist() == [[1.0, -1.0], [1.0, 1.0]]
+
+
+def test_react_threshold_forward_and_gradient():
+    binarizer = build_binarizer('react', in_channels=2)
+    with torch.no_grad():
+        binarizer.threshold.copy_(torch.tensor([0.3, -0.5]))
+    x = torch.tensor([[[0.2, 0.5], [-0.4, -0.6]]], requires_grad=True)
+    y = binarizer.forward_input(x)
+    assert y.tolist() == [[[-1.0, 1.0], [1.0, -1.0]]]
+    assert torch.equal(binarizer.input_parts(x)[0], y)
+    g = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])
+    y.backward(g)
+    shifted = x.detach() - torch.tensor([0.3, -0.5])[None, :, None]
+    approx = 2 * (1 - shifted.abs()).clamp(min=0)
+    assert torch.allclose(x.grad, g * approx)
+    assert torch.allclose(binarizer.threshold.grad,
+                          -(g * approx).sum(dim=(0, 2)))
+    with pytest.raises(ValueError, match='2 thresholds'):
+        binarizer.forward_input(torch.randn(1, 3, 2))
+
+
+def test_clipped_ste_matches_hardtanh_surrogate():
+    """The bnn STE equals the derivative of hardtanh away from |x| = 1."""
+    binarizer = build_binarizer('bnn')
+    x = torch.tensor([-3.0, -0.99, -0.2, 0.4, 0.98, 1.3], requires_grad=True)
+    binarizer.forward_input(x[None])[0].backward(torch.ones(6))
+    ref = x.detach().clone().requires_grad_(True)
+    F.hardtanh(ref).sum().backward()
+    assert torch.equal(x.grad, ref.grad)
+    assert math.isclose(float(x.grad.sum()), 4.0)

@@ -1,0 +1,215 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""binarize() on mmdet3d's DGCNN, PointNet++ SSG and PAConv segmentors."""
+import copy
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.hub import get_config
+from mmengine.optim import OptimWrapper
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+from torch import nn
+
+from mmbinpc.binary import (BinConv1d, BinConv2d, BinLinear, PointPool,
+                            binarize)
+from mmbinpc.binary.layers import BinaryMixin
+from mmdet3d.registry import MODELS
+from mmdet3d.structures import Det3DDataSample, PointData
+
+DGCNN = 'mmdet3d::dgcnn/dgcnn_4xb32-cosine-100e_s3dis-seg_test-area5.py'
+POINTNET2 = 'mmdet3d::pointnet2/pointnet2_ssg_2xb16-cosine-50e_s3dis-seg.py'
+PACONV = 'mmdet3d::paconv/paconv_ssg_8xb8-cosine-150e_s3dis-seg.py'
+N_POINTS = 32
+
+
+def _model_cfg(path: str) -> dict:
+    """The config's model, shrunk to few sampled points (same layers)."""
+    init_default_scope('mmdet3d')
+    model = get_config(path).model
+    backbone = model.backbone
+    if backbone.type == 'PointNet2SASSG':
+        backbone.num_points = (16, 8, 4, 2)
+        backbone.num_samples = (4, 4, 4, 2)
+    if backbone.type == 'DGCNN':
+        backbone.num_samples = (4, 4, 4)
+    return model
+
+
+def _build(path: str) -> nn.Module:
+    return MODELS.build(_model_cfg(path))
+
+
+def _batch(in_channels: int, num_classes: int, batch: int = 2) -> dict:
+    points = [torch.rand(N_POINTS, in_channels) for _ in range(batch)]
+    samples = []
+    for _ in range(batch):
+        sample = Det3DDataSample()
+        sample.gt_pts_seg = PointData(
+            pts_semantic_mask=torch.randint(0, num_classes, (N_POINTS, )))
+        samples.append(sample)
+    return dict(inputs=dict(points=points), data_samples=samples)
+
+
+def _layers(model: nn.Module):
+    return [m for m in model.modules()
+            if type(m) in (nn.Conv1d, nn.Conv2d, nn.Linear)]
+
+
+# (config, binarizable layers, kept FP, pooling sites)
+#   DGCNN: 5 graph-feature convs + 1 FA conv + FP conv + pre-seg + conv_seg;
+#     FP: the first edge conv (9 raw channels x 2) and conv_seg.
+#   PointNet++ SSG: 4 SA x 3 convs + 9 FP convs + pre-seg + conv_seg;
+#     FP: the first SA conv (6 features + 3 xyz) and conv_seg.
+#   PAConv: 12 PAConv weight banks + 12 ScoreNets x 4 convs + 9 FP convs +
+#     pre-seg + conv_seg; FP: the first PAConv (raw input), the first conv of
+#     each ScoreNet (reads coordinates) and conv_seg.
+CASES = [(DGCNN, 9, 2, 4), (POINTNET2, 23, 2, 4), (PACONV, 71, 14, 4)]
+
+
+@pytest.mark.parametrize('path,total,kept,sites', CASES)
+def test_counts_on_mmdet3d_segmentors(path, total, kept, sites):
+    model = _build(path)
+    report = binarize(model, method='xnor', aggregation='ema')
+    assert len(report.converted) + len(report.kept_fp) == total
+    assert len(report.kept_fp) == kept
+    assert not report.skipped
+    assert len(report.pooling_sites) == sites
+    assert set(report.pooling_modes.values()) == {'ema'}
+    fp_left = {n for n, m in model.named_modules() if m in _layers(model)}
+    assert fp_left <= {e.name for e in report.kept_fp}
+    assert 'decode_head.conv_seg' in {e.name for e in report.kept_fp}
+    binary = [m for m in model.modules() if isinstance(m, BinaryMixin)]
+    assert len(binary) == len(report.converted)
+    assert {m.binarizer.name for m in binary} == {'xnor'}
+    text = str(report)
+    assert 'decode_head.conv_seg' in text and '1-bit xnor' in text
+    assert f'{len(report.converted)} binary' in text
+
+
+def test_dgcnn_first_and_last_layers():
+    model = _build(DGCNN)
+    report = binarize(model, method='lsr')
+    kept = {e.name: e.reason for e in report.kept_fp}
+    assert set(kept) == {'backbone.GF_modules.0.mlps.0.layer0.conv',
+                         'decode_head.conv_seg'}
+    assert 'raw input (18 ch)' in kept[
+        'backbone.GF_modules.0.mlps.0.layer0.conv']
+    assert isinstance(model.backbone.FA_module.mlps.layer0.conv, BinConv1d)
+    assert isinstance(model.backbone.GF_modules[0].mlps[0].layer1.conv,
+                      BinConv2d)
+    assert isinstance(model.backbone.FA_module.pool, PointPool)
+
+
+@pytest.mark.parametrize('path,method', [(DGCNN, 'lsr'),
+                                         (POINTNET2, 'xnor'),
+                                         (PACONV, 'irnet')])
+def test_forward_and_training_step(path, method):
+    model = _build(path)
+    fp_state = copy.deepcopy(model.state_dict())
+    binarize(model, method=method, aggregation='ema')
+    data = _batch(in_channels=9, num_classes=13)
+    model.train()
+    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    binary = {n: m for n, m in model.named_modules()
+              if isinstance(m, BinaryMixin)}
+    before = {n: m.latent_weight().detach().clone()
+              for n, m in binary.items()}
+    losses = model.train_step(data, optim)
+    assert all(torch.isfinite(v).all() for v in losses.values())
+    changed = [n for n, m in binary.items()
+               if not torch.equal(m.latent_weight().detach(), before[n])]
+    assert len(changed) == len(binary)
+    model.eval()
+    with torch.no_grad():
+        data = model.data_preprocessor(_batch(9, 13), False)
+        logits = model(data['inputs'], data['data_samples'], mode='tensor')
+    assert logits.shape == (2, 13, N_POINTS)
+    assert torch.isfinite(logits).all()
+    # the FP32 teacher's state dict loads (strictly) into the binary model
+    model.load_state_dict(fp_state)
+    for name, value in fp_state.items():
+        assert torch.equal(model.state_dict()[name], value)
+
+
+def test_patterns_overrides_and_skip():
+    model = _build(DGCNN)
+    report = binarize(model, method='bnn', aggregation='max',
+                      keep_fp=('first', 'last', 'backbone.FA_module'),
+                      skip='re:decode_head\\.pre_seg_conv.*',
+                      overrides={'backbone.GF_modules.2*': 'react'})
+    kept = {e.name for e in report.kept_fp}
+    assert 'backbone.FA_module.mlps.layer0.conv' in kept
+    assert [e.name for e in report.skipped] == [
+        'decode_head.pre_seg_conv.conv']
+    react = [e.name for e in report.converted if e.binarizer == 'react']
+    assert react == ['backbone.GF_modules.2.mlps.0.layer0.conv']
+    assert model.backbone.GF_modules[2].mlps[0].layer0.conv.binarizer.name \
+        == 'react'
+    assert set(report.pooling_modes.values()) == {'max'}
+    assert 'FP32 (skipped)' in str(report)
+
+
+def test_keep_nothing_binarizes_everything():
+    model = _build(DGCNN)
+    report = binarize(model, keep_fp=None)
+    assert len(report.converted) == 9 and not report.kept_fp
+
+
+def test_error_cases():
+    model = _build(DGCNN)
+    with pytest.raises(ValueError, match='valid binarizers: .*lsr'):
+        binarize(model, method='ternary')
+    with pytest.raises(ValueError, match='valid: max, ema'):
+        binarize(model, aggregation='avg')
+    with pytest.raises(ValueError, match="keep_fp pattern 'backbone.tnet'"):
+        binarize(model, keep_fp=('first', 'backbone.tnet'))
+    with pytest.raises(ValueError, match="skip pattern 're:head'"):
+        binarize(model, skip='re:head')
+    with pytest.raises(ValueError, match="overrides pattern 'nope'"):
+        binarize(model, overrides={'nope': 'xnor'})
+    with pytest.raises(ValueError, match='valid binarizers'):
+        binarize(model, overrides={'backbone*': 'int8'})
+    # nothing was changed by the failed calls
+    assert not any(isinstance(m, BinaryMixin) for m in model.modules())
+    with pytest.raises(ValueError, match='nothing to binarize'):
+        binarize(nn.Sequential(nn.ReLU(), nn.BatchNorm1d(3)))
+    binarize(model)
+    with pytest.raises(ValueError, match='already binary'):
+        binarize(model)
+
+
+def test_linear_models_and_report_table():
+    model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 8),
+                          nn.Linear(8, 4))
+    report = binarize(model, method='bireal')
+    assert [e.name for e in report.kept_fp] == ['0', '3']
+    assert isinstance(model[2], BinLinear)
+    lines = str(report).splitlines()
+    assert lines[0].startswith("binarize(method='bireal'")
+    assert lines[3].startswith('| Module') or lines[2].startswith('| Module')
+    assert any(line.startswith('| 2 ') and '1-bit bireal' in line
+               for line in lines)
+
+
+def test_binarize_key_in_config_through_runner(tmp_path):
+    cfg = get_config(DGCNN)
+    cfg.model = _model_cfg(DGCNN)
+    cfg.model.binarize = dict(method='lsr', aggregation='ema')
+    runner = Runner(model=cfg.model, work_dir=str(tmp_path),
+                    default_scope='mmdet3d')
+    model = runner.model
+    assert isinstance(model.backbone.FA_module.mlps.layer0.conv, BinConv1d)
+    assert model.backbone.FA_module.mlps.layer0.conv.binarizer.name == 'lsr'
+    assert len(model.binarize_report.converted) == 7
+    assert model.backbone.FA_module.pool.mode == 'ema'
+    # without the key the same registry builds the FP model
+    del cfg.model['binarize']
+    fp_model = MODELS.build(cfg.model)
+    assert not any(isinstance(m, BinaryMixin) for m in fp_model.modules())
+    # binarize=True uses the defaults
+    cfg.model.binarize = True
+    assert MODELS.build(cfg.model).binarize_report.method == 'xnor'
+    with pytest.raises(TypeError, match='binarize= must be'):
+        cfg.model.binarize = 'lsr'
+        MODELS.build(cfg.model)

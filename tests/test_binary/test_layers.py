@@ -1,0 +1,114 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""BinConv1d / BinConv2d / BinLinear."""
+import pytest
+import torch
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule
+from mmengine.registry import DefaultScope
+from torch import nn
+
+from mmbinpc.binary import BinConv1d, BinConv2d, BinLinear
+from mmbinpc.binary.binarizers import hard_sign
+from mmbinpc.binary.layers import from_float
+from mmdet3d.registry import MODELS
+
+ALL = ('bnn', 'xnor', 'irnet', 'lsr', 'bireal', 'react')
+
+
+def test_subclasses_and_parameter_names():
+    conv = BinConv1d(4, 6, 1, binarizer='bnn', binarize_input=False)
+    assert isinstance(conv, nn.Conv1d)
+    assert isinstance(BinConv2d(4, 6, 1), nn.Conv2d)
+    assert isinstance(BinLinear(4, 6), nn.Linear)
+    assert conv.binarizer.name == 'bnn' and conv.binarize_input is False
+    assert {'weight', 'bias'} <= set(dict(conv.named_parameters()))
+    with pytest.raises(ValueError, match='valid binarizers'):
+        BinConv1d(4, 6, 1, binarizer='nope')
+
+
+def test_xnor_conv1d_forward_values():
+    conv = BinConv1d(3, 2, 1, bias=True, binarizer='xnor')
+    x = torch.randn(2, 3, 5)
+    w = conv.weight.detach()
+    wc = w - w.mean(dim=(1, 2), keepdim=True)
+    alpha = wc.abs().mean(dim=(1, 2), keepdim=True)
+    beta = x.abs().mean(dim=1, keepdim=True)
+    expected = F.conv1d(hard_sign(x) * beta, hard_sign(wc) * alpha, conv.bias)
+    assert torch.allclose(conv(x), expected, atol=1e-6)
+    assert torch.allclose(conv.binary_weight(), hard_sign(wc) * alpha)
+
+
+def test_conv2d_and_linear_use_binary_weight_and_input():
+    conv = BinConv2d(3, 4, (1, 1), bias=False, binarizer='bnn')
+    x = torch.randn(2, 3, 4, 5)
+    expected = F.conv2d(hard_sign(x), hard_sign(conv.weight.detach()))
+    assert torch.equal(conv(x), expected)
+    # every output of a bnn layer with 3 inputs is odd in {-3, -1, 1, 3}
+    assert set(conv(x).unique().tolist()) <= {-3.0, -1.0, 1.0, 3.0}
+    lin = BinLinear(3, 2, binarizer='bnn', binarize_input=False)
+    xl = torch.randn(5, 3)
+    assert torch.allclose(
+        lin(xl), xl @ hard_sign(lin.weight.detach()).t() + lin.bias)
+
+
+@pytest.mark.parametrize('binarizer', ALL)
+def test_fp32_state_dict_loads_strictly(binarizer):
+    fp = nn.Conv1d(4, 3, 1)
+    binary = BinConv1d(4, 3, 1, binarizer=binarizer)
+    binary.load_state_dict(fp.state_dict())  # strict
+    assert torch.equal(binary.weight, fp.weight)
+    assert torch.equal(binary.bias, fp.bias)
+    # and the binary state dict round-trips with its binarizer entries
+    again = BinConv1d(4, 3, 1, binarizer=binarizer)
+    again.load_state_dict(binary.state_dict())
+
+
+@pytest.mark.parametrize('binarizer', ALL)
+def test_training_step_updates_latent_weights(binarizer):
+    layer = BinLinear(4, 3, binarizer=binarizer)
+    if binarizer == 'irnet':
+        layer.binarizer.set_progress(0.5)
+    before = layer.weight.detach().clone()
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+    x = torch.randn(8, 4) * 0.5
+    loss = (layer(x) - torch.randn(8, 3)).pow(2).mean()
+    loss.backward()
+    assert layer.weight.grad is not None
+    assert layer.weight.grad.abs().sum() > 0
+    opt.step()
+    assert not torch.equal(layer.weight.detach(), before)
+
+
+@pytest.mark.parametrize('cls,fp', [(BinConv1d, nn.Conv1d(3, 5, 3, padding=1)),
+                                    (BinConv2d, nn.Conv2d(3, 5, (1, 1))),
+                                    (BinLinear, nn.Linear(3, 5, bias=False))])
+def test_from_float_copies_weights(cls, fp):
+    new = from_float(fp.eval(), binarizer='xnor')
+    assert type(new) is cls and not new.training
+    assert torch.equal(new.weight, fp.weight) and new.weight is not fp.weight
+    assert (new.bias is None) == (fp.bias is None)
+    if isinstance(fp, nn.Conv1d):
+        assert new.padding == fp.padding and new.kernel_size == (3, )
+    with pytest.raises(TypeError, match='cannot binarize'):
+        from_float(nn.Conv3d(1, 1, 1))
+
+
+def test_registered_and_usable_as_conv_cfg():
+    layer = MODELS.build(dict(type='BinLinear', in_features=3,
+                              out_features=2, binarizer='lsr'))
+    assert isinstance(layer, BinLinear) and layer.binarizer.name == 'lsr'
+    # mmcv's ConvModule without a default scope (mmengine's root registry)
+    module = ConvModule(4, 8, 1, conv_cfg=dict(type='BinConv1d',
+                                               binarizer='bnn'),
+                        norm_cfg=dict(type='BN1d'))
+    assert isinstance(module.conv, BinConv1d)
+    assert module.conv.binarizer.name == 'bnn'
+    assert module(torch.randn(2, 4, 6)).shape == (2, 8, 6)
+    # ... and inside mmdet3d's default scope, with binarizer options
+    with DefaultScope.overwrite_default_scope('mmdet3d'):
+        module = ConvModule(4, 8, (1, 1), conv_cfg=dict(
+            type='BinConv2d', binarizer=dict(type='irnet', eps=1e-4)),
+                            norm_cfg=dict(type='BN2d'))
+    assert isinstance(module.conv, BinConv2d)
+    assert module.conv.binarizer.eps == 1e-4
+    assert module(torch.randn(2, 4, 6, 3)).shape == (2, 8, 6, 3)
