@@ -334,13 +334,22 @@ class BinaryDistiller(BaseModel):
         if hasattr(student, 'loss_and_logits'):
             return student.loss_and_logits(inputs, data_samples)
         if hasattr(student, 'decode_head'):
+            # mmdet3d decode heads call ``self.forward(...)`` directly (no
+            # module hooks fire), so the bound method is wrapped for the call.
+            head = student.decode_head
             captured: List[Tensor] = []
-            handle = student.decode_head.register_forward_hook(
-                lambda m, i, o: captured.append(o))
+            forward = head.forward
+
+            def capture(*args, **kwargs):
+                out = forward(*args, **kwargs)
+                captured.append(out)
+                return out
+
+            head.forward = capture
             try:
                 losses = student.loss(inputs, data_samples)
             finally:
-                handle.remove()
+                del head.forward
             if not captured:
                 raise RuntimeError('the student decode head produced no '
                                    'logits during loss()')
