@@ -87,7 +87,6 @@ def _grouping_backward(ctx, grad_out):
 def _gather_forward(ctx, features, indices):
     out = gather_points(features, indices)
     ctx.mmbinpc_saved = (indices, features.shape[2])
-    ctx.mark_non_differentiable(indices)
     return out
 
 
