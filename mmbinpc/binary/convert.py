@@ -25,7 +25,8 @@ import torch
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
-from .aggregation import _ADAPTED, attach_pooling, set_pooling_mode
+from .aggregation import (_ADAPTED, PointPool, attach_pooling,
+                          set_pooling_mode)
 from .binarizers import (Binarizer, BinarizerCfg, build_binarizer,
                          check_binarizer_name)
 from .layers import BINARY_LAYERS, BinaryMixin, from_float
@@ -350,19 +351,26 @@ def _set_child(model: nn.Module, name: str, new: nn.Module) -> None:
 
 
 def _pre_pool_activations(model: nn.Module) -> List[str]:
-    """Names of the activations right before mmdet3d's pooling sites.
+    """Names of the rectifiers whose output is pooled directly.
 
-    In an adapted SA / graph-feature / feature-aggregation module the output
-    of the last layer of each MLP is pooled; its ``activate`` child (mmcv
-    ``ConvModule`` and PAConv both use that name) is the activation before
-    the pool.
+    * mmdet3d sites adapted by :func:`attach_pooling`: in an SA /
+      graph-feature / feature-aggregation module the output of the last
+      layer of each MLP is pooled, so its ``activate`` child (mmcv
+      ``ConvModule`` and PAConv both use that name) is found structurally.
+    * Other ``PointPool`` sites (mmbinpc's own models): by registration
+      order, a rectifier registered after the most recent conv/linear layer
+      and before the ``PointPool`` (e.g. ``conv -> bn -> relu -> pool``).
     """
     names = {id(m): n for n, m in model.named_modules()}
     adapters = tuple(_ADAPTED.values())
+    paconv, _ = _paconv_classes()
+    layer_types = tuple(BINARY_LAYERS) + (paconv, )
     found = []
+    adapted_pools = set()
     for module in model.modules():
         if not isinstance(module, adapters):
             continue
+        adapted_pools.add(id(getattr(module, 'pool', None)))
         mlps = getattr(module, 'mlps', None)
         if mlps is None:
             continue
@@ -373,6 +381,15 @@ def _pre_pool_activations(model: nn.Module) -> List[str]:
             act = getattr(last, 'activate', None)
             if isinstance(act, nn.Module) and id(act) in names:
                 found.append(names[id(act)])
+    pending = None
+    for name, module in model.named_modules():
+        if isinstance(module, layer_types):
+            pending = None
+        elif isinstance(module, RECTIFIERS):
+            pending = name
+        elif isinstance(module, PointPool) and id(module) not in adapted_pools:
+            if pending is not None and pending not in found:
+                found.append(pending)
     return found
 
 

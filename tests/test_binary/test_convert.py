@@ -12,7 +12,7 @@ from mmengine.runner import Runner
 from torch import nn
 
 from mmbinpc.binary import (BinConv1d, BinConv2d, BinLinear, PointPool,
-                            binarize)
+                            binarize, ema_offset)
 from mmbinpc.binary.layers import BinaryMixin
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import Det3DDataSample, PointData
@@ -213,3 +213,71 @@ def test_binarize_key_in_config_through_runner(tmp_path):
     with pytest.raises(TypeError, match='binarize= must be'):
         cfg.model.binarize = 'lsr'
         MODELS.build(cfg.model)
+
+
+def test_activations_before_binary_layers_and_pools():
+    model = _build(DGCNN)
+    report = binarize(model, method='xnor', aggregation='ema')
+    gf0 = model.backbone.GF_modules[0].mlps[0]
+    assert isinstance(gf0.layer0.activate, nn.Hardtanh)
+    assert isinstance(gf0.layer1.activate, nn.Identity)  # pooled by EMA
+    assert isinstance(model.backbone.FA_module.mlps.layer0.activate,
+                      nn.Identity)
+    assert isinstance(model.decode_head.pre_seg_conv.activate, nn.Hardtanh)
+    assert not any(isinstance(m, (nn.ReLU, nn.LeakyReLU))
+                   for m in model.modules())
+    assert report.activations[
+        'backbone.GF_modules.0.mlps.0.layer1.activate'] == ('LeakyReLU',
+                                                            'Identity')
+    assert len(report.activations) == 8
+    # plain max: Hardtanh everywhere; None: activations untouched
+    model = _build(DGCNN)
+    binarize(model, aggregation='max')
+    assert isinstance(model.backbone.GF_modules[0].mlps[0].layer1.activate,
+                      nn.Hardtanh)
+    model = _build(DGCNN)
+    assert not binarize(model, activation=None).activations
+    assert isinstance(model.backbone.GF_modules[0].mlps[0].layer1.activate,
+                      nn.LeakyReLU)
+    with pytest.raises(ValueError, match='valid: hardtanh, identity'):
+        binarize(_build(DGCNN), activation='relu')
+
+
+class _ToyPointNet(nn.Module):
+    """conv-bn-relu x 3 -> PointPool -> linear head (own-model layout)."""
+
+    def __init__(self):
+        super().__init__()
+        self.convs = nn.Sequential(
+            nn.Conv1d(3, 16, 1), nn.BatchNorm1d(16), nn.ReLU(),
+            nn.Conv1d(16, 16, 1), nn.BatchNorm1d(16), nn.ReLU(),
+            nn.Conv1d(16, 32, 1), nn.BatchNorm1d(32), nn.ReLU())
+        self.pool = PointPool('max')
+        self.head = nn.Sequential(nn.Linear(32, 16), nn.ReLU(),
+                                  nn.Linear(16, 5))
+        self.num_classes = 5
+
+    def forward(self, x):
+        return self.head(self.pool(self.convs(x)))
+
+
+def test_own_model_layout_and_ema_entropy():
+    model = _ToyPointNet()
+    report = binarize(model, method='lsr', aggregation='ema')
+    assert [e.name for e in report.kept_fp] == ['convs.0', 'head.2']
+    assert isinstance(model.convs[8], nn.Identity)  # pooled directly
+    assert isinstance(model.convs[2], nn.Hardtanh)
+    assert isinstance(model.head[1], nn.Hardtanh)
+    assert model.pool.mode == 'ema'
+    model.train()
+    x = torch.randn(64, 3, 128)
+    out = model(x)
+    assert torch.isfinite(out).all()
+    # EMA sees the BN output (max - delta(128)); after Hardtanh (<= 1) the
+    # shifted max would always be negative and its sign would carry nothing
+    features = model.convs(x)
+    assert float(features.max()) > 1.0
+    pooled = model.pool(features)
+    assert torch.allclose(pooled, features.max(-1)[0] - ema_offset(128))
+    positive = float((pooled >= 0).float().mean())
+    assert 0.02 < positive < 0.98
