@@ -59,11 +59,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
     setup_cpu_distributed(cfg, args.launcher)
-    test_cfg = dict(cfg.get('test_dataloader') or {})
-    if test_cfg:
-        warn_if_synthetic(Config(dict(train_dataloader=test_cfg)))
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
+    warn_if_synthetic(cfg, 'test_dataloader')
     return runner.test()
 
 

@@ -111,10 +111,11 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
     cfg.model_wrapper_cfg = wrapper
 
 
-def warn_if_synthetic(cfg: Config) -> None:
-    """Say loudly when the training data is the synthetic stand-in."""
+def warn_if_synthetic(cfg: Config, loader: str = 'train_dataloader') -> None:
+    """Say loudly (in the current log) when the data is the synthetic
+    stand-in written by tools/create_synthetic_modelnet.py."""
     from mmbinpc.datasets.synthetic_modelnet import BANNER, is_synthetic
-    dataset = (cfg.get('train_dataloader') or {}).get('dataset') or {}
+    dataset = (cfg.get(loader) or {}).get('dataset') or {}
     root = dataset.get('data_root')
     if root and osp.isdir(root) and is_synthetic(root):
         print_log(f'{BANNER}\n(data_root={root})', logger='current',
@@ -159,9 +160,9 @@ def main(argv: Optional[List[str]] = None):
     from mmengine.runner import Runner
     import mmbinpc  # noqa: F401  (registers everything, CPU point ops)
     setup_cpu_distributed(cfg, args.launcher)
-    warn_if_synthetic(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
+    warn_if_synthetic(cfg)  # after the Runner: lands in its log file too
     runner.train()
     return runner
 
