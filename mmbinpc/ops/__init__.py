@@ -10,8 +10,10 @@ from .chunking import chunk_budget, set_chunk_bytes
 from .dispatch import is_patched, patch_mmcv_point_ops, unpatch_mmcv_point_ops
 from .gathering import (gather_points, gather_points_backward,
                         grouping_operation, grouping_operation_backward,
-                        three_interpolate, three_interpolate_backward)
-from .neighbors import ball_query, knn, three_nn
+                        stack_grouping_operation,
+                        stack_grouping_operation_backward, three_interpolate,
+                        three_interpolate_backward)
+from .neighbors import ball_query, knn, stack_ball_query, three_nn
 from .sampling import furthest_point_sample, furthest_point_sample_with_dist
 
 patch_mmcv_point_ops()
@@ -21,6 +23,8 @@ __all__ = [
     'furthest_point_sample_with_dist', 'gather_points',
     'gather_points_backward', 'grouping_operation',
     'grouping_operation_backward', 'is_patched', 'knn',
-    'patch_mmcv_point_ops', 'set_chunk_bytes', 'three_interpolate',
+    'patch_mmcv_point_ops', 'set_chunk_bytes', 'stack_ball_query',
+    'stack_grouping_operation', 'stack_grouping_operation_backward',
+    'three_interpolate',
     'three_interpolate_backward', 'three_nn', 'unpatch_mmcv_point_ops'
 ]

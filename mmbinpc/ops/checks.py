@@ -5,7 +5,7 @@ The CUDA kernels of mmcv trust their inputs (a wrong shape or an index out
 of range reads arbitrary memory). The CPU versions check them and raise an
 error that names the argument and what it should look like instead.
 """
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -99,3 +99,28 @@ def as_index(op: str, name: str, indices: Tensor, num_points: int,
                 f'indexed tensor has {num_points} points; valid indices are '
                 f'0..{num_points - 1}')
     return indices.long().contiguous()
+
+
+def check_counts(op: str, name: str, counts: Tensor, total: int,
+                 what: str) -> List[int]:
+    """Validate the per-item counts of a stacked batch.
+
+    Args:
+        op (str): Name of the calling op.
+        name (str): Argument name.
+        counts (Tensor): (B,) integer counts.
+        total (int): Number of stacked rows they must add up to.
+        what (str): What is counted, for the message.
+
+    Returns:
+        list[int]: The counts as Python ints.
+    """
+    if not isinstance(counts, Tensor) or counts.dim() != 1 \
+            or counts.is_floating_point():
+        raise TypeError(f'{op}: {name} must be a 1-D integer tensor with the '
+                        f'number of {what} of every batch item')
+    values = [int(v) for v in counts.tolist()]
+    if any(v < 0 for v in values) or sum(values) != total:
+        raise ValueError(f'{op}: {name} = {values} must be non-negative and '
+                         f'sum to the {total} stacked {what}')
+    return values

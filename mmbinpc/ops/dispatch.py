@@ -20,8 +20,10 @@ from torch import Tensor
 
 from .gathering import (gather_points, gather_points_backward,
                         grouping_operation, grouping_operation_backward,
-                        three_interpolate, three_interpolate_backward)
-from .neighbors import ball_query, knn, three_nn
+                        stack_grouping_operation,
+                        stack_grouping_operation_backward, three_interpolate,
+                        three_interpolate_backward)
+from .neighbors import ball_query, knn, stack_ball_query, three_nn
 from .sampling import furthest_point_sample, furthest_point_sample_with_dist
 
 _CPU_FLAG = '_mmbinpc_cpu'
@@ -48,18 +50,16 @@ def _fps_dist_forward(ctx, points_dist, num_points):
     return idx
 
 
-def _stacked_unsupported(op: str) -> None:
-    raise NotImplementedError(
-        f'{op}: the stacked (batch_cnt) variant has no CPU implementation '
-        f'in mmbinpc; pass padded (B, N, ...) tensors or run on CUDA')
-
-
 def _ball_query_forward(ctx, min_radius, max_radius, sample_num, xyz,
                         center_xyz, xyz_batch_cnt=None,
                         center_xyz_batch_cnt=None):
     if xyz_batch_cnt is not None and center_xyz_batch_cnt is not None:
-        _stacked_unsupported('ball_query')
-    idx = ball_query(min_radius, max_radius, sample_num, xyz, center_xyz)
+        # Like mmcv, the stacked form ignores min_radius.
+        idx = stack_ball_query(max_radius, sample_num, xyz, center_xyz,
+                               xyz_batch_cnt, center_xyz_batch_cnt)
+    else:
+        idx = ball_query(min_radius, max_radius, sample_num, xyz,
+                         center_xyz)
     ctx.mark_non_differentiable(idx)
     return idx
 
@@ -73,13 +73,22 @@ def _knn_forward(ctx, k, xyz, center_xyz=None, transposed=False):
 def _grouping_forward(ctx, features, indices, features_batch_cnt=None,
                       indices_batch_cnt=None):
     if features_batch_cnt is not None and indices_batch_cnt is not None:
-        _stacked_unsupported('grouping_operation')
+        out = stack_grouping_operation(features, indices, features_batch_cnt,
+                                       indices_batch_cnt)
+        ctx.mmbinpc_saved = (indices, features.shape[0], features_batch_cnt,
+                             indices_batch_cnt)
+        return out
     out = grouping_operation(features, indices)
     ctx.mmbinpc_saved = (indices, features.shape[2])
     return out
 
 
 def _grouping_backward(ctx, grad_out):
+    if len(ctx.mmbinpc_saved) == 4:
+        indices, num_points, f_cnt, i_cnt = ctx.mmbinpc_saved
+        grad = stack_grouping_operation_backward(grad_out, indices, f_cnt,
+                                                 i_cnt, num_points)
+        return grad, None, None, None
     indices, num_points = ctx.mmbinpc_saved
     return grouping_operation_backward(grad_out, indices, num_points), None
 
@@ -140,6 +149,20 @@ def _on_cpu(args: tuple, kwargs: dict) -> bool:
     return False
 
 
+def _own_storage(result):
+    """Copy outputs that are views.
+
+    autograd forbids in-place changes to a view returned by a custom
+    Function, and mmdet3d changes grouped features in place; mmcv's kernels
+    always return fresh tensors.
+    """
+    if isinstance(result, tuple):
+        return tuple(_own_storage(item) for item in result)
+    if isinstance(result, Tensor) and result._is_view():
+        return result.clone()
+    return result
+
+
 def _wrap(original_fwd: Callable, original_bwd: Callable,
           cpu_fwd: Callable, cpu_bwd: Callable) -> Tuple[Callable, Callable]:
 
@@ -147,7 +170,7 @@ def _wrap(original_fwd: Callable, original_bwd: Callable,
     def forward(ctx, *args, **kwargs):
         if _on_cpu(args, kwargs):
             setattr(ctx, _CPU_FLAG, True)
-            return cpu_fwd(ctx, *args, **kwargs)
+            return _own_storage(cpu_fwd(ctx, *args, **kwargs))
         return original_fwd(ctx, *args, **kwargs)
 
     @functools.wraps(original_bwd)

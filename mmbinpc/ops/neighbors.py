@@ -1,20 +1,24 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 """Neighbour queries on the CPU: ``ball_query``, ``knn`` and ``three_nn``.
 
+``stack_ball_query`` covers the stacked (``*_batch_cnt``) form of mmcv's
+``ball_query``.
+
 All three compare query points with candidate points in memory-bounded
 blocks (see :mod:`mmbinpc.ops.chunking`). Squared distances of 3-D points
 are computed from coordinate differences in the kernels' order
 (``dx*dx + dy*dy + dz*dz``) so radius tests agree with mmcv's CUDA kernels;
 feature-space kNN (C > 3) uses the ``|a|^2 - 2ab + |b|^2`` expansion.
 """
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from . import chunking
-from .checks import check_finite, check_float, check_same_batch
+from .checks import (check_counts, check_finite, check_float,
+                     check_same_batch)
 
 #: Largest k the kNN kernel of mmcv supports (its per-thread heap holds 100).
 KNN_MAX_K = 100
@@ -141,22 +145,45 @@ def ball_query(min_radius: float,
             or sample_num < 1:
         raise ValueError(f'{op}: sample_num must be a positive int, got '
                          f'{sample_num!r}')
+    min_r2, max_r2 = _radius_sq(min_radius), _radius_sq(max_radius)
+
+    def in_shell(d2: Tensor) -> Tensor:
+        hit = d2 < max_r2
+        hit &= d2 >= min_r2
+        hit |= d2 == 0
+        return hit
+
+    return _first_hits(xyz, center_xyz, sample_num, in_shell)[0]
+
+
+def _first_hits(xyz: Tensor, center_xyz: Tensor, sample_num: int,
+                is_hit: Callable[[Tensor], Tensor]) -> Tuple[Tensor, Tensor]:
+    """Shared ball-query scan: the first ``sample_num`` hits per centre.
+
+    Args:
+        xyz (Tensor): (B, N, 3) candidate points.
+        center_xyz (Tensor): (B, M, 3) centres.
+        sample_num (int): Number of slots.
+        is_hit (callable): Maps (b, m, N) squared distances to a bool mask.
+
+    Returns:
+        tuple[Tensor, Tensor]: (B, M, sample_num) int32 indices (slots after
+        the last hit repeat the first hit, rows without a hit are zeros) and
+        a (B, M) bool mask of the centres that have at least one hit.
+    """
     batch, size, _ = xyz.shape
     num_centres = center_xyz.shape[1]
     idx = torch.zeros(batch, num_centres, sample_num, dtype=torch.int32,
                       device=xyz.device)
+    any_hit = torch.zeros(batch, num_centres, dtype=torch.bool,
+                          device=xyz.device)
     if size == 0:
-        return idx
-    min_r2, max_r2 = _radius_sq(min_radius), _radius_sq(max_radius)
+        return idx, any_hit
     positions = torch.arange(size, dtype=torch.int32, device=xyz.device)
     take = min(sample_num, size)
     for bs, ms in chunking.iter_blocks(batch, num_centres, size,
                                        _bytes_per_pair(xyz)):
-        d2 = _sq_dist(center_xyz[bs, ms], xyz[bs])
-        hit = d2 < max_r2
-        hit &= d2 >= min_r2
-        hit |= d2 == 0
-        del d2
+        hit = is_hit(_sq_dist(center_xyz[bs, ms], xyz[bs]))
         # Hits keep their index, misses become N; the sample_num smallest
         # keys are the first hits in scan order.
         key = torch.where(hit, positions, size)
@@ -171,7 +198,58 @@ def ball_query(min_radius: float,
         idx[bs, ms, :take] = block
         if take < sample_num:
             idx[bs, ms, take:] = block[..., :1]
-    return idx
+        any_hit[bs, ms] = found[..., 0]
+    return idx, any_hit
+
+
+def stack_ball_query(max_radius: float, sample_num: int, xyz: Tensor,
+                     center_xyz: Tensor, xyz_batch_cnt: Tensor,
+                     center_xyz_batch_cnt: Tensor) -> Tensor:
+    """Ball query on stacked (variable-size) batches.
+
+    Mirrors mmcv's ``stack_ball_query`` kernel: within each batch item,
+    candidates are accepted when ``d2 < max_radius^2`` (no minimum radius,
+    no special case for ``d2 == 0``); slots are filled like
+    :func:`ball_query`; a centre without a hit gets ``-1`` in slot 0 and
+    zeros elsewhere. Indices are local to the centre's batch item.
+
+    Args:
+        max_radius (float): Ball radius (exclusive).
+        sample_num (int): Number of slots per centre.
+        xyz (Tensor): (N1 + N2 ..., 3) stacked points.
+        center_xyz (Tensor): (M1 + M2 ..., 3) stacked centres.
+        xyz_batch_cnt (Tensor): (B,) point counts N1, N2, ...
+        center_xyz_batch_cnt (Tensor): (B,) centre counts M1, M2, ...
+
+    Returns:
+        Tensor: (M1 + M2 ..., sample_num) int32 indices.
+    """
+    op = 'ball_query'
+    check_float(op, 'xyz', xyz, 2, '(N1 + N2 ..., 3)', last=3)
+    check_float(op, 'center_xyz', center_xyz, 2, '(M1 + M2 ..., 3)', last=3)
+    if isinstance(sample_num, bool) or not isinstance(sample_num, int) \
+            or sample_num < 1:
+        raise ValueError(f'{op}: sample_num must be a positive int, got '
+                         f'{sample_num!r}')
+    n_counts = check_counts(op, 'xyz_batch_cnt', xyz_batch_cnt,
+                             xyz.shape[0], 'points')
+    m_counts = check_counts(op, 'center_xyz_batch_cnt', center_xyz_batch_cnt,
+                             center_xyz.shape[0], 'centres')
+    if len(n_counts) != len(m_counts):
+        raise ValueError(f'{op}: xyz_batch_cnt has {len(n_counts)} items but '
+                         f'center_xyz_batch_cnt has {len(m_counts)}')
+    r2 = _radius_sq(max_radius)
+    out = torch.zeros(center_xyz.shape[0], sample_num, dtype=torch.int32,
+                      device=xyz.device)
+    n0 = m0 = 0
+    for n, m in zip(n_counts, m_counts):
+        idx, any_hit = _first_hits(xyz[None, n0:n0 + n],
+                                   center_xyz[None, m0:m0 + m], sample_num,
+                                   lambda d2: d2 < r2)
+        idx[..., 0].masked_fill_(~any_hit, -1)
+        out[m0:m0 + m] = idx[0]
+        n0, m0 = n0 + n, m0 + m
+    return out
 
 
 def knn(k: int,

@@ -125,3 +125,37 @@ def interp_ref(features, idx, weight):
                 out[b, :, n] += weight[b, n, j] * features[b, :,
                                                            int(idx[b, n, j])]
     return out
+
+
+def stack_ball_query_ref(radius, nsample, xyz, center, xyz_cnt, center_cnt):
+    out = []
+    n0 = m0 = 0
+    for n, m in zip(xyz_cnt.tolist(), center_cnt.tolist()):
+        pts = xyz[n0:n0 + n].tolist()
+        for c in center[m0:m0 + m].tolist():
+            slots = [0] * nsample
+            cnt = 0
+            for k, p in enumerate(pts):
+                if _d2(c, p) < radius**2:
+                    if cnt == 0:
+                        slots = [k] * nsample
+                    slots[cnt] = k
+                    cnt += 1
+                    if cnt >= nsample:
+                        break
+            if cnt == 0:
+                slots[0] = -1
+            out.append(slots)
+        n0, m0 = n0 + n, m0 + m
+    return torch.tensor(out, dtype=torch.int32).view(-1, nsample)
+
+
+def stack_group_ref(features, idx, feat_cnt, idx_cnt):
+    out = features.new_zeros(idx.shape[0], features.shape[1], idx.shape[1])
+    n0 = m0 = 0
+    for n, m in zip(feat_cnt.tolist(), idx_cnt.tolist()):
+        for row in range(m0, m0 + m):
+            for k in range(idx.shape[1]):
+                out[row, :, k] = features[n0 + int(idx[row, k])]
+        n0, m0 = n0 + n, m0 + m
+    return out

@@ -15,7 +15,8 @@ from torch.autograd import gradcheck
 
 import mmbinpc.ops as ops
 from .refs import (ball_query_ref, fps_dist_ref, fps_ref, gather_ref,
-                   group_ref, interp_ref, knn_ref, three_nn_ref)
+                   group_ref, interp_ref, knn_ref, stack_ball_query_ref,
+                   stack_group_ref, three_nn_ref)
 
 
 def test_patch_is_installed_and_idempotent():
@@ -77,6 +78,23 @@ def test_gathering_through_mmcv_with_gradcheck():
                      (feats, ))
 
 
+def test_outputs_can_be_modified_in_place_like_mmdet3d_does():
+    # DGCNN's D-KNN does `grouped -= centre` on grouping_operation's output.
+    feats = torch.randn(2, 3, 6, dtype=torch.float64, requires_grad=True)
+    idx = torch.randint(0, 6, (2, 6, 4), dtype=torch.int32)
+    grouped = grouping_operation(feats, idx)
+    grouped -= feats.unsqueeze(-1)
+    grouped.pow(2).sum().backward()
+    expected = feats.detach().clone().requires_grad_(True)
+    (group_ref(expected, idx) - expected.unsqueeze(-1)).pow(2).sum().backward()
+    torch.testing.assert_close(feats.grad, expected.grad)
+    # k = 1 makes the transposed knn result a view of its buffer.
+    xyz = torch.rand(1, 5, 3)
+    out = knn(1, xyz, xyz)
+    out += 0
+    assert torch.equal(out, knn_ref(1, xyz, xyz))
+
+
 def test_three_interpolate_weights_get_no_gradient_like_cuda():
     feats = torch.randn(1, 2, 5, requires_grad=True)
     weight = torch.rand(1, 4, 3, requires_grad=True)
@@ -94,11 +112,63 @@ def test_index_outputs_are_not_differentiable():
         assert not idx.requires_grad and idx.dtype == torch.int32
 
 
-def test_stacked_variants_say_they_are_unsupported():
-    xyz = torch.rand(6, 3)
-    cnt = torch.tensor([3, 3], dtype=torch.int32)
-    with pytest.raises(NotImplementedError, match='stacked'):
-        ball_query(0., 0.5, 2, xyz, xyz, cnt, cnt)
+def test_stacked_ball_query_and_grouping():
+    xyz_cnt = torch.tensor([7, 0, 12], dtype=torch.int32)
+    ctr_cnt = torch.tensor([3, 2, 4], dtype=torch.int32)
+    xyz = torch.rand(19, 3, dtype=torch.float64)
+    center = torch.cat([xyz[:3], torch.rand(2, 3, dtype=torch.float64),
+                        xyz[7:9], torch.full((2, 3), 9., dtype=torch.float64)])
+    # min_radius is ignored by the stacked kernel; empty balls give -1.
+    idx = ball_query(0.2, 0.45, 5, xyz, center, xyz_cnt, ctr_cnt)
+    ref = stack_ball_query_ref(0.45, 5, xyz, center, xyz_cnt, ctr_cnt)
+    assert idx.dtype == torch.int32 and torch.equal(idx, ref)
+    assert (idx[3:5, 0] == -1).all() and (idx[7:, 0] == -1).all()
+    idx[idx[:, 0] == -1] = 0
+    feats = torch.randn(19, 4, dtype=torch.float64, requires_grad=True)
+    grouped = grouping_operation(feats, idx, xyz_cnt, ctr_cnt)
+    assert grouped.shape == (9, 4, 5)
+    rows = torch.tensor([0, 1, 2, 5, 6, 7, 8])
+    # Item 1 has no points: its centres group zeros.
+    assert (grouped[3:5] == 0).all()
+    ref_idx = torch.cat([idx[:3], idx[5:]])
+    ref = stack_group_ref(feats.detach(), ref_idx, xyz_cnt[[0, 2]],
+                          torch.tensor([3, 4]))
+    torch.testing.assert_close(grouped[rows], ref)
+    grouped.sum().backward()
+    counts = torch.zeros(19, dtype=torch.float64)
+    for r in rows.tolist():
+        base = 0 if r < 3 else 7
+        for i in idx[r].tolist():
+            counts[base + i] += 1
+    torch.testing.assert_close(feats.grad, counts[:, None].expand(19, 4))
+    assert gradcheck(
+        lambda f: grouping_operation(f, idx[rows], xyz_cnt[[0, 2]],
+                                     torch.tensor([3, 4], dtype=torch.int32)),
+        (feats, ))
+    with pytest.raises(IndexError, match='-1 of empty balls'):
+        grouping_operation(feats.detach(),
+                           -torch.ones(9, 5, dtype=torch.int32), xyz_cnt,
+                           ctr_cnt)
+    with pytest.raises(ValueError, match='sum to'):
+        ball_query(0., 0.5, 2, xyz, center, xyz_cnt + 1, ctr_cnt)
+
+
+def test_mmdet3d_stack_query_and_group_on_cpu():
+    from mmdet3d.models.layers.pointnet_modules.stack_point_sa_module import \
+        StackQueryAndGroup
+    xyz_cnt = torch.tensor([10, 14], dtype=torch.int32)
+    ctr_cnt = torch.tensor([4, 3], dtype=torch.int32)
+    xyz = torch.rand(24, 3)
+    center = torch.cat([xyz[:4], xyz[10:13]])
+    feats = torch.randn(24, 6, requires_grad=True)
+    grouper = StackQueryAndGroup(0.5, 4)
+    new, idx = grouper(xyz, xyz_cnt, center, ctr_cnt, feats)
+    assert new.shape == (7, 3 + 6, 4)
+    ref = stack_ball_query_ref(0.5, 4, xyz, center, xyz_cnt, ctr_cnt)
+    torch.testing.assert_close(
+        new[:, 3:], stack_group_ref(feats.detach(), ref, xyz_cnt, ctr_cnt))
+    new.sum().backward()
+    assert feats.grad.abs().sum() > 0
 
 
 def test_query_and_group_and_group_all_on_cpu():
