@@ -344,6 +344,16 @@ def _candidates(model: nn.Module) -> Tuple[Dict[str, nn.Module], List[str],
     return convertible, already, unsupported
 
 
+def _binarizer_name(cfg: Any) -> str:
+    """Validate a binarizer choice (name or dict) and return its name."""
+    if isinstance(cfg, Mapping):
+        if 'type' not in cfg:
+            raise ValueError(f'a binarizer dict needs a "type" key; got '
+                             f'{dict(cfg)!r}')
+        cfg = cfg['type']
+    return check_binarizer_name(cfg)
+
+
 def _set_child(model: nn.Module, name: str, new: nn.Module) -> None:
     parent_name, _, child = name.rpartition('.')
     parent = model.get_submodule(parent_name) if parent_name else model
@@ -454,8 +464,7 @@ def binarize(model: nn.Module,
         ValueError: Unknown method/aggregation, a pattern that matches no
             layer, or a model with nothing to binarize.
     """
-    method_name = method['type'] if isinstance(method, dict) else method
-    check_binarizer_name(method_name)
+    method_name = _binarizer_name(method)
     if aggregation not in AGGREGATIONS:
         raise ValueError(f'unknown aggregation {aggregation!r}; valid: '
                          f'{", ".join(AGGREGATIONS)}')
@@ -465,8 +474,8 @@ def binarize(model: nn.Module,
     keep_items = _as_patterns(keep_fp, 'keep_fp')
     skip_items = _as_patterns(skip, 'skip')
     overrides = dict(overrides or {})
-    for pattern, cfg in overrides.items():
-        check_binarizer_name(cfg['type'] if isinstance(cfg, dict) else cfg)
+    for cfg in overrides.values():
+        _binarizer_name(cfg)
 
     convertible, already, unsupported = _candidates(model)
     if not convertible:

@@ -14,6 +14,7 @@ from torch import nn
 from mmbinpc.binary import (BinConv1d, BinConv2d, BinLinear, PointPool,
                             binarize, ema_offset)
 from mmbinpc.binary.layers import BinaryMixin
+from mmbinpc.engine import set_irnet_progress
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import Det3DDataSample, PointData
 
@@ -108,6 +109,7 @@ def test_forward_and_training_step(path, method):
     model = _build(path)
     fp_state = copy.deepcopy(model.state_dict())
     binarize(model, method=method, aggregation='ema')
+    set_irnet_progress(model, 0.5)
     data = _batch(in_channels=9, num_classes=13)
     model.train()
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
@@ -170,6 +172,8 @@ def test_error_cases():
         binarize(model, overrides={'nope': 'xnor'})
     with pytest.raises(ValueError, match='valid binarizers'):
         binarize(model, overrides={'backbone*': 'int8'})
+    with pytest.raises(ValueError, match='"type"'):
+        binarize(model, method=dict(eps=1e-3))
     # nothing was changed by the failed calls
     assert not any(isinstance(m, BinaryMixin) for m in model.modules())
     with pytest.raises(ValueError, match='nothing to binarize'):
@@ -276,7 +280,7 @@ def test_own_model_layout_and_ema_entropy():
     # EMA sees the BN output (max - delta(128)); after Hardtanh (<= 1) the
     # shifted max would always be negative and its sign would carry nothing
     features = model.convs(x)
-    assert float(features.max()) > 1.0
+    assert features.max().item() > 1.0
     pooled = model.pool(features)
     assert torch.allclose(pooled, features.max(-1)[0] - ema_offset(128))
     positive = float((pooled >= 0).float().mean())

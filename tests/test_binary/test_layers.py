@@ -111,4 +111,5 @@ def test_registered_and_usable_as_conv_cfg():
                             norm_cfg=dict(type='BN2d'))
     assert isinstance(module.conv, BinConv2d)
     assert module.conv.binarizer.eps == 1e-4
+    module.conv.binarizer.set_progress(0.5)
     assert module(torch.randn(2, 4, 6, 3)).shape == (2, 8, 6, 3)
