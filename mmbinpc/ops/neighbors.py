@@ -232,9 +232,9 @@ def stack_ball_query(max_radius: float, sample_num: int, xyz: Tensor,
         raise ValueError(f'{op}: sample_num must be a positive int, got '
                          f'{sample_num!r}')
     n_counts = check_counts(op, 'xyz_batch_cnt', xyz_batch_cnt,
-                             xyz.shape[0], 'points')
+                            xyz.shape[0], 'points')
     m_counts = check_counts(op, 'center_xyz_batch_cnt', center_xyz_batch_cnt,
-                             center_xyz.shape[0], 'centres')
+                            center_xyz.shape[0], 'centres')
     if len(n_counts) != len(m_counts):
         raise ValueError(f'{op}: xyz_batch_cnt has {len(n_counts)} items but '
                          f'center_xyz_batch_cnt has {len(m_counts)}')

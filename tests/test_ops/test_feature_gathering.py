@@ -29,7 +29,8 @@ def test_gather_points_forward_and_backward():
     torch.testing.assert_close(
         expected[0, :, 3], grad_out[0, :, 1] + grad_out[0, :, 2] +
         grad_out[0, :, 4])
-    assert gradcheck(lambda f: gather_points(f, idx), (feats.requires_grad_(),))
+    assert gradcheck(lambda f: gather_points(f, idx),
+                     (feats.requires_grad_(), ))
 
 
 def test_grouping_operation_forward_and_scatter_add_backward():

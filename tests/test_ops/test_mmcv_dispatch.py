@@ -8,8 +8,8 @@ import pytest
 import torch
 from mmcv.ops import (GroupAll, PointsSampler, QueryAndGroup, ball_query,
                       furthest_point_sample, furthest_point_sample_with_dist,
-                      gather_points, grouping_operation, knn, three_interpolate,
-                      three_nn)
+                      gather_points, grouping_operation, knn,
+                      three_interpolate, three_nn)
 from mmcv.ops.knn import KNN
 from torch.autograd import gradcheck
 
@@ -179,7 +179,8 @@ def test_query_and_group_and_group_all_on_cpu():
     new, idx = grouper(xyz, center, feats)
     assert new.shape == (2, 3 + 4, 8, 6)
     assert torch.equal(idx, ball_query_ref(0., 0.4, 6, xyz, center))
-    rel = group_ref(xyz.transpose(1, 2), idx) - center.transpose(1, 2)[..., None]
+    centre = center.transpose(1, 2)[..., None]
+    rel = group_ref(xyz.transpose(1, 2), idx) - centre
     torch.testing.assert_close(new[:, :3], rel)
     torch.testing.assert_close(new[:, 3:], group_ref(feats.detach(), idx))
     new.sum().backward()

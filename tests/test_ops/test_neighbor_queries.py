@@ -16,8 +16,7 @@ def _grid(batch=2):
 
 
 @pytest.mark.parametrize('min_r,max_r,nsample', [(0., 1.5, 5), (1., 2., 8),
-                                                  (0., 1.0, 3),
-                                                  (0.5, 1.0, 4)])
+                                                 (0., 1.0, 3), (0.5, 1.0, 4)])
 def test_ball_query_matches_reference_on_grid(min_r, max_r, nsample):
     xyz = _grid()
     center = xyz[:, ::3].contiguous()
