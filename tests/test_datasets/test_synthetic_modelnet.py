@@ -95,3 +95,24 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match='unknown shape families'):
         syn.write_synthetic_modelnet(str(tmp_path), classes=['x'], log=None)
     assert not osp.exists(osp.join(str(tmp_path), syn.SYNTHETIC_MARKER))
+
+
+def test_cli_tool_writes_and_refuses_to_overwrite_real_data(tmp_path, capsys):
+    import importlib.util
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    spec = importlib.util.spec_from_file_location(
+        '_create_synthetic_modelnet',
+        osp.join(repo, 'tools', 'create_synthetic_modelnet.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = str(tmp_path / 'syn')
+    args = [out, '--classes', '2', '--train-per-class', '1',
+            '--test-per-class', '1', '--points', '32']
+    assert tool.main(args) == dict(classes=2, train=2, test=2)
+    assert 'NOT ModelNet40' in capsys.readouterr().out
+    assert tool.main(args)['train'] == 2  # synthetic: may be regenerated
+    real = tmp_path / 'real'
+    real.mkdir()
+    (real / 'modelnet40_shape_names.txt').write_text('airplane\n')
+    with pytest.raises(SystemExit, match='refusing to overwrite'):
+        tool.main([str(real)] + args[1:])
