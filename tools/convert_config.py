@@ -6,7 +6,8 @@ and changes only the model, so it works for any mmdet3d point config
 (``mmdet3d::...`` paths included) and for mmbinpc's own configs::
 
     # plain binary model, trained from scratch with the task loss
-    python tools/convert_config.py mmdet3d::pointnet2/pointnet2_ssg_2xb16-cosine-50e_s3dis-seg.py \\
+    python tools/convert_config.py \\
+        mmdet3d::pointnet2/pointnet2_ssg_2xb16-cosine-50e_s3dis-seg.py \\
         -o configs/my/pn2_xnor.py --method xnor --aggregation max
 
     # binary student distilled from SRC's trained FP32 model (KDR)
@@ -50,7 +51,7 @@ def _teacher_path(src: str) -> str:
 
 
 def _fmt(value, indent: int = 0) -> str:
-    """Python source for ``value`` in the configs' ``dict(key=value)`` style."""
+    """Python source for ``value`` in the ``dict(key=value)`` style."""
     pad = ' ' * (indent + 4)
     if isinstance(value, dict):
         if all(isinstance(k, str) and k.isidentifier() for k in value):

@@ -6,7 +6,7 @@ The output is what mmdet3d 1.4's ``tools/create_data.py s3dis`` leaves behind
 upstream S3DIS segmentation configs read it unchanged::
 
     OUT_DIR/
-      points/Area_{a}_{room}.bin          float32 (N, 6): x y z r g b (rgb 0-255)
+      points/Area_{a}_{room}.bin          float32 (N, 6): xyz + rgb (0-255)
       semantic_mask/Area_{a}_{room}.bin   int64 (N,): class ids 0-12
       instance_mask/Area_{a}_{room}.bin   int64 (N,): instance ids, 1-based
       s3dis_infos_Area_{a}.pkl            dict(metainfo=..., data_list=[...])
@@ -86,7 +86,6 @@ def _room(rng: np.random.Generator, num_points: int,
     """Generate one room: points (N, 6), semantic (N,), instance (N,)."""
     dims = np.array([rng.uniform(3.0, 5.0), rng.uniform(3.0, 5.0),
                      rng.uniform(2.6, 3.0)])
-    parts: List[Tuple[int, np.ndarray]] = []  # (class id, xyz)
     # Room shell: floor, ceiling, four walls, sized by area.
     shell = [
         (CLASSES.index('floor'), [0, 0, 0], [dims[0], dims[1], 0]),
@@ -226,7 +225,8 @@ def create_synthetic_s3dis(out_dir: str,
         split = f'Area_{area}'
         data_list, masks, names = [], [], []
         for r in range(rooms_per_area):
-            room = f'{ROOM_TYPES[r % len(ROOM_TYPES)]}_{r // len(ROOM_TYPES) + 1}'
+            kind = ROOM_TYPES[r % len(ROOM_TYPES)]
+            room = f'{kind}_{r // len(ROOM_TYPES) + 1}'
             name = f'{split}_{room}'
             origin = np.array([6.0 * r, 6.0 * (area - 1), 0.0])
             points, sem, ins, instances = _room(rng, points_per_room, origin)

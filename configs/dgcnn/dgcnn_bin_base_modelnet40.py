@@ -6,14 +6,16 @@
 # teacher and binarized; it trains with L = λ·L_DS + (1−λ)·L_CE + η·L_reg.
 # Here λ = η = 0 (L = L_CE): the paper's "plain" baseline; the -kdr configs
 # turn distillation and the pooling regulariser on.
-# Train the teacher first: python tools/train.py configs/dgcnn/dgcnn_fp_modelnet40.py
+# Train the teacher first:
+#   python tools/train.py configs/dgcnn/dgcnn_fp_modelnet40.py
 _base_ = ['./dgcnn_fp_modelnet40.py']
 
 model = dict(
     _delete_=True,
     type='BinaryDistiller',
     teacher='configs/dgcnn/dgcnn_fp_modelnet40.py',
-    teacher_ckpt='work_dirs/dgcnn_fp_modelnet40',  # best checkpoint there, else latest
+    # a work dir: its best checkpoint, else its latest
+    teacher_ckpt='work_dirs/dgcnn_fp_modelnet40',
     binarize=dict(method='xnor', aggregation='max'),
     init_student_from_teacher=True,
     distill=dict(

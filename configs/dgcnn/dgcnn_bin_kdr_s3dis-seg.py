@@ -1,7 +1,8 @@
 # Binary DGCNN semantic segmentation on S3DIS (test on Area 5): LSR + EMA
 # student distilled by KDR from mmdet3d's FP32 DGCNN. L_DS is per point
 # (points labelled ignore_index=13 left out), L_CE is the decode head's loss.
-# 1. python tools/train.py mmdet3d::dgcnn/dgcnn_4xb32-cosine-100e_s3dis-seg_test-area5.py
+# 1. python tools/train.py \
+#        mmdet3d::dgcnn/dgcnn_4xb32-cosine-100e_s3dis-seg_test-area5.py
 #    (or download mmdet3d's checkpoint and point teacher_ckpt at it)
 # 2. python tools/train.py configs/dgcnn/dgcnn_bin_kdr_s3dis-seg.py
 # No S3DIS? python tools/create_synthetic_s3dis.py data/s3dis writes a small

@@ -1,19 +1,22 @@
-# Shared settings of the binary PointNet (with T-Nets) experiments on ModelNet40 (not an
-# experiment itself: the *_bin_<method>-<aggregation>[-kdr]_modelnet40.py
-# files set the binarizer and the loss weights).
+# Shared settings of the binary PointNet (with T-Nets) experiments on
+# ModelNet40 (not an experiment itself: the
+# *_bin_<method>-<aggregation>[-kdr]_modelnet40.py files set the binarizer
+# and the loss weights).
 #
 # The student is the FP32 teacher's model, initialised from the trained
 # teacher and binarized; it trains with L = λ·L_DS + (1−λ)·L_CE + η·L_reg.
 # Here λ = η = 0 (L = L_CE): the paper's "plain" baseline; the -kdr configs
 # turn distillation and the pooling regulariser on.
-# Train the teacher first: python tools/train.py configs/pointnet/pointnet_fp_modelnet40.py
+# Train the teacher first:
+#   python tools/train.py configs/pointnet/pointnet_fp_modelnet40.py
 _base_ = ['./pointnet_fp_modelnet40.py']
 
 model = dict(
     _delete_=True,
     type='BinaryDistiller',
     teacher='configs/pointnet/pointnet_fp_modelnet40.py',
-    teacher_ckpt='work_dirs/pointnet_fp_modelnet40',  # best checkpoint there, else latest
+    # a work dir: its best checkpoint, else its latest
+    teacher_ckpt='work_dirs/pointnet_fp_modelnet40',
     binarize=dict(method='xnor', aggregation='max'),
     init_student_from_teacher=True,
     distill=dict(

@@ -1,4 +1,5 @@
-# PointNet (with T-Nets) BNN + EMA on ModelNet40 (the paper's "BNN + EMA"): binary
+# PointNet (with T-Nets) BNN + EMA on ModelNet40 (the paper's "BNN + EMA"):
+# binary
 # student trained with the task loss only (λ = η = 0).
 _base_ = ['./pointnet_bin_base_modelnet40.py']
 

@@ -1,4 +1,5 @@
-# PointNet (with T-Nets) IRNET + MAX on ModelNet40 (the paper's "IRNET + MAX"): binary
+# PointNet (with T-Nets) IRNET + MAX on ModelNet40 (the paper's "IRNET + MAX"):
+# binary
 # student trained with the task loss only (λ = η = 0).
 _base_ = ['./pointnet_bin_base_modelnet40.py']
 

@@ -1,4 +1,5 @@
-# PointNet (with T-Nets) XNOR + EMA + KDR on ModelNet40 (the paper's "XNOR + EMA + KDR"):
+# PointNet (with T-Nets) XNOR + EMA + KDR on ModelNet40 (the paper's "XNOR +
+# EMA + KDR"):
 # L = λ·L_DS + (1−λ)·L_CE + η·L_reg with T = 2 and the 1-norm regulariser.
 # Ablations (the paper's Table 5), with --cfg-options:
 #   KD only:  model.distill.eta=0        reg only: model.distill.lambda_=0

@@ -2,7 +2,8 @@
 # LSR + EMA student distilled by KDR from mmdet3d's FP32 PointNet++. L_DS is
 # per point (points labelled ignore_index=13 left out), L_CE is the decode
 # head's loss.
-# 1. python tools/train.py mmdet3d::pointnet2/pointnet2_ssg_2xb16-cosine-50e_s3dis-seg.py
+# 1. python tools/train.py \
+#        mmdet3d::pointnet2/pointnet2_ssg_2xb16-cosine-50e_s3dis-seg.py
 # 2. python tools/train.py configs/pointnet2/pointnet2-ssg_bin_kdr_s3dis-seg.py
 # No S3DIS? python tools/create_synthetic_s3dis.py data/s3dis
 _base_ = ['mmdet3d::pointnet2/pointnet2_ssg_2xb16-cosine-50e_s3dis-seg.py']

@@ -9,6 +9,7 @@ from .teacher_val_hook import TeacherValHook
 
 __all__ = [
     'BinaryDistiller', 'DISTILL_DEFAULTS', 'TeacherValHook',
-    'find_config_file', 'load_model_config', 'resolve_checkpoint', 'scoped_config_path',
+    'find_config_file', 'load_model_config', 'resolve_checkpoint',
+    'scoped_config_path',
     'train_command'
 ]

@@ -8,7 +8,8 @@
   segmentors (points labelled ``ignore_index`` left out);
 * ``L_CE`` — the student's own task loss (its ``*loss_ce`` terms);
 * ``L_reg`` — a Table 1 norm of student-minus-teacher pooling outputs, the
-  sites paired by module name (:class:`~mmbinpc.models.losses.PoolingNormLoss`).
+  sites paired by module name
+  (:class:`~mmbinpc.models.losses.PoolingNormLoss`).
 
 Works for classifiers with ``loss_and_logits`` (``PointClassifier``) and for
 mmdet3d ``EncoderDecoder3D`` segmentors (logits taken from ``decode_head``).
@@ -298,7 +299,8 @@ class BinaryDistiller(BaseModel):
     def _drop_teacher_state(self, module, state_dict, prefix, local_metadata):
         if self.save_teacher:
             return state_dict
-        for key in [k for k in state_dict if k.startswith(prefix + 'teacher.')]:
+        drop = prefix + 'teacher.'
+        for key in [k for k in state_dict if k.startswith(drop)]:
             del state_dict[key]
         return state_dict
 
@@ -359,8 +361,8 @@ class BinaryDistiller(BaseModel):
             'decode_head; BinaryDistiller needs one of them to read the '
             "student's logits")
 
-    def _labels(self, data_samples: list) -> Tuple[Optional[Tensor],
-                                                  Optional[int]]:
+    def _labels(self, data_samples: list
+                ) -> Tuple[Optional[Tensor], Optional[int]]:
         if not self._is_segmentor(self.student):
             return None, None
         masks = [s.gt_pts_seg.pts_semantic_mask for s in data_samples]
@@ -470,4 +472,3 @@ class BinaryDistiller(BaseModel):
         return (f'{type(self).__name__}(teacher={type(self.teacher).__name__}'
                 f', student={type(self.student).__name__}, distill='
                 f'{self.distill_cfg}, pairs={self.pair_names})')
-

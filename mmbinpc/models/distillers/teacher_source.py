@@ -33,7 +33,8 @@ def find_config_file(path: str) -> str:
     """Locate a config file given as written in a config.
 
     ``mmdet3d::...`` paths resolve to the file inside the installed package
-    (as mmengine resolves them in ``_base_``). Other paths are tried as given (relative to the working directory) and
+    (as mmengine resolves them in ``_base_``). Other paths are tried as given
+    (relative to the working directory) and
     then relative to the mmbinpc repository root, so ``configs/...`` works
     from any directory.
 

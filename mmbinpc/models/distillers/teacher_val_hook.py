@@ -48,7 +48,8 @@ class TeacherValHook(Hook):
             with torch.no_grad():
                 seen = 0
                 for idx, data_batch in enumerate(dataloader):
-                    if self.max_batches is not None and idx >= self.max_batches:
+                    if (self.max_batches is not None
+                            and idx >= self.max_batches):
                         break
                     outputs = runner.model.val_step(data_batch)
                     evaluator.process(data_samples=outputs,

@@ -1,5 +1,5 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
-"""Distillation losses: soft targets (L_DS) and pooling-output norms (L_reg)."""
+"""Distillation losses: soft targets (L_DS), pooling-output norms (L_reg)."""
 from .pooling_norm_loss import (BATCH_EXPONENT, REG_NORMS, PoolingNormLoss,
                                 check_norm, matrix_norm, pooling_norm)
 from .soft_target_loss import SoftTargetLoss, soft_target_loss

@@ -86,7 +86,8 @@ def matrix_norm(h: Tensor, norm: str) -> Tensor:
     """
     norm = check_norm(norm)
     if h.dim() < 2:
-        raise ValueError(f'matrix_norm needs (..., M, N), got {tuple(h.shape)}')
+        raise ValueError(
+            f'matrix_norm needs (..., M, N), got {tuple(h.shape)}')
     if norm == 'fro':
         return torch.linalg.matrix_norm(h, ord='fro')
     if norm == '1':

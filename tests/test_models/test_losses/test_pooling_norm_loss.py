@@ -11,7 +11,8 @@ from mmdet3d.registry import MODELS
 # H = [[1, -2, 0], [3, 4, -1]]: column abs sums 4, 6, 1; row abs sums 3, 8;
 # entry abs sum 11; sum of squares 31; H H^T = [[5, -5], [-5, 26]].
 H = torch.tensor([[1., -2., 0.], [3., 4., -1.]])
-_EIG = [(31 + math.sqrt(21**2 + 4 * 25)) / 2, (31 - math.sqrt(21**2 + 100)) / 2]
+_EIG = [(31 + math.sqrt(21**2 + 4 * 25)) / 2,
+        (31 - math.sqrt(21**2 + 4 * 25)) / 2]
 HAND = {
     'fro': math.sqrt(31.0),
     '1': 6.0,
@@ -85,5 +86,6 @@ def test_module_reduction_weight_and_errors():
     assert total(s, t).item() == pytest.approx(float(per[0] + per[1]))
     with pytest.raises(ValueError, match="'fro', '1', '2', 'l1'"):
         PoolingNormLoss('frobenius')
-    with pytest.raises(ValueError, match="site 'a.pool'.*\\(2, 3\\).*\\(2, 4\\)"):
+    with pytest.raises(ValueError,
+                       match="site 'a.pool'.*\\(2, 3\\).*\\(2, 4\\)"):
         mean([torch.randn(2, 3)], [torch.randn(2, 4)], names=['a.pool'])
