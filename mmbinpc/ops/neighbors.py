@@ -42,11 +42,13 @@ def _sq_dist(query: Tensor, points: Tensor) -> Tensor:
     """
     channels = query.shape[-1]
     if channels <= 3:
-        pts = points.transpose(1, 2)  # (b, C, n)
-        dist = query[:, :, 0, None] - pts[:, None, 0, :]
+        # Channel-first copies make every broadcast operand contiguous.
+        pts = points.transpose(1, 2).contiguous()  # (b, C, n)
+        qry = query.transpose(1, 2).contiguous()  # (b, C, m)
+        dist = qry[:, 0, :, None] - pts[:, None, 0, :]
         dist.mul_(dist)
         for c in range(1, channels):
-            diff = query[:, :, c, None] - pts[:, None, c, :]
+            diff = qry[:, c, :, None] - pts[:, None, c, :]
             dist.addcmul_(diff, diff)
         return dist
     q_norm = query.pow(2).sum(-1, keepdim=True)  # (b, m, 1)

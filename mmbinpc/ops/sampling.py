@@ -67,16 +67,17 @@ def furthest_point_sample(points_xyz: Tensor, num_points: int) -> Tensor:
     check_float(op, 'points_xyz', points_xyz, 3, '(B, N, 3)', last=3)
     _check_num(op, num_points)
     batch, size = points_xyz.shape[:2]
-    xyz = points_xyz.contiguous()
-    rows = torch.arange(batch, device=xyz.device)
+    # Planar (3, B, N) layout: each coordinate is one contiguous plane.
+    planar = points_xyz.permute(2, 0, 1).contiguous()
+    rows = torch.arange(batch, device=planar.device)
 
     def dist_from(old: Tensor) -> Tensor:
-        diff = xyz - xyz[rows, old].unsqueeze(1)
+        diff = planar - planar[:, rows, old].unsqueeze(2)
         diff.mul_(diff)
         # Same summation order as the kernel: x^2 + y^2 + z^2.
-        return diff[..., 0] + diff[..., 1] + diff[..., 2]
+        return diff[0].add_(diff[1]).add_(diff[2])
 
-    return _iterate(dist_from, batch, num_points, size, xyz)
+    return _iterate(dist_from, batch, num_points, size, planar)
 
 
 def furthest_point_sample_with_dist(points_dist: Tensor,
