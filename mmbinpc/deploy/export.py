@@ -47,12 +47,15 @@ class ExportSummary:
         file_bytes (int): Size of the file.
         binary_layers (list[str]): Packed binary layers.
         folded_bn (dict): BatchNorm name -> the layer it was folded into.
+        fused (dict): Activation / pooling module name -> the packed layer
+            that computes it.
         fp_tensors (int): Number of FP32 tensors stored.
     """
     path: str
     file_bytes: int
     binary_layers: List[str] = field(default_factory=list)
     folded_bn: Dict[str, str] = field(default_factory=dict)
+    fused: Dict[str, str] = field(default_factory=dict)
     fp_tensors: int = 0
 
 
@@ -69,16 +72,21 @@ def _tensors_in(obj: Any) -> List[Tensor]:
     return []
 
 
+_ACT_TYPES = (nn.Hardtanh, nn.ReLU, nn.ReLU6)  # Hardtanh covers ReLU6
+_TRACKED = (nn.Conv1d, nn.Conv2d, nn.Linear) + _BN_TYPES + _ACT_TYPES
+
+
 class _ConsumerTracer(TorchFunctionMode):
-    """Records, for each conv/linear output, which modules compute on it."""
+    """Records which modules compute on the outputs of layers, BatchNorms and
+    activations during one forward pass."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.names = {m: n for n, m in model.named_modules()}
         self.stack: List[nn.Module] = []
         self.outputs: Dict[int, Tuple[str, Tensor]] = {}
-        # producer name -> list of sets of module names on the stack of
-        # every torch function that used its output
+        # producer name -> one set per torch call that read its output: the
+        # names of the modules running at that moment
         self.consumers: Dict[str, List[Set[str]]] = {}
         self.calls: Dict[str, int] = {}
         self.handles = []
@@ -91,12 +99,11 @@ class _ConsumerTracer(TorchFunctionMode):
 
     def _post(self, module, args, out):
         self.stack.pop()
-        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)) and \
-                isinstance(out, Tensor):
-            name = self.names[module]
-            self.outputs[id(out)] = (name, out)  # keep it alive: unique ids
+        name = self.names[module]
+        self.calls[name] = self.calls.get(name, 0) + 1
+        if isinstance(module, _TRACKED) and isinstance(out, Tensor):
+            self.outputs[id(out)] = (name, out)  # kept alive: ids stay unique
             self.consumers.setdefault(name, [])
-            self.calls[name] = self.calls.get(name, 0) + 1
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -111,45 +118,88 @@ class _ConsumerTracer(TorchFunctionMode):
         for h in self.handles:
             h.remove()
 
+    def exclusive_consumer(self, producer: str, modules: Dict[str, nn.Module],
+                           types: tuple) -> Optional[str]:
+        """The one module of ``types`` inside which every read of
+        ``producer``'s output happened (both called once), else None."""
+        uses = self.consumers.get(producer)
+        if not uses or self.calls.get(producer) != 1:
+            return None
+        common = [
+            n for n in set.intersection(*uses)
+            if n and isinstance(modules[n], types)
+        ]
+        if len(common) != 1 or self.calls.get(common[0]) != 1:
+            return None
+        return common[0]
 
-def find_foldable_bn(model: nn.Module,
-                     forward: Callable[[], Any]) -> Dict[str, str]:
-    """Map each conv/linear to the BatchNorm it can absorb.
 
-    A BatchNorm (in eval mode with running statistics) is foldable into the
-    layer whose output it normalises when, in a traced forward pass, every
-    torch operation that reads that output runs inside that BatchNorm.
+def find_fusions(model: nn.Module,
+                 forward: Callable[[], Any]) -> Dict[str, Dict[str, Any]]:
+    """Find what each conv/linear can absorb at inference.
+
+    For each layer, follow its output through a traced forward pass: a
+    BatchNorm (eval mode, running statistics) that alone reads it is folded;
+    then a Hardtanh/ReLU that alone reads the result is fused as a clamp;
+    then, for a Conv1d, a global ``PointPool`` in ``max``/``ema`` mode over
+    the points that alone reads the result is fused as an on-the-fly max
+    (the layer's full output is never written).
 
     Args:
         model (nn.Module): The model (eval mode).
         forward (Callable): Runs one forward pass.
 
     Returns:
-        dict: layer name -> BatchNorm name.
+        dict: layer name -> ``dict(bn=name|None, act=name|None,
+        pool=name|None)``.
     """
-    bns = {n: m for n, m in model.named_modules()
-           if isinstance(m, _BN_TYPES) and m.track_running_stats
-           and m.running_mean is not None}
+    from mmbinpc.binary.aggregation import PointPool
+    modules = dict(model.named_modules())
     tracer = _ConsumerTracer(model)
     try:
         with tracer, torch.no_grad():
             forward()
     finally:
         tracer.remove()
+    bns = tuple(_BN_TYPES)
     result = {}
-    used = set()
-    for layer, uses in tracer.consumers.items():
-        if not uses:
+    for name, module in modules.items():
+        if not isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)):
             continue
-        common = set.intersection(*uses) & set(bns)
-        if len(common) != 1:
-            continue
-        bn = common.pop()
-        if bn in used:
-            continue
-        used.add(bn)
-        result[layer] = bn
+        chain: Dict[str, Any] = dict(bn=None, act=None, pool=None)
+        cur = name
+        bn = tracer.exclusive_consumer(cur, modules, bns)
+        if bn is not None and modules[bn].track_running_stats and \
+                modules[bn].running_mean is not None:
+            chain['bn'] = cur = bn
+        act = tracer.exclusive_consumer(cur, modules, _ACT_TYPES)
+        if act is not None:
+            chain['act'] = cur = act
+        pool = tracer.exclusive_consumer(cur, modules, (PointPool, ))
+        if pool is not None and isinstance(module, nn.Conv1d):
+            p = modules[pool]
+            if p.mode in ('max', 'ema') and p.dim in (-1, 2) and \
+                    not p.keepdim:
+                chain['pool'] = pool
+        result[name] = chain
     return result
+
+
+def find_foldable_bn(model: nn.Module,
+                     forward: Callable[[], Any]) -> Dict[str, str]:
+    """Map each conv/linear to the BatchNorm it can absorb (see
+    :func:`find_fusions`)."""
+    return {
+        k: v['bn']
+        for k, v in find_fusions(model, forward).items() if v['bn']
+    }
+
+
+def act_bounds(act: nn.Module) -> Tuple[float, float]:
+    """Clamp bounds of a Hardtanh/ReLU/ReLU6."""
+    if isinstance(act, nn.Hardtanh):  # includes ReLU6
+        return float(act.min_val), float(act.max_val)
+    return 0.0, float('inf')
 
 
 def bn_affine(bn: nn.Module) -> Tuple[Tensor, Tensor]:
@@ -300,7 +350,7 @@ def export_packed(model: nn.Module,
     model.eval()
     forward, points = model_forward(model, num_points=num_points,
                                     in_channels=in_channels)
-    foldable = find_foldable_bn(model, forward)
+    fusions = find_fusions(model, forward)
     modules = dict(model.named_modules())
     arrays: Dict[str, np.ndarray] = {}
     entries = []
@@ -310,11 +360,18 @@ def export_packed(model: nn.Module,
     for name, module in modules.items():
         if not isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)):
             continue
-        bn_name = foldable.get(name)
+        chain = fusions.get(name, {})
+        bn_name = chain.get('bn')
         bn = modules[bn_name] if bn_name else None
         if is_binary_layer(module) and module.binarize_input:
             entry, layer_arrays = pack_binary_layer(name, module, bn)
             entry['folded_bn'] = bn_name
+            act = chain.get('act')
+            entry['act'] = None if act is None else dict(
+                name=act, bounds=list(act_bounds(modules[act])))
+            pool = chain.get('pool')
+            entry['pool'] = None if pool is None else dict(
+                name=pool, mode=modules[pool].mode)
             entries.append(entry)
             arrays.update(layer_arrays)
             consumed_keys.update(
@@ -366,6 +423,10 @@ def export_packed(model: nn.Module,
         file_bytes=file_bytes,
         binary_layers=[e['name'] for e in entries],
         folded_bn=folded_bn,
+        fused={
+            e[k]['name']: e['name']
+            for e in entries for k in ('act', 'pool') if e[k]
+        },
         fp_tensors=sum(1 for k in arrays if k.startswith('fp/')))
 
 

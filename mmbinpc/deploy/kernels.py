@@ -13,9 +13,11 @@ kernel 1, a 1x1 Conv2d or a Linear) for a batch of points:
    loop runs with the packed input word outside and the output channels
    inside, so LLVM vectorises it with the host's ``vpopcntq`` (AVX-512
    VPOPCNTDQ) or an AVX2 popcount sequence;
-3. write ``(n - 2 * popcount) * out_scale * β + out_shift``, where
+3. write ``clamp((n - 2 * popcount) * out_scale * β + out_shift)``, where
    ``out_scale``/``out_shift`` hold the weight scale α, the layer bias and a
-   folded BatchNorm.
+   folded BatchNorm and the clamp is a fused Hardtanh/ReLU - or, for a layer
+   whose output only feeds a global max pooling, max-reduce it over the
+   points on the fly instead of writing it.
 
 Kernels are compiled on first use and cached on disk (``cache=True``). They
 run on one thread on purpose: the per-point work is small, and on a shared
@@ -115,7 +117,7 @@ def binary_gemm(x_words, w_words_t, n):
 
 @njit(cache=True, fastmath=_FASTMATH)
 def binary_pointwise(x, threshold, scale_mode, w_words_t, out_scale,
-                     out_shift, out):
+                     out_shift, lo, hi, pool_group, out):
     """One binary point-wise layer: binarize + pack + XNOR-popcount + affine.
 
     Args:
@@ -128,13 +130,23 @@ def binary_pointwise(x, threshold, scale_mode, w_words_t, out_scale,
         w_words_t (np.ndarray): (W, O) uint64 packed weight signs,
             transposed so that output channels are contiguous.
         out_scale (np.ndarray): (O,) float32 multiplier of the ±1 dot.
-        out_shift (np.ndarray): (O,) float32 added last.
-        out (np.ndarray): (M, O) float32 output rows.
+        out_shift (np.ndarray): (O,) float32 added after it.
+        lo (float): Lower clamp of the output (a fused Hardtanh/ReLU; -inf
+            for none).
+        hi (float): Upper clamp (+inf for none).
+        pool_group (int): 0 writes one output row per point; ``g > 0``
+            max-reduces every ``g`` consecutive points into one row (a fused
+            global max pooling; ``out`` must start at -inf).
+        out (np.ndarray): (M, O) or (M / g, O) float32 output rows.
     """
     m_total, n_in = x.shape
     n_words, n_out = w_words_t.shape
+    lo = np.float32(lo)
+    hi = np.float32(hi)
+    clamp = lo > -np.inf or hi < np.inf
     xw = np.empty(n_words, dtype=np.uint64)
     acc = np.empty(n_out, dtype=np.int64)
+    row = np.empty(n_out, dtype=np.float32)
     for m in range(m_total):
         xrow = x[m]
         # 1. binarize and pack this point's channels (bit j of word w is
@@ -153,15 +165,15 @@ def binary_pointwise(x, threshold, scale_mode, w_words_t, out_scale,
             for c in range(n_in):
                 total += abs(xrow[c] - threshold[c])
             beta = total / np.float32(n_in)
-        orow = out[m]
+        dst = row if pool_group > 0 else out[m]
         # 2.+3. popcount of XOR over the words, output channels innermost
         if n_words == 1:  # common widths: no accumulator round trips
             x0 = xw[0]
             w0 = w_words_t[0]
             for o in range(n_out):
                 diff = np.int64(popcount_u64(x0 ^ w0[o]))
-                orow[o] = (np.float32(n_in - 2 * diff) * out_scale[o] * beta +
-                           out_shift[o])
+                dst[o] = (np.float32(n_in - 2 * diff) * out_scale[o] * beta +
+                          out_shift[o])
         elif n_words == 2:
             x0 = xw[0]
             x1 = xw[1]
@@ -170,8 +182,8 @@ def binary_pointwise(x, threshold, scale_mode, w_words_t, out_scale,
             for o in range(n_out):
                 diff = np.int64(
                     popcount_u64(x0 ^ w0[o]) + popcount_u64(x1 ^ w1[o]))
-                orow[o] = (np.float32(n_in - 2 * diff) * out_scale[o] * beta +
-                           out_shift[o])
+                dst[o] = (np.float32(n_in - 2 * diff) * out_scale[o] * beta +
+                          out_shift[o])
         else:
             for o in range(n_out):
                 acc[o] = 0
@@ -191,8 +203,19 @@ def binary_pointwise(x, threshold, scale_mode, w_words_t, out_scale,
                 for o in range(n_out):
                     acc[o] += popcount_u64(x0 ^ w0[o])
             for o in range(n_out):
-                orow[o] = (np.float32(n_in - 2 * acc[o]) * out_scale[o] *
-                           beta + out_shift[o])
+                dst[o] = (np.float32(n_in - 2 * acc[o]) * out_scale[o] *
+                          beta + out_shift[o])
+        # 4. fused activation clamp and global max pooling
+        if clamp:
+            for o in range(n_out):
+                v = dst[o]
+                v = v if v > lo else lo
+                dst[o] = v if v < hi else hi
+        if pool_group > 0:
+            prow = out[m // pool_group]
+            for o in range(n_out):
+                v = dst[o]
+                prow[o] = v if v > prow[o] else prow[o]
 
 
 def warmup() -> None:
@@ -202,4 +225,5 @@ def warmup() -> None:
     wt = np.zeros((1, 2), dtype=np.uint64)
     f = np.ones(2, dtype=np.float32)
     out = np.empty((2, 2), dtype=np.float32)
-    binary_pointwise(x, np.zeros(3, np.float32), SCALE_NONE, wt, f, f, out)
+    binary_pointwise(x, np.zeros(3, np.float32), SCALE_NONE, wt, f, f,
+                     -np.inf, np.inf, 0, out)

@@ -1,6 +1,6 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 """Packed binary layers: drop-in replacements run by the Numba kernels."""
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -32,13 +32,19 @@ class PackedBinaryLayer(nn.Module):
         out_shift (np.ndarray): (O,) float32.
         threshold (np.ndarray, optional): (C,) float32 input thresholds.
         scale_mode (str): ``'none'`` or ``'mean_abs'``.
+        clamp (tuple[float, float], optional): Bounds of a fused
+            Hardtanh/ReLU applied to the output.
+        pool (bool): Fuse a global max over the points (``conv1d`` only):
+            the output is (B, O), the max of the (clamped) outputs over N.
         name (str): Name of the layer in the model (for messages).
     """
 
     def __init__(self, kind: str, in_channels: int, out_channels: int,
                  weight_words: np.ndarray, out_scale: np.ndarray,
                  out_shift: np.ndarray, threshold: Optional[np.ndarray] = None,
-                 scale_mode: str = 'none', name: str = '') -> None:
+                 scale_mode: str = 'none',
+                 clamp: Optional[Tuple[float, float]] = None,
+                 pool: bool = False, name: str = '') -> None:
         super().__init__()
         from . import kernels  # numba is imported lazily
         if kind not in KINDS:
@@ -65,13 +71,27 @@ class PackedBinaryLayer(nn.Module):
         self.scale_mode = scale_mode
         self._scale_code = (kernels.SCALE_MEAN_ABS if scale_mode == 'mean_abs'
                             else kernels.SCALE_NONE)
+        if pool and kind != 'conv1d':
+            raise ValueError(f'{name}: a fused pooling needs a conv1d layer')
+        self.clamp = (-np.inf, np.inf) if clamp is None else (float(
+            clamp[0]), float(clamp[1]))
+        self.pool = bool(pool)
+        self.last_num_points = 0  # points reduced by the last pooled call
 
-    def _run(self, rows: Tensor) -> Tensor:
-        """(M, C) contiguous float32 rows -> (M, O) output rows."""
-        out = np.empty((rows.shape[0], self.out_channels), dtype=np.float32)
+    def _run(self, rows: Tensor, pool_group: int = 0) -> Tensor:
+        """(M, C) contiguous float32 rows -> (M, O) output rows, or
+        (M / pool_group, O) maxima with a fused pooling."""
+        if pool_group:
+            out = np.full((rows.shape[0] // pool_group, self.out_channels),
+                          -np.inf, dtype=np.float32)
+        else:
+            out = np.empty((rows.shape[0], self.out_channels),
+                           dtype=np.float32)
         self._kernels.binary_pointwise(rows.numpy(), self.threshold,
                                        self._scale_code, self.weight_words_t,
-                                       self.out_scale, self.out_shift, out)
+                                       self.out_scale, self.out_shift,
+                                       self.clamp[0], self.clamp[1],
+                                       pool_group, out)
         return torch.from_numpy(out)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -100,6 +120,11 @@ class PackedBinaryLayer(nn.Module):
         if self.kind == 'conv1d':
             b, _, n = x.shape
             rows = x.permute(0, 2, 1).contiguous().view(b * n, c)
+            if self.pool:
+                if n == 0:
+                    raise ValueError(f'{self.name}: cannot pool 0 points')
+                self.last_num_points = n
+                return self._run(rows, pool_group=n)  # (B, O)
             return self._run(rows).view(b, n, self.out_channels).permute(
                 0, 2, 1)
         b, _, h, w = x.shape
@@ -116,4 +141,33 @@ class PackedBinaryLayer(nn.Module):
     def extra_repr(self) -> str:
         return (f'{self.kind}, {self.in_channels} -> {self.out_channels}, '
                 f'scale_mode={self.scale_mode!r}, '
-                f'threshold={bool(np.any(self.threshold))}')
+                f'threshold={bool(np.any(self.threshold))}, '
+                f'clamp={self.clamp}, pool={self.pool}')
+
+
+class FusedPoolTail(nn.Module):
+    """Stands in for a PointPool whose max was fused into a packed layer.
+
+    Its input is already the max over the points; for ``'ema'`` it subtracts
+    the entropy-maximizing shift δ*(N) of the N points the layer reduced.
+
+    Args:
+        layer (PackedBinaryLayer): The layer that computes the max.
+        mode (str): ``'max'`` or ``'ema'``.
+    """
+
+    def __init__(self, layer: PackedBinaryLayer, mode: str) -> None:
+        super().__init__()
+        if mode not in ('max', 'ema'):
+            raise ValueError(f'cannot fuse pooling mode {mode!r}')
+        self.mode = mode
+        self._layer = [layer]  # a reference, not a registered child
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.mode == 'max':
+            return x
+        from mmbinpc.binary.aggregation import ema_offset
+        return x - ema_offset(self._layer[0].last_num_points)
+
+    def extra_repr(self) -> str:
+        return f'mode={self.mode!r}, fused into {self._layer[0].name}'

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from mmbinpc.analysis.complexity import is_binary_layer
 from .export import read_meta
-from .packed_layers import PackedBinaryLayer
+from .packed_layers import FusedPoolTail, PackedBinaryLayer
 from .support import check_supported
 
 
@@ -28,9 +28,11 @@ class PackedModel:
     Every binary layer of the architecture is replaced by a
     :class:`~mmbinpc.deploy.packed_layers.PackedBinaryLayer` (XNOR +
     popcount on 64-bit words, activations binarized and packed on the fly,
-    BatchNorm folded into its output affine map); FP32 layers (the first and
-    last ones) and the rest of the forward code (pooling, T-Net matrix
-    products) run in PyTorch.
+    BatchNorm folded into its output affine map, a following Hardtanh/ReLU
+    fused as a clamp and a following global max/EMA pooling fused as an
+    on-the-fly max); FP32 layers (the first and last ones, with their
+    BatchNorm folded into the weights) and the rest of the forward code
+    (T-Net matrix products, remaining pooling) run in PyTorch.
 
     Use :meth:`load`; call the instance on points (B, N, C) to get logits.
 
@@ -84,17 +86,25 @@ class PackedModel:
                     f'{path}: layer {name!r} does not match the rebuilt '
                     f'architecture ({module.binarizer.name}, '
                     f'{tuple(module.weight.shape)} vs {entry})')
+            act, pool = entry.get('act'), entry.get('pool')
             packed = PackedBinaryLayer(
                 entry['kind'], entry['in_channels'], entry['out_channels'],
                 arrays[f'{name}.weight_words'], arrays[f'{name}.out_scale'],
                 arrays[f'{name}.out_shift'],
                 threshold=arrays.get(f'{name}.threshold'),
-                scale_mode=entry['scale_mode'], name=name)
+                scale_mode=entry['scale_mode'],
+                clamp=None if act is None else act['bounds'],
+                pool=pool is not None, name=name)
             model.set_submodule(name, packed)
             replaced.append(name)
             if entry['folded_bn']:
                 model.set_submodule(entry['folded_bn'], nn.Identity())
                 replaced.append(entry['folded_bn'])
+            if act is not None:
+                model.set_submodule(act['name'], nn.Identity())
+            if pool is not None:
+                model.set_submodule(pool['name'],
+                                    FusedPoolTail(packed, pool['mode']))
         for entry in meta['fp_folded']:
             model.set_submodule(entry['folded_bn'], nn.Identity())
             replaced.append(entry['folded_bn'])

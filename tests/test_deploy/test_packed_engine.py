@@ -85,8 +85,12 @@ def test_export_load_predict_equivalence(tmp_path, method, aggregation):
     # every binary conv/linear here is followed by its BatchNorm
     assert len(summary.folded_bn) >= len(binary)
 
+    # the hidden layers' activations and the global pooling are fused
+    assert summary.fused['backbone.mlp.1.2'] == 'backbone.mlp.1.0'
+    assert summary.fused['pool'] == 'backbone.mlp.4.0'
     packed = PackedModel.load(path)
     assert sorted(packed.packed_layers) == sorted(binary)
+    assert packed.packed_layers['backbone.mlp.4.0'].pool
     assert not any(isinstance(m, nn.BatchNorm1d) and n in summary.folded_bn
                    for n, m in packed.model.named_modules())
     pts = torch.rand(32, NUM_POINTS, 3) * 2 - 1
@@ -223,3 +227,33 @@ def test_load_errors(tmp_path):
     np.savez(bogus, x=np.zeros(3))
     with pytest.raises(ValueError, match='not an mmbinpc packed model'):
         PackedModel.load(str(bogus))
+
+
+def test_fusion_only_for_exclusive_consumers():
+    from mmbinpc.binary.aggregation import PointPool
+    from mmbinpc.binary.layers import BinConv1d
+    from mmbinpc.deploy import find_foldable_bn
+    from mmbinpc.deploy.export import find_fusions
+
+    class Branchy(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.a = BinConv1d(8, 8, 1)
+            self.bn_a = nn.BatchNorm1d(8)
+            self.b = BinConv1d(8, 8, 1)
+            self.bn_b = nn.BatchNorm1d(8)
+            self.act = nn.Hardtanh()
+            self.pool = PointPool('max')
+
+        def forward(self, x):
+            y = self.a(x)
+            y = self.bn_a(y) + y  # a's output is read outside bn_a
+            return self.pool(self.act(self.bn_b(self.b(y))))
+
+    model = Branchy().eval()
+    x = torch.randn(2, 8, 5)
+    fusions = find_fusions(model, lambda: model(x))
+    assert fusions['a'] == dict(bn=None, act=None, pool=None)
+    assert fusions['b'] == dict(bn='bn_b', act='act', pool='pool')
+    assert find_foldable_bn(model, lambda: model(x)) == {'b': 'bn_b'}

@@ -28,23 +28,30 @@ def test_dot_and_gemm(n):
 # widths cover the 1-word, 2-word and general (odd and even word count) paths
 @pytest.mark.parametrize('c', [3, 64, 100, 128, 130, 300])
 @pytest.mark.parametrize('mode', ['none', 'mean_abs'])
-def test_binary_pointwise_matches_dense(c, mode):
+@pytest.mark.parametrize('epilogue', ['plain', 'clamp', 'pool'])
+def test_binary_pointwise_matches_dense(c, mode, epilogue):
     rng = np.random.default_rng(c)
-    m, o = 37, 45
+    m, o = 36, 45
     x = rng.standard_normal((m, c)).astype(np.float32)
     x[0, :3] = 0.0  # exact zeros: sign(0) = +1
     w = rng.standard_normal((o, c)).astype(np.float32)
     thr = (0.3 * rng.standard_normal(c)).astype(np.float32)
-    scale = rng.uniform(0.5, 2, o).astype(np.float32)
+    scale = rng.uniform(-2, 2, o).astype(np.float32)
     shift = rng.standard_normal(o).astype(np.float32)
-    out = np.empty((m, o), np.float32)
+    lo, hi = (-1.0, 1.5) if epilogue != 'plain' else (-np.inf, np.inf)
+    group = 12 if epilogue == 'pool' else 0  # 3 clouds of 12 points
+    out = np.full((m // group if group else m, o), -np.inf, np.float32)
     code = kernels.SCALE_MEAN_ABS if mode == 'mean_abs' else kernels.SCALE_NONE
-    kernels.binary_pointwise(x, thr, code, np.ascontiguousarray(
-        pack_signs(w).T), scale, shift, out)
+    kernels.binary_pointwise(x, thr, code,
+                             np.ascontiguousarray(pack_signs(w).T), scale,
+                             shift, lo, hi, group, out)
     shifted = x - thr
     beta = np.abs(shifted).mean(1, keepdims=True) if mode == 'mean_abs' \
         else 1.0
     ref = (_signs(shifted) @ _signs(w).T) * scale * beta + shift
+    ref = np.clip(ref, lo, hi)
+    if group:
+        ref = ref.reshape(-1, group, o).max(1)
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
 
 
@@ -75,6 +82,12 @@ def test_packed_layer_layouts(kind):
     if kind == 'conv1d':
         torch.testing.assert_close(layer(x.transpose(1, 2).contiguous()
                                          .transpose(1, 2)), ref)
+        fused = PackedBinaryLayer(kind, c, o, pack_signs(w),
+                                  np.ones(o, np.float32),
+                                  np.zeros(o, np.float32), clamp=(-3, 5),
+                                  pool=True)
+        torch.testing.assert_close(fused(x), ref.clamp(-3, 5).amax(-1))
+        assert fused.last_num_points == 11
 
 
 def test_packed_layer_bad_input():
@@ -83,6 +96,10 @@ def test_packed_layer_bad_input():
                               name='toy')
     with pytest.raises(ValueError, match='toy: expected'):
         layer(torch.randn(1, 9, 5))
+    with pytest.raises(ValueError, match='fused pooling needs a conv1d'):
+        PackedBinaryLayer('linear', 8, 4, pack_signs(np.ones((4, 8))),
+                          np.ones(4, np.float32), np.zeros(4, np.float32),
+                          pool=True)
     with pytest.raises(ValueError, match='uint64'):
         PackedBinaryLayer('conv1d', 8, 4, np.zeros((4, 2), np.uint64),
                           np.ones(4, np.float32), np.zeros(4, np.float32))
