@@ -8,9 +8,9 @@ Examples::
     python tools/train.py CONFIG --resume                 # latest checkpoint
     bash tools/dist_train.sh CONFIG 2                     # torchrun, CPU: gloo
 
-``--epochs N`` sets ``train_cfg.max_epochs`` and stretches every epoch-based
-parameter scheduler that ended at the old ``max_epochs`` (e.g. the cosine
-decay) to end at ``N``. On a machine without CUDA, ``--launcher pytorch``
+``--epochs N`` (or ``--cfg-options train_cfg.max_epochs=N``) sets
+``train_cfg.max_epochs`` and stretches every epoch-based parameter scheduler
+that ended at the old ``max_epochs`` (e.g. the cosine decay) to end at ``N``. On a machine without CUDA, ``--launcher pytorch``
 runs distributed data parallel on CPU with the gloo backend.
 """
 import argparse
@@ -63,15 +63,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def set_max_epochs(cfg: Config, epochs: int) -> None:
-    """Set ``train_cfg.max_epochs`` and stretch schedulers ending there."""
+def set_max_epochs(cfg: Config, epochs: int,
+                   old: Optional[int] = None) -> None:
+    """Set ``train_cfg.max_epochs`` and stretch the epoch-based schedulers
+    that ended at the previous value ``old`` (default: the current one)."""
     if epochs < 1:
         raise ValueError(f'--epochs must be >= 1, got {epochs}')
     train_cfg = cfg.get('train_cfg') or {}
     if 'max_epochs' not in train_cfg:
         raise ValueError('--epochs needs an epoch-based train_cfg with '
                          'max_epochs')
-    old = train_cfg['max_epochs']
+    old = train_cfg['max_epochs'] if old is None else old
     cfg.train_cfg.max_epochs = epochs
     schedulers = cfg.get('param_scheduler') or []
     if isinstance(schedulers, dict):
@@ -125,10 +127,15 @@ def warn_if_synthetic(cfg: Config, loader: str = 'train_dataloader') -> None:
 def build_config(args: argparse.Namespace) -> Config:
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
+    old_epochs = (cfg.get('train_cfg') or {}).get('max_epochs')
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    new_epochs = (cfg.get('train_cfg') or {}).get('max_epochs')
     if args.epochs is not None:
-        set_max_epochs(cfg, args.epochs)
+        set_max_epochs(cfg, args.epochs, old=old_epochs)
+    elif new_epochs != old_epochs and old_epochs is not None:
+        # --cfg-options train_cfg.max_epochs=N: keep the schedule consistent.
+        set_max_epochs(cfg, new_epochs, old=old_epochs)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:

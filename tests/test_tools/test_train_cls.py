@@ -62,6 +62,12 @@ def test_set_max_epochs_rescales_the_cosine():
     assert sched['end'] == 3 and sched['T_max'] == 3
     with pytest.raises(ValueError, match='>= 1'):
         train.set_max_epochs(cfg, 0)
+    # The same through --cfg-options.
+    args = train.parse_args([CONFIG, '--cfg-options',
+                             'train_cfg.max_epochs=4'])
+    cfg = train.build_config(args)
+    assert cfg.param_scheduler[0]['end'] == 4
+    assert cfg.param_scheduler[0]['T_max'] == 4
 
 
 def test_train_then_test_tools(tiny_root, tmp_path, capsys):
