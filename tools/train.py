@@ -10,8 +10,9 @@ Examples::
 
 ``--epochs N`` (or ``--cfg-options train_cfg.max_epochs=N``) sets
 ``train_cfg.max_epochs`` and stretches every epoch-based parameter scheduler
-that ended at the old ``max_epochs`` (e.g. the cosine decay) to end at ``N``. On a machine without CUDA, ``--launcher pytorch``
-runs distributed data parallel on CPU with the gloo backend.
+that ended at the old ``max_epochs`` (e.g. the cosine decay) to end at
+``N``. On a machine without CUDA, ``--launcher pytorch`` runs distributed
+data parallel on CPU with the gloo backend.
 """
 import argparse
 import logging
@@ -39,8 +40,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         const='auto',
         help='resume from this checkpoint, or from the latest one in the '
         'work dir when no path is given')
-    parser.add_argument(
-        '--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--amp',
+                        action='store_true',
+                        help='automatic mixed precision')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
@@ -51,11 +53,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action=DictAction,
         help='override config settings, key=value (e.g. '
         'train_dataloader.batch_size=8 train_cfg.max_epochs=5)')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
+    parser.add_argument('--launcher',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none',
+                        help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -63,7 +64,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def set_max_epochs(cfg: Config, epochs: int,
+def set_max_epochs(cfg: Config,
+                   epochs: int,
                    old: Optional[int] = None) -> None:
     """Set ``train_cfg.max_epochs`` and stretch the epoch-based schedulers
     that ended at the previous value ``old`` (default: the current one)."""
@@ -120,7 +122,8 @@ def warn_if_synthetic(cfg: Config, loader: str = 'train_dataloader') -> None:
     dataset = (cfg.get(loader) or {}).get('dataset') or {}
     root = dataset.get('data_root')
     if root and osp.isdir(root) and is_synthetic(root):
-        print_log(f'{BANNER}\n(data_root={root})', logger='current',
+        print_log(f'{BANNER}\n(data_root={root})',
+                  logger='current',
                   level=logging.WARNING)
 
 

@@ -6,12 +6,11 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=10),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(
-        type='CheckpointHook',
-        interval=1,
-        max_keep_ckpts=2,
-        save_best='overall_acc',
-        rule='greater'),
+    checkpoint=dict(type='CheckpointHook',
+                    interval=1,
+                    max_keep_ckpts=2,
+                    save_best='overall_acc',
+                    rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 env_cfg = dict(
@@ -21,8 +20,9 @@ env_cfg = dict(
 )
 log_processor = dict(type='LogProcessor', window_size=20, by_epoch=True)
 vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(
-    type='Det3DLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+visualizer = dict(type='Det3DLocalVisualizer',
+                  vis_backends=vis_backends,
+                  name='visualizer')
 log_level = 'INFO'
 load_from = None
 resume = False

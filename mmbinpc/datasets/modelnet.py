@@ -24,8 +24,9 @@ def detect_format(data_root: str) -> str:
             f'there (see docs/datasets.md) or generate the synthetic stand-in:'
             f' python tools/create_synthetic_modelnet.py {data_root}')
     names = set(os.listdir(data_root))
-    if any(n.endswith('_shape_names.txt') and n != 'shape_names.txt'
-           for n in names):
+    if any(
+            n.endswith('_shape_names.txt') and n != 'shape_names.txt'
+            for n in names):
         return 'normal_resampled'
     if 'shape_names.txt' in names or any(n.endswith('.h5') for n in names):
         return 'hdf5'
@@ -159,11 +160,11 @@ class ModelNet40Dataset(BaseDataset):
         classes, ids, labels = mio.list_normal_resampled(
             root, self.subset, self.split)
         files = [mio.shape_file(root, i) for i in ids]
-        key = mio.fingerprint(
-            [osp.join(root, f'{self.subset}_shape_names.txt'),
-             osp.join(root, f'{self.subset}_{self.split}.txt')] + files,
-            ('normal_resampled', self.sample_method, self.num_points,
-             self.num_channels))
+        key = mio.fingerprint([
+            osp.join(root, f'{self.subset}_shape_names.txt'),
+            osp.join(root, f'{self.subset}_{self.split}.txt')
+        ] + files, ('normal_resampled', self.sample_method, self.num_points,
+                    self.num_channels))
         cached = self._try_cache('normal_resampled', key)
         if cached is not None:
             return cached
@@ -171,20 +172,21 @@ class ModelNet40Dataset(BaseDataset):
             self._stored_points(mio.parse_points_txt(path), path)
             for path in files
         ]
-        return dict(
-            fingerprint=key,
-            classes=classes,
-            ids=ids,
-            labels=labels,
-            points=points)
+        return dict(fingerprint=key,
+                    classes=classes,
+                    ids=ids,
+                    labels=labels,
+                    points=points)
 
     def _read_hdf5(self, root: str) -> dict:
-        classes = mio.read_lines(
-            osp.join(root, 'shape_names.txt'), 'class-name list')
+        classes = mio.read_lines(osp.join(root, 'shape_names.txt'),
+                                 'class-name list')
         files = mio.hdf5_files(root, self.split)
         key = mio.fingerprint(
-            [osp.join(root, 'shape_names.txt'),
-             osp.join(root, f'{self.split}_files.txt')] + files,
+            [
+                osp.join(root, 'shape_names.txt'),
+                osp.join(root, f'{self.split}_files.txt')
+            ] + files,
             ('hdf5', self.sample_method, self.num_points, self.num_channels))
         cached = self._try_cache('hdf5', key)
         if cached is not None:
@@ -201,12 +203,11 @@ class ModelNet40Dataset(BaseDataset):
                 ids.append(f'{osp.basename(path)}:{j}')
                 labels.append(int(lab))
                 points.append(self._stored_points(shape, source))
-        return dict(
-            fingerprint=key,
-            classes=classes,
-            ids=ids,
-            labels=labels,
-            points=points)
+        return dict(fingerprint=key,
+                    classes=classes,
+                    ids=ids,
+                    labels=labels,
+                    points=points)
 
     def _try_cache(self, fmt: str, key: str) -> Optional[dict]:
         if not self.cache:
@@ -245,9 +246,9 @@ class ModelNet40Dataset(BaseDataset):
             raise ValueError(f'the {self.split} split of {self.data_root!r} '
                              f'is empty')
         return [
-            dict(points=pts, gt_label=int(lab), shape_id=sid)
-            for pts, lab, sid in zip(split['points'], split['labels'],
-                                     split['ids'])
+            dict(points=pts, gt_label=int(lab),
+                 shape_id=sid) for pts, lab, sid in zip(
+                     split['points'], split['labels'], split['ids'])
         ]
 
     def get_data_info(self, idx: int) -> dict:
@@ -257,8 +258,7 @@ class ModelNet40Dataset(BaseDataset):
         if self.sample_method == 'random':
             points = mio.sample_points(points, self.num_points, 'random',
                                        info['shape_id'])
-        info['points'] = DepthPoints(
-            np.array(points, dtype=np.float32),
-            points_dim=points.shape[1])
+        info['points'] = DepthPoints(np.array(points, dtype=np.float32),
+                                     points_dim=points.shape[1])
         info['num_pts_feats'] = points.shape[1]
         return info

@@ -57,8 +57,8 @@ def parse_points_txt(path: str, columns: int = 6) -> np.ndarray:
     commas = [line.count(',') for line in lines]
     rows = sum(1 for line in lines if line.strip())
     arr = None
-    if rows and all(c == columns - 1 for c, line in zip(commas, lines)
-                    if line.strip()):
+    if rows and all(c == columns - 1
+                    for c, line in zip(commas, lines) if line.strip()):
         try:
             arr = np.array(text.replace(',', ' ').split(), dtype=np.float32)
         except ValueError:
@@ -153,8 +153,9 @@ def shape_file(root: str, shape_id: str) -> str:
     return osp.join(root, shape_id.rsplit('_', 1)[0], f'{shape_id}.txt')
 
 
-def list_normal_resampled(root: str, subset: str, split: str
-                          ) -> Tuple[List[str], List[str], List[int]]:
+def list_normal_resampled(
+        root: str, subset: str,
+        split: str) -> Tuple[List[str], List[str], List[int]]:
     """Classes, shape ids and labels of one split.
 
     Args:
@@ -206,8 +207,8 @@ def hdf5_files(root: str, split: str) -> List[str]:
     """
     list_file = osp.join(root, f'{split}_files.txt')
     files = []
-    for lineno, entry in enumerate(
-            read_lines(list_file, 'HDF5 file list'), start=1):
+    for lineno, entry in enumerate(read_lines(list_file, 'HDF5 file list'),
+                                   start=1):
         path = osp.join(root, osp.basename(entry))
         if not osp.isfile(path):
             raise FileNotFoundError(f'{list_file}:{lineno}: {entry!r} has no '
@@ -218,8 +219,7 @@ def hdf5_files(root: str, split: str) -> List[str]:
     return files
 
 
-def read_hdf5(path: str, need_normals: bool
-              ) -> Tuple[np.ndarray, np.ndarray]:
+def read_hdf5(path: str, need_normals: bool) -> Tuple[np.ndarray, np.ndarray]:
     """Points (B, N, 3 or 6) and labels (B,) of one ``.h5`` file."""
     h5py = _import_h5py()
     try:

@@ -20,11 +20,11 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 SYNTHETIC_MARKER = 'SYNTHETIC_NOT_MODELNET40.txt'
-BANNER = ('#' * 78 + '\n'
-          '#  SYNTHETIC DATA - NOT ModelNet40. Procedurally generated shapes in the\n'
-          '#  modelnet40_normal_resampled layout, for running the pipeline only.\n'
-          '#  Accuracies measured on it say nothing about ModelNet40.\n' +
-          '#' * 78)
+BANNER = (
+    '#' * 78 + '\n'
+    '#  SYNTHETIC DATA - NOT ModelNet40. Procedurally generated shapes\n'
+    '#  in the modelnet40_normal_resampled layout, to run the pipeline only.\n'
+    '#  Accuracies measured on it say nothing about ModelNet40.\n' + '#' * 78)
 
 Array = np.ndarray
 
@@ -48,7 +48,8 @@ def _unit(v: Array) -> Array:
 def _frame(axis: Sequence[float]) -> Array:
     """Rotation whose y column is ``axis`` (maps local y to ``axis``)."""
     y = _unit(np.asarray(axis, dtype=np.float64))
-    helper = np.array([1.0, 0, 0]) if abs(y[0]) < 0.9 else np.array([0, 0, 1.0])
+    helper = np.array([1.0, 0, 0]) if abs(y[0]) < 0.9 else np.array(
+        [0, 0, 1.0])
     x = _unit(np.cross(helper, y))
     z = np.cross(x, y)
     return np.stack([x, y, z], axis=1)
@@ -90,8 +91,13 @@ class Triangle(Surface):
 class Frustum(Surface):
     """Lateral surface of a (truncated) cone along ``axis`` from ``base``."""
 
-    def __init__(self, base, r0: float, r1: float, h: float,
-                 axis=(0, 1, 0), inward: bool = False) -> None:
+    def __init__(self,
+                 base,
+                 r0: float,
+                 r1: float,
+                 h: float,
+                 axis=(0, 1, 0),
+                 inward: bool = False) -> None:
         self.base = np.asarray(base, dtype=np.float64)
         self.r0, self.r1, self.h = r0, r1, h
         self.rot = _frame(axis)
@@ -108,16 +114,18 @@ class Frustum(Surface):
             t = (r - r0) / (r1 - r0)
         c, s = np.cos(theta), np.sin(theta)
         pts = np.stack([r * c, t * self.h, r * s], axis=1)
-        nrm = _unit(np.stack(
-            [self.h * c, np.full(n, r0 - r1), self.h * s], axis=1))
-        return (pts @ self.rot.T + self.base,
-                self.sign * (nrm @ self.rot.T))
+        nrm = _unit(
+            np.stack([self.h * c, np.full(n, r0 - r1), self.h * s], axis=1))
+        return (pts @ self.rot.T + self.base, self.sign * (nrm @ self.rot.T))
 
 
 class Disk(Surface):
     """Disk (or annulus) of radius ``r`` with normal ``normal``."""
 
-    def __init__(self, center, r: float, normal=(0, 1, 0),
+    def __init__(self,
+                 center,
+                 r: float,
+                 normal=(0, 1, 0),
                  r_in: float = 0.0) -> None:
         self.c = np.asarray(center, dtype=np.float64)
         self.r, self.r_in = r, r_in
@@ -128,7 +136,8 @@ class Disk(Surface):
     def sample(self, n, rng):
         rad = np.sqrt(rng.uniform(self.r_in**2, self.r**2, n))
         theta = rng.uniform(0, 2 * math.pi, n)
-        pts = np.stack([rad * np.cos(theta), np.zeros(n), rad * np.sin(theta)],
+        pts = np.stack([rad * np.cos(theta),
+                        np.zeros(n), rad * np.sin(theta)],
                        axis=1)
         return pts @ self.rot.T + self.c, np.repeat(self.n[None], n, axis=0)
 
@@ -137,7 +146,10 @@ class Ellipsoid(Surface):
     """Ellipsoid with semi-axes ``radii``; ``y_range`` keeps a band of it
     (as fractions of the y radius, e.g. (-1, 0) for a bowl)."""
 
-    def __init__(self, center, radii, y_range=(-1.0, 1.0),
+    def __init__(self,
+                 center,
+                 radii,
+                 y_range=(-1.0, 1.0),
                  inward: bool = False) -> None:
         self.c = np.asarray(center, dtype=np.float64)
         self.radii = np.asarray(radii, dtype=np.float64)
@@ -145,8 +157,8 @@ class Ellipsoid(Surface):
         self.sign = -1.0 if inward else 1.0
         a, b, c = self.radii
         p = 1.6075  # Knud Thomsen's approximation of the surface area
-        full = 4 * math.pi * (((a * b)**p + (a * c)**p + (b * c)**p) / 3)**(
-            1 / p)
+        full = 4 * math.pi * (((a * b)**p + (a * c)**p +
+                               (b * c)**p) / 3)**(1 / p)
         self.area = full * (y_range[1] - y_range[0]) / 2  # exact for spheres
 
     def sample(self, n, rng):
@@ -175,7 +187,11 @@ class TorusArc(Surface):
     """Torus (major ``R``, minor ``r``) in the plane normal to ``axis``,
     keeping the angles ``arc`` (radians) around the axis."""
 
-    def __init__(self, center, R: float, r: float, axis=(0, 1, 0),
+    def __init__(self,
+                 center,
+                 R: float,
+                 r: float,
+                 axis=(0, 1, 0),
                  arc=(0.0, 2 * math.pi)) -> None:
         self.c = np.asarray(center, dtype=np.float64)
         self.R, self.r, self.arc = R, r, arc
@@ -188,13 +204,18 @@ class TorusArc(Surface):
             m = 2 * (n - have) + 16
             theta = rng.uniform(*self.arc, m)
             phi = rng.uniform(0, 2 * math.pi, m)
-            keep = rng.random(m) < (self.R + self.r * np.cos(phi)) / (
-                self.R + self.r)
+            keep = rng.random(m) < (self.R + self.r * np.cos(phi)) / (self.R +
+                                                                      self.r)
             theta, phi = theta[keep], phi[keep]
-            nrm = np.stack([np.cos(phi) * np.cos(theta), np.sin(phi),
-                            np.cos(phi) * np.sin(theta)], 1)
-            ring = np.stack([np.cos(theta), np.zeros_like(theta),
-                             np.sin(theta)], 1) * self.R
+            nrm = np.stack([
+                np.cos(phi) * np.cos(theta),
+                np.sin(phi),
+                np.cos(phi) * np.sin(theta)
+            ], 1)
+            ring = np.stack(
+                [np.cos(theta),
+                 np.zeros_like(theta),
+                 np.sin(theta)], 1) * self.R
             out_p.append(ring + self.r * nrm)
             out_n.append(nrm)
             have += len(theta)
@@ -223,8 +244,8 @@ def box(center, size, skip: Sequence[str] = ()) -> List[Surface]:
     return faces
 
 
-def cylinder(base, r: float, h: float, axis=(0, 1, 0), caps=(True, True)
-             ) -> List[Surface]:
+def cylinder(base, r: float, h: float, axis=(0, 1, 0),
+             caps=(True, True)) -> List[Surface]:
     """Closed (or open-ended) cylinder along ``axis`` from ``base``."""
     axis = _unit(np.asarray(axis, dtype=np.float64))
     base = np.asarray(base, dtype=np.float64)
@@ -245,14 +266,20 @@ def _legs(rng, xs, zs, top_y, thick, round_legs):
     for x in xs:
         for z in zs:
             if round_legs:
-                parts += cylinder((x, 0, z), thick / 2, top_y, caps=(True, False))
+                parts += cylinder((x, 0, z),
+                                  thick / 2,
+                                  top_y,
+                                  caps=(True, False))
             else:
                 parts += box((x, top_y / 2, z), (thick, top_y, thick),
                              skip=('+y', ))
     return parts
 
 
-def _table(rng, w_range=(1.0, 1.6), d_range=(0.6, 1.0), h_range=(0.6, 0.9),
+def _table(rng,
+           w_range=(1.0, 1.6),
+           d_range=(0.6, 1.0),
+           h_range=(0.6, 0.9),
            inset_max=0.12):
     w, d, h = (rng.uniform(*r) for r in (w_range, d_range, h_range))
     top_t = rng.uniform(0.03, 0.07)
@@ -260,8 +287,9 @@ def _table(rng, w_range=(1.0, 1.6), d_range=(0.6, 1.0), h_range=(0.6, 0.9),
     ins = rng.uniform(0.0, inset_max)
     xs = (-w / 2 + thick / 2 + ins, w / 2 - thick / 2 - ins)
     zs = (-d / 2 + thick / 2 + ins, d / 2 - thick / 2 - ins)
-    return box((0, h - top_t / 2, 0), (w, top_t, d)) + _legs(
-        rng, xs, zs, h - top_t, thick, rng.random() < 0.4)
+    return box((0, h - top_t / 2, 0),
+               (w, top_t, d)) + _legs(rng, xs, zs, h - top_t, thick,
+                                      rng.random() < 0.4)
 
 
 def make_table(rng):
@@ -270,8 +298,11 @@ def make_table(rng):
 
 def make_desk(rng):
     """A table with a drawer block under one side."""
-    parts = _table(rng, w_range=(1.1, 1.6), d_range=(0.55, 0.8),
-                   h_range=(0.65, 0.85), inset_max=0.02)
+    parts = _table(rng,
+                   w_range=(1.1, 1.6),
+                   d_range=(0.55, 0.8),
+                   h_range=(0.65, 0.85),
+                   inset_max=0.02)
     top = max(p.c[1] for p in parts if isinstance(p, Parallelogram))
     w = max(abs(p.c[0]) for p in parts if isinstance(p, Parallelogram)) * 2
     bw = rng.uniform(0.3, 0.45) * w
@@ -293,15 +324,17 @@ def make_stool(rng):
         a = 2 * math.pi * k / n_legs
         top = np.array([0.75 * r * math.cos(a), h - t, 0.75 * r * math.sin(a)])
         foot = top * np.array([1 + spread / r, 0, 1 + spread / r])
-        parts += cylinder(foot, rng.uniform(0.015, 0.03),
-                          float(np.linalg.norm(top - foot)), axis=top - foot,
+        parts += cylinder(foot,
+                          rng.uniform(0.015, 0.03),
+                          float(np.linalg.norm(top - foot)),
+                          axis=top - foot,
                           caps=(True, False))
     return parts
 
 
 def make_bench(rng):
-    w, d, h = rng.uniform(1.4, 2.2), rng.uniform(0.3, 0.5), rng.uniform(
-        0.35, 0.5)
+    w, d, h = rng.uniform(1.4, 2.2), rng.uniform(0.3,
+                                                 0.5), rng.uniform(0.35, 0.5)
     t = rng.uniform(0.04, 0.08)
     parts = box((0, h - t / 2, 0), (w, t, d))
     if rng.random() < 0.5:  # slab legs
@@ -339,25 +372,26 @@ def make_sofa(rng):
     parts += box((0, (seat_h + back_h) / 2 + seat_h / 2, -d / 2 + back_d / 2),
                  (w, seat_h + back_h, back_d))
     for s in (-1, 1):
-        parts += box((s * (w / 2 + arm_w / 2), arm_h / 2, 0), (arm_w, arm_h, d))
+        parts += box((s * (w / 2 + arm_w / 2), arm_h / 2, 0),
+                     (arm_w, arm_h, d))
     return parts
 
 
 def make_bed(rng):
-    w, l = rng.uniform(1.0, 1.8), rng.uniform(1.9, 2.2)
+    w, length = rng.uniform(1.0, 1.8), rng.uniform(1.9, 2.2)
     mh = rng.uniform(0.35, 0.55)
     hb = rng.uniform(0.4, 0.8)
-    parts = box((0, mh / 2, 0), (w, mh, l))
-    parts += box((0, (mh + hb) / 2, -l / 2 - 0.03), (w, mh + hb, 0.06))
+    parts = box((0, mh / 2, 0), (w, mh, length))
+    parts += box((0, (mh + hb) / 2, -length / 2 - 0.03), (w, mh + hb, 0.06))
     if rng.random() < 0.5:  # foot board
         fb = rng.uniform(0.05, 0.25)
-        parts += box((0, (mh + fb) / 2, l / 2 + 0.03), (w, mh + fb, 0.06))
+        parts += box((0, (mh + fb) / 2, length / 2 + 0.03), (w, mh + fb, 0.06))
     return parts
 
 
 def make_bookshelf(rng):
-    w, d, h = rng.uniform(0.6, 1.2), rng.uniform(0.25, 0.4), rng.uniform(
-        1.2, 2.0)
+    w, d, h = rng.uniform(0.6, 1.2), rng.uniform(0.25,
+                                                 0.4), rng.uniform(1.2, 2.0)
     t = 0.03
     parts = box((0, h / 2, -d / 2 + t / 2), (w, h, t))  # back
     for s in (-1, 1):
@@ -370,14 +404,15 @@ def make_bookshelf(rng):
 
 
 def make_dresser(rng):
-    w, d, h = rng.uniform(0.8, 1.4), rng.uniform(0.4, 0.6), rng.uniform(
-        0.7, 1.2)
+    w, d, h = rng.uniform(0.8, 1.4), rng.uniform(0.4,
+                                                 0.6), rng.uniform(0.7, 1.2)
     leg = rng.uniform(0.0, 0.12)
     parts = box((0, leg + h / 2, 0), (w, h, d))
     n = int(rng.integers(2, 5))
     for k in range(n):  # drawer handles
         y = leg + (k + 0.5) * h / n
-        parts += box((0, y, d / 2 + 0.015), (w * 0.3, 0.03, 0.03), skip=('-z',))
+        parts += box((0, y, d / 2 + 0.015), (w * 0.3, 0.03, 0.03),
+                     skip=('-z', ))
     if leg > 0.02:
         parts += _legs(rng, (-w / 2 + 0.05, w / 2 - 0.05),
                        (-d / 2 + 0.05, d / 2 - 0.05), leg, 0.05, False)
@@ -408,14 +443,20 @@ def make_lamp(rng):
 
 
 def _container(rng, r0, r1, h, handle=False, closed_top=False):
-    parts: List[Surface] = [Frustum((0, 0, 0), r0, r1, h),
-                            Disk((0, 0, 0), r0, (0, -1, 0))]
+    parts: List[Surface] = [
+        Frustum((0, 0, 0), r0, r1, h),
+        Disk((0, 0, 0), r0, (0, -1, 0))
+    ]
     if closed_top:
         parts.append(Disk((0, h, 0), r1, (0, 1, 0)))
     if handle:
         R = rng.uniform(0.3, 0.45) * h
-        parts.append(TorusArc((max(r0, r1), h / 2, 0), R, rng.uniform(
-            0.015, 0.03), axis=(0, 0, 1), arc=(-math.pi / 2, math.pi / 2)))
+        parts.append(
+            TorusArc((max(r0, r1), h / 2, 0),
+                     R,
+                     rng.uniform(0.015, 0.03),
+                     axis=(0, 0, 1),
+                     arc=(-math.pi / 2, math.pi / 2)))
     return parts
 
 
@@ -427,18 +468,22 @@ def make_cup(rng):
 
 def make_mug(rng):
     r0 = rng.uniform(0.2, 0.3)
-    return _container(rng, r0, r0 * rng.uniform(0.95, 1.1),
-                      rng.uniform(0.45, 0.8), handle=True)
+    return _container(rng,
+                      r0,
+                      r0 * rng.uniform(0.95, 1.1),
+                      rng.uniform(0.45, 0.8),
+                      handle=True)
 
 
 def make_flower_pot(rng):
     r1 = rng.uniform(0.25, 0.35)
     h = rng.uniform(0.3, 0.5)
     parts = _container(rng, r1 * rng.uniform(0.6, 0.8), r1, h)
-    parts.append(Ellipsoid((0, h + 0.2, 0), (r1 * rng.uniform(0.8, 1.3),
-                                              rng.uniform(0.15, 0.35),
-                                              r1 * rng.uniform(0.8, 1.3)),
-                           y_range=(-0.6, 1.0)))
+    parts.append(
+        Ellipsoid((0, h + 0.2, 0),
+                  (r1 * rng.uniform(0.8, 1.3), rng.uniform(
+                      0.15, 0.35), r1 * rng.uniform(0.8, 1.3)),
+                  y_range=(-0.6, 1.0)))
     return parts
 
 
@@ -459,31 +504,38 @@ def make_vase(rng):
     rm = rng.uniform(0.2, 0.32)
     r1 = rng.uniform(0.08, 0.2)
     h0, h1 = rng.uniform(0.2, 0.45), rng.uniform(0.25, 0.5)
-    return [Disk((0, 0, 0), r0, (0, -1, 0)), Frustum((0, 0, 0), r0, rm, h0),
-            Frustum((0, h0, 0), rm, r1, h1)]
+    return [
+        Disk((0, 0, 0), r0, (0, -1, 0)),
+        Frustum((0, 0, 0), r0, rm, h0),
+        Frustum((0, h0, 0), rm, r1, h1)
+    ]
 
 
 def make_bowl(rng):
     r = rng.uniform(0.35, 0.5)
     depth = rng.uniform(0.15, 0.3)
     cut = rng.uniform(-0.15, 0.0)
-    return [Ellipsoid((0, depth, 0), (r, depth, r), y_range=(-1.0, cut)),
-            Disk((0, 0.005, 0), r * 0.35, (0, -1, 0))]
+    return [
+        Ellipsoid((0, depth, 0), (r, depth, r), y_range=(-1.0, cut)),
+        Disk((0, 0.005, 0), r * 0.35, (0, -1, 0))
+    ]
 
 
 def make_cone(rng):
     r = rng.uniform(0.2, 0.4)
     h = rng.uniform(0.5, 1.0)
-    parts: List[Surface] = [Frustum((0, 0, 0), r, r * rng.uniform(0, 0.1), h),
-                            Disk((0, 0, 0), r, (0, -1, 0))]
+    parts: List[Surface] = [
+        Frustum((0, 0, 0), r, r * rng.uniform(0, 0.1), h),
+        Disk((0, 0, 0), r, (0, -1, 0))
+    ]
     if rng.random() < 0.5:  # square base plate (traffic cone)
         parts += box((0, -0.02, 0), (2.4 * r, 0.04, 2.4 * r))
     return parts
 
 
 def make_tent(rng):
-    w, l, h = rng.uniform(0.8, 1.4), rng.uniform(1.0, 2.0), rng.uniform(
-        0.6, 1.1)
+    w, l, h = rng.uniform(0.8, 1.4), rng.uniform(1.0,
+                                                 2.0), rng.uniform(0.6, 1.1)
     a, b = np.array([-w / 2, 0, 0]), np.array([w / 2, 0, 0])
     top = np.array([0, h, 0])
     dz = np.array([0, 0, l / 2])
@@ -528,17 +580,21 @@ def make_car(rng):
     for sx in (-1, 1):
         for sz in (-1, 1):
             parts += cylinder((sx * L * 0.32, wr, sz * (w / 2 + 0.02) - 0.04),
-                              wr, 0.08, axis=(0, 0, 1))
+                              wr,
+                              0.08,
+                              axis=(0, 0, 1))
     return parts
 
 
 def make_door(rng):
-    w, h, t = rng.uniform(0.7, 1.0), rng.uniform(1.8, 2.2), rng.uniform(
-        0.03, 0.06)
+    w, h, t = rng.uniform(0.7, 1.0), rng.uniform(1.8,
+                                                 2.2), rng.uniform(0.03, 0.06)
     parts = box((0, h / 2, 0), (w, h, t))
     knob = Ellipsoid((w * 0.4, h * 0.48, t / 2 + 0.04), (0.035, 0.035, 0.035))
-    parts += [knob, Ellipsoid((w * 0.4, h * 0.48, -t / 2 - 0.04),
-                              (0.035, 0.035, 0.035))]
+    parts += [
+        knob,
+        Ellipsoid((w * 0.4, h * 0.48, -t / 2 - 0.04), (0.035, 0.035, 0.035))
+    ]
     if rng.random() < 0.5:  # frame
         parts += box((0, h + 0.04, 0), (w + 0.16, 0.08, t * 2))
     return parts
@@ -642,17 +698,17 @@ def make_instance(family: str,
     return np.concatenate([pts, nrm], axis=1).astype(np.float32)
 
 
-def write_synthetic_modelnet(out_dir: str,
-                             num_classes: int = 10,
-                             train_per_class: int = 40,
-                             test_per_class: int = 10,
-                             num_points: int = 2048,
-                             seed: int = 0,
-                             noise: float = 0.006,
-                             partial_prob: float = 0.25,
-                             classes: Optional[Sequence[str]] = None,
-                             log: Optional[Callable[[str], None]] = print
-                             ) -> Dict[str, int]:
+def write_synthetic_modelnet(
+        out_dir: str,
+        num_classes: int = 10,
+        train_per_class: int = 40,
+        test_per_class: int = 10,
+        num_points: int = 2048,
+        seed: int = 0,
+        noise: float = 0.006,
+        partial_prob: float = 0.25,
+        classes: Optional[Sequence[str]] = None,
+        log: Optional[Callable[[str], None]] = print) -> Dict[str, int]:
     """Write a synthetic dataset in the ``modelnet40_normal_resampled`` layout.
 
     Files: ``modelnet40_shape_names.txt``, ``modelnet40_train.txt``,
@@ -701,10 +757,15 @@ def write_synthetic_modelnet(out_dir: str,
         total = train_per_class + test_per_class
         for k in range(total):
             shape_id = f'{cls}_{k + 1:04d}'
-            arr = make_instance(cls, num_points, rng, noise=noise,
+            arr = make_instance(cls,
+                                num_points,
+                                rng,
+                                noise=noise,
                                 partial_prob=partial_prob)
-            np.savetxt(osp.join(out_dir, cls, f'{shape_id}.txt'), arr,
-                       fmt='%.6f', delimiter=',')
+            np.savetxt(osp.join(out_dir, cls, f'{shape_id}.txt'),
+                       arr,
+                       fmt='%.6f',
+                       delimiter=',')
             splits['train' if k < train_per_class else 'test'].append(shape_id)
     with open(osp.join(out_dir, 'modelnet40_shape_names.txt'), 'w') as f:
         f.write('\n'.join(classes) + '\n')
@@ -712,9 +773,11 @@ def write_synthetic_modelnet(out_dir: str,
         with open(osp.join(out_dir, f'modelnet40_{split}.txt'), 'w') as f:
             f.write('\n'.join(ids) + '\n')
     with open(osp.join(out_dir, SYNTHETIC_MARKER), 'w') as f:
-        f.write(BANNER + f'\nclasses={len(classes)} train={len(splits["train"])}'
-                f' test={len(splits["test"])} points={num_points} seed={seed}\n')
-    summary = dict(classes=len(classes), train=len(splits['train']),
+        f.write(
+            BANNER + f'\nclasses={len(classes)} train={len(splits["train"])}'
+            f' test={len(splits["test"])} points={num_points} seed={seed}\n')
+    summary = dict(classes=len(classes),
+                   train=len(splits['train']),
                    test=len(splits['test']))
     if log:
         log(f'wrote SYNTHETIC ModelNet-format data to {out_dir}: {summary} '
@@ -724,5 +787,5 @@ def write_synthetic_modelnet(out_dir: str,
 
 
 def is_synthetic(data_root: str) -> bool:
-    """True if ``data_root`` was written by :func:`write_synthetic_modelnet`."""
+    """Whether ``data_root`` was written by write_synthetic_modelnet."""
     return osp.isfile(osp.join(data_root, SYNTHETIC_MARKER))

@@ -51,11 +51,10 @@ def accuracy_table(preds: np.ndarray, gts: np.ndarray,
         else:
             acc = float('nan')
         per_class[name] = acc
-    return dict(
-        overall_acc=100.0 * float(correct.mean()),
-        mean_class_acc=float(np.mean(accs)),
-        per_class=per_class,
-        counts=counts)
+    return dict(overall_acc=100.0 * float(correct.mean()),
+                mean_class_acc=float(np.mean(accs)),
+                per_class=per_class,
+                counts=counts)
 
 
 @METRICS.register_module()
@@ -91,8 +90,8 @@ class ClsMetric(BaseMetric):
                 if key not in sample:
                     raise KeyError(f'ClsMetric needs {key} in every data '
                                    f'sample; got keys {sorted(sample)}')
-            self.results.append((_as_int(sample['pred_label']),
-                                 _as_int(sample['gt_label'])))
+            self.results.append(
+                (_as_int(sample['pred_label']), _as_int(sample['gt_label'])))
 
     def class_names(self, gts: np.ndarray) -> List[str]:
         classes = (self.dataset_meta or {}).get('classes')
@@ -117,8 +116,7 @@ class ClsMetric(BaseMetric):
                      f'{table["mean_class_acc"]:8.2f}  {len(gts):>7}')
         lines.append(f'{"overall":<{width}}  {table["overall_acc"]:8.2f}  '
                      f'{len(gts):>7}')
-        MMLogger.get_current_instance().info(
-            'Per-class accuracy:\n' + '\n'.join(lines))
-        return dict(
-            overall_acc=table['overall_acc'],
-            mean_class_acc=table['mean_class_acc'])
+        MMLogger.get_current_instance().info('Per-class accuracy:\n' +
+                                             '\n'.join(lines))
+        return dict(overall_acc=table['overall_acc'],
+                    mean_class_acc=table['mean_class_acc'])

@@ -49,13 +49,14 @@ def test_anisotropic_scale_keeps_normals_perpendicular_to_surface():
     xyz = np.array([1, 1, 1]) / 3 + uv[:, :1] * e1 + uv[:, 1:] * e2
     nrm = np.repeat(np.ones((1, 3)) / math.sqrt(3), 20, 0)
     arr = np.concatenate([xyz, nrm], 1).astype(np.float32)
-    out, res = _apply(dict(type='RandomAnisotropicScale',
-                           scale_range=(0.5, 2.0)), arr)
+    out, res = _apply(
+        dict(type='RandomAnisotropicScale', scale_range=(0.5, 2.0)), arr)
     scale = res['pcd_scale_factor']
     np.testing.assert_allclose(out[:, :3], arr[:, :3] * scale, rtol=1e-5)
     tangent = out[1:, :3] - out[:1, :3]
     assert np.abs((tangent * out[1:, 3:]).sum(1)).max() < 1e-4
-    np.testing.assert_allclose(np.linalg.norm(out[:, 3:], axis=1), 1,
+    np.testing.assert_allclose(np.linalg.norm(out[:, 3:], axis=1),
+                               1,
                                rtol=1e-5)
 
 
@@ -66,17 +67,19 @@ def test_rotate_up_axis_rotates_normals_and_keeps_height():
     np.testing.assert_allclose(out[:, 4], arr[:, 4], atol=1e-5)
     # Rotation preserves norms and the angle between xyz and normal.
     np.testing.assert_allclose(np.linalg.norm(out[:, :3], axis=1),
-                               np.linalg.norm(arr[:, :3], axis=1), rtol=1e-5)
+                               np.linalg.norm(arr[:, :3], axis=1),
+                               rtol=1e-5)
     np.testing.assert_allclose((out[:, :3] * out[:, 3:]).sum(1),
-                               (arr[:, :3] * arr[:, 3:]).sum(1), atol=1e-4)
+                               (arr[:, :3] * arr[:, 3:]).sum(1),
+                               atol=1e-4)
     assert 'pcd_rotation_angle' in res
 
 
 def test_shift_and_dropout():
     arr = _points(normals=False)
     out, res = _apply(dict(type='RandomShift', shift_range=0.5), arr)
-    np.testing.assert_allclose(out - arr, np.broadcast_to(res['pcd_trans'],
-                                                          arr.shape),
+    np.testing.assert_allclose(out - arr,
+                               np.broadcast_to(res['pcd_trans'], arr.shape),
                                atol=1e-5)
     assert np.abs(res['pcd_trans']).max() <= 0.5
     np.random.seed(3)
@@ -93,21 +96,21 @@ def test_mmdet3d_shuffle_and_jitter_work_on_dataset_points():
     arr = _points()
     out, _ = _apply(dict(type='PointShuffle'), arr)
     assert sorted(map(tuple, out)) == sorted(map(tuple, arr))
-    out, _ = _apply(dict(type='RandomJitterPoints', jitter_std=0.01,
-                         clip_range=0.05), arr)
+    out, _ = _apply(
+        dict(type='RandomJitterPoints', jitter_std=0.01, clip_range=0.05), arr)
     assert np.abs(out[:, :3] - arr[:, :3]).max() <= 0.05 + 1e-6
     np.testing.assert_array_equal(out[:, 3:], arr[:, 3:])
 
 
 def test_pack_without_label_and_bad_args():
-    out = TRANSFORMS.build(dict(type='PackClsInputs'))(
-        dict(points=_points(normals=False), shape_id='x'))
+    out = TRANSFORMS.build(dict(type='PackClsInputs'))(dict(
+        points=_points(normals=False), shape_id='x'))
     assert isinstance(out['inputs']['points'], torch.Tensor)
     assert 'gt_label' not in out['data_samples']
     assert out['data_samples'].metainfo['shape_id'] == 'x'
     with pytest.raises(ValueError, match='scale_range'):
-        TRANSFORMS.build(dict(type='RandomAnisotropicScale',
-                              scale_range=(0, 1)))
+        TRANSFORMS.build(
+            dict(type='RandomAnisotropicScale', scale_range=(0, 1)))
     with pytest.raises(ValueError, match='with_normals'):
         _apply(dict(type='RandomRotateUpAxis', with_normals=True),
                _points(normals=False))

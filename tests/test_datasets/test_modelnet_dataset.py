@@ -13,8 +13,12 @@ from mmbinpc.datasets.modelnet_io import farthest_point_sample
 CLASSES = ['flower_pot', 'chair']
 
 
-def write_txt_dataset(root, n_points=12, subset='modelnet40', train=(2, 1),
-                      test=(1, 1), rng=None):
+def write_txt_dataset(root,
+                      n_points=12,
+                      subset='modelnet40',
+                      train=(2, 1),
+                      test=(1, 1),
+                      rng=None):
     """Text-format dataset: ids like flower_pot_0001, rows x,y,z,nx,ny,nz."""
     rng = rng or np.random.default_rng(0)
     os.makedirs(root, exist_ok=True)
@@ -28,7 +32,9 @@ def write_txt_dataset(root, n_points=12, subset='modelnet40', train=(2, 1),
                 sid = f'{cls}_{k:04d}'
                 pts = rng.normal(size=(n_points, 6)).astype(np.float32)
                 pts[:, 0] = np.arange(n_points) + 100 * c  # recognisable
-                np.savetxt(osp.join(root, cls, sid + '.txt'), pts, fmt='%.6f',
+                np.savetxt(osp.join(root, cls, sid + '.txt'),
+                           pts,
+                           fmt='%.6f',
                            delimiter=',')
                 splits[split].append(sid)
     with open(osp.join(root, f'{subset}_shape_names.txt'), 'w') as f:
@@ -53,8 +59,8 @@ def write_h5_dataset(root, with_normal=True, n_points=16):
                 f['data'] = rng.normal(size=(b, n_points, 3)).astype('f4')
                 f['label'] = (np.arange(b) % 2).reshape(b, 1).astype('u1')
                 if with_normal:
-                    f['normal'] = rng.normal(size=(b, n_points, 3)).astype(
-                        'f4')
+                    f['normal'] = rng.normal(size=(b, n_points,
+                                                   3)).astype('f4')
             names.append(f'data/modelnet40_ply_hdf5_2048/{name}')
         with open(osp.join(root, f'{split}_files.txt'), 'w') as f:
             f.write('\n'.join(names) + '\n')
@@ -63,8 +69,11 @@ def write_h5_dataset(root, with_normal=True, n_points=16):
 def test_text_format_loads_with_labels_and_points(tmp_path):
     root = str(tmp_path / 'mn')
     splits = write_txt_dataset(root)
-    ds = ModelNet40Dataset(root, split='train', num_points=8,
-                           use_normals=True, cache=False)
+    ds = ModelNet40Dataset(root,
+                           split='train',
+                           num_points=8,
+                           use_normals=True,
+                           cache=False)
     assert ds.resolved_format == 'normal_resampled'
     assert ds.metainfo['classes'] == tuple(CLASSES)
     assert len(ds) == 3
@@ -75,18 +84,20 @@ def test_text_format_loads_with_labels_and_points(tmp_path):
     pts = info['points'].tensor.numpy()
     assert pts.shape == (8, 6)
     np.testing.assert_allclose(pts[:, 0], np.arange(8) + 100)  # first 8 rows
-    xyz_only = ModelNet40Dataset(root, split='test', num_points=8,
-                                 cache=False)
+    xyz_only = ModelNet40Dataset(root, split='test', num_points=8, cache=False)
     assert xyz_only.get_data_info(0)['points'].tensor.shape == (8, 3)
 
 
 def test_pipeline_output_packs_label(tmp_path):
     root = str(tmp_path / 'mn')
     write_txt_dataset(root)
-    ds = ModelNet40Dataset(
-        root, num_points=8, cache=False,
-        pipeline=[dict(type='NormalizePointsToUnitSphere'),
-                  dict(type='PackClsInputs')])
+    ds = ModelNet40Dataset(root,
+                           num_points=8,
+                           cache=False,
+                           pipeline=[
+                               dict(type='NormalizePointsToUnitSphere'),
+                               dict(type='PackClsInputs')
+                           ])
     out = ds[2]
     assert out['inputs']['points'].shape == (8, 3)
     assert out['inputs']['points'].dtype == torch.float32
@@ -98,19 +109,26 @@ def test_pipeline_output_packs_label(tmp_path):
 def test_modelnet10_lists(tmp_path):
     root = str(tmp_path / 'mn')
     write_txt_dataset(root, subset='modelnet10')
-    ds = ModelNet40Dataset(root, subset='modelnet10', split='test',
-                           num_points=4, cache=False)
+    ds = ModelNet40Dataset(root,
+                           subset='modelnet10',
+                           split='test',
+                           num_points=4,
+                           cache=False)
     assert len(ds) == 2
 
 
 def test_sampling_methods(tmp_path):
     root = str(tmp_path / 'mn')
     write_txt_dataset(root, n_points=40)
-    fps = ModelNet40Dataset(root, num_points=10, sample_method='fps',
+    fps = ModelNet40Dataset(root,
+                            num_points=10,
+                            sample_method='fps',
                             cache=False)
     pts = fps.get_data_info(0)['points'].tensor.numpy()
     assert pts.shape == (10, 3) and len(np.unique(pts[:, 0])) == 10
-    rnd = ModelNet40Dataset(root, num_points=10, sample_method='random',
+    rnd = ModelNet40Dataset(root,
+                            num_points=10,
+                            sample_method='random',
                             cache=False)
     a = rnd.get_data_info(0)['points'].tensor.numpy()[:, 0]
     b = rnd.get_data_info(0)['points'].tensor.numpy()[:, 0]
@@ -149,15 +167,20 @@ def test_cache_is_written_reused_and_invalidated(tmp_path):
 def test_hdf5_format(tmp_path):
     root = str(tmp_path / 'h5')
     write_h5_dataset(root)
-    ds = ModelNet40Dataset(root, split='train', num_points=16,
-                           use_normals=True, cache=False)
+    ds = ModelNet40Dataset(root,
+                           split='train',
+                           num_points=16,
+                           use_normals=True,
+                           cache=False)
     assert ds.resolved_format == 'hdf5'
     assert len(ds) == 5
     assert ds.metainfo['classes'] == tuple(CLASSES)
     info = ds.get_data_info(3)
     assert info['points'].tensor.shape == (16, 6)
     assert info['gt_label'] == 0 and info['shape_id'] == 'ply_data_train1.h5:0'
-    test = ModelNet40Dataset(root, split='test', num_points=8,
+    test = ModelNet40Dataset(root,
+                             split='test',
+                             num_points=8,
                              cache_dir=str(tmp_path / 'c'))
     assert len(test) == 2 and test.get_data_info(1)['gt_label'] == 1
 
@@ -221,7 +244,8 @@ def test_bad_rows_name_file_and_line(tmp_path, bad_line, message):
 def test_too_few_points(tmp_path):
     root = str(tmp_path / 'mn')
     write_txt_dataset(root, n_points=5)
-    with pytest.raises(ValueError, match='has 5 points, fewer than '
+    with pytest.raises(ValueError,
+                       match='has 5 points, fewer than '
                        'num_points=8'):
         ModelNet40Dataset(root, num_points=8, cache=False)
 

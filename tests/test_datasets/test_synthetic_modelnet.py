@@ -11,9 +11,12 @@ from mmbinpc.datasets import synthetic_modelnet as syn
 
 def test_generated_dataset_loads_through_dataset_class(tmp_path, capsys):
     root = str(tmp_path / 'syn')
-    summary = syn.write_synthetic_modelnet(
-        root, num_classes=4, train_per_class=3, test_per_class=2,
-        num_points=200, seed=0)
+    summary = syn.write_synthetic_modelnet(root,
+                                           num_classes=4,
+                                           train_per_class=3,
+                                           test_per_class=2,
+                                           num_points=200,
+                                           seed=0)
     assert summary == dict(classes=4, train=12, test=8)
     assert 'SYNTHETIC DATA - NOT ModelNet40' in capsys.readouterr().out
     assert syn.is_synthetic(root)
@@ -24,7 +27,8 @@ def test_generated_dataset_loads_through_dataset_class(tmp_path, capsys):
     assert sorted({train.get_data_info(i)['gt_label']
                    for i in range(12)}) == [0, 1, 2, 3]
     pts = train.get_data_info(0)['points'].tensor.numpy()
-    np.testing.assert_allclose(np.linalg.norm(pts[:, 3:], axis=1), 1,
+    np.testing.assert_allclose(np.linalg.norm(pts[:, 3:], axis=1),
+                               1,
                                atol=1e-4)
     assert np.linalg.norm(pts[:, :3], axis=1).max() < 1.1
 
@@ -52,16 +56,19 @@ def test_curved_surface_normals_are_outward_and_perpendicular(surface):
     if isinstance(surface, syn.Ellipsoid):
         f = lambda p: ((p / surface.radii)**2).sum(1) - 1  # noqa: E731
     elif isinstance(surface, syn.TorusArc):
+
         def f(p):
             q = (p - surface.c) @ surface.rot
             ring = np.sqrt(q[:, 0]**2 + q[:, 2]**2) - surface.R
             return ring**2 + q[:, 1]**2 - surface.r**2
     else:
+
         def f(p):
             q = (p - surface.base) @ surface.rot
             t = q[:, 1] / surface.h
             r = surface.r0 + (surface.r1 - surface.r0) * t
             return np.sqrt(q[:, 0]**2 + q[:, 2]**2) - r
+
     np.testing.assert_allclose(f(pts), 0, atol=1e-6)
     assert (f(pts + 1e-3 * nrm) > 0).all()
     assert (f(pts - 1e-3 * nrm) < 0).all()
@@ -85,8 +92,10 @@ def test_every_family_generates_unit_normals():
     for family in syn.FAMILIES:
         arr = syn.make_instance(family, 128, rng)
         assert arr.shape == (128, 6) and np.isfinite(arr).all(), family
-        np.testing.assert_allclose(np.linalg.norm(arr[:, 3:], axis=1), 1,
-                                   atol=1e-4, err_msg=family)
+        np.testing.assert_allclose(np.linalg.norm(arr[:, 3:], axis=1),
+                                   1,
+                                   atol=1e-4,
+                                   err_msg=family)
 
 
 def test_bad_arguments(tmp_path):
@@ -106,8 +115,10 @@ def test_cli_tool_writes_and_refuses_to_overwrite_real_data(tmp_path, capsys):
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     out = str(tmp_path / 'syn')
-    args = [out, '--classes', '2', '--train-per-class', '1',
-            '--test-per-class', '1', '--points', '32']
+    args = [
+        out, '--classes', '2', '--train-per-class', '1', '--test-per-class',
+        '1', '--points', '32'
+    ]
     assert tool.main(args) == dict(classes=2, train=2, test=2)
     assert 'NOT ModelNet40' in capsys.readouterr().out
     assert tool.main(args)['train'] == 2  # synthetic: may be regenerated

@@ -37,18 +37,24 @@ def _single_thread():
 def tiny_root(tmp_path_factory):
     from mmbinpc.datasets.synthetic_modelnet import write_synthetic_modelnet
     root = str(tmp_path_factory.mktemp('tiny_mn'))
-    write_synthetic_modelnet(root, num_classes=2, train_per_class=4,
-                             test_per_class=2, num_points=96, log=None)
+    write_synthetic_modelnet(root,
+                             num_classes=2,
+                             train_per_class=4,
+                             test_per_class=2,
+                             num_points=96,
+                             log=None)
     return root
 
 
 def _small_options(root):
-    opts = [f'model.head.num_classes=2']
+    opts = ['model.head.num_classes=2']
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        opts += [f'{loader}.batch_size=4', f'{loader}.num_workers=0',
-                 f'{loader}.persistent_workers=False',
-                 f'{loader}.dataset.data_root={root}',
-                 f'{loader}.dataset.num_points=64']
+        opts += [
+            f'{loader}.batch_size=4', f'{loader}.num_workers=0',
+            f'{loader}.persistent_workers=False',
+            f'{loader}.dataset.data_root={root}',
+            f'{loader}.dataset.num_points=64'
+        ]
     return opts
 
 
@@ -63,8 +69,8 @@ def test_set_max_epochs_rescales_the_cosine():
     with pytest.raises(ValueError, match='>= 1'):
         train.set_max_epochs(cfg, 0)
     # The same through --cfg-options.
-    args = train.parse_args([CONFIG, '--cfg-options',
-                             'train_cfg.max_epochs=4'])
+    args = train.parse_args(
+        [CONFIG, '--cfg-options', 'train_cfg.max_epochs=4'])
     cfg = train.build_config(args)
     assert cfg.param_scheduler[0]['end'] == 4
     assert cfg.param_scheduler[0]['T_max'] == 4
@@ -73,21 +79,25 @@ def test_set_max_epochs_rescales_the_cosine():
 def test_train_then_test_tools(tiny_root, tmp_path, capsys):
     train, test = _load_tool('train'), _load_tool('test')
     work = str(tmp_path / 'work')
-    runner = train.main([CONFIG, '--work-dir', work, '--epochs', '1',
-                         '--cfg-options'] + _small_options(tiny_root))
+    runner = train.main(
+        [CONFIG, '--work-dir', work, '--epochs', '1', '--cfg-options'] +
+        _small_options(tiny_root))
     assert runner.train_loop.max_epochs == 1
     assert 'SYNTHETIC DATA - NOT ModelNet40' in capsys.readouterr().out
     ckpts = glob.glob(osp.join(work, '*.pth'))
     assert any('best_overall_acc' in c for c in ckpts), ckpts
-    metrics = test.main([CONFIG, osp.join(work, 'epoch_1.pth'), '--work-dir',
-                         str(tmp_path / 'test'), '--cfg-options'] +
-                        _small_options(tiny_root))
+    metrics = test.main([
+        CONFIG,
+        osp.join(work, 'epoch_1.pth'), '--work-dir',
+        str(tmp_path / 'test'), '--cfg-options'
+    ] + _small_options(tiny_root))
     assert set(metrics) == {'overall_acc', 'mean_class_acc'}
     assert 0 <= metrics['overall_acc'] <= 100
     # --resume picks the latest checkpoint and continues to epoch 2.
-    runner = train.main([CONFIG, '--work-dir', work, '--epochs', '2',
-                         '--resume', '--cfg-options'] +
-                        _small_options(tiny_root))
+    runner = train.main([
+        CONFIG, '--work-dir', work, '--epochs', '2', '--resume',
+        '--cfg-options'
+    ] + _small_options(tiny_root))
     assert runner.train_loop.epoch == 2
     assert osp.isfile(osp.join(work, 'epoch_2.pth'))
 
@@ -101,14 +111,20 @@ def _free_port():
 def test_dist_train_two_processes_gloo(tiny_root, tmp_path):
     """tools/dist_train.sh: 2 torchrun processes on CPU (gloo)."""
     work = str(tmp_path / 'dist')
-    env = dict(os.environ, PYTHON=sys.executable, PORT=str(_free_port()),
+    env = dict(os.environ,
+               PYTHON=sys.executable,
+               PORT=str(_free_port()),
                OMP_NUM_THREADS='1')
     cmd = ['bash', osp.join(REPO, 'tools/dist_train.sh'), CONFIG, '2',
            '--work-dir', work, '--epochs', '1', '--cfg-options'] + \
         _small_options(tiny_root) + ['train_dataloader.batch_size=2',
                                      'default_hooks.logger.interval=1']
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(cmd,
+                          cwd=REPO,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     # 8 training shapes, 2 per process and batch -> 2 iterations per rank.

@@ -24,12 +24,12 @@ class PackClsInputs(BaseTransform):
         meta_keys (Sequence[str]): Keys copied to the metainfo.
     """
 
-    def __init__(self,
-                 meta_keys: Sequence[str] = ('shape_id', 'sample_idx',
-                                             'num_pts_feats',
-                                             'pcd_rotation_angle',
-                                             'pcd_scale_factor', 'pcd_trans')
-                 ) -> None:
+    def __init__(
+        self,
+        meta_keys: Sequence[str] = ('shape_id', 'sample_idx', 'num_pts_feats',
+                                    'pcd_rotation_angle', 'pcd_scale_factor',
+                                    'pcd_trans')
+    ) -> None:
         self.meta_keys = tuple(meta_keys)
 
     def transform(self, results: dict) -> dict:
@@ -42,8 +42,8 @@ class PackClsInputs(BaseTransform):
             if not isinstance(points, torch.Tensor) else points.float()
         sample = Det3DDataSample()
         if 'gt_label' in results:
-            sample.gt_label = torch.as_tensor(
-                int(results['gt_label']), dtype=torch.long)
+            sample.gt_label = torch.as_tensor(int(results['gt_label']),
+                                              dtype=torch.long)
         sample.set_metainfo(
             {k: results[k]
              for k in self.meta_keys if k in results})

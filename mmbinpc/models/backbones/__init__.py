@@ -1,5 +1,5 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
-"""Backbones: PointNet, and mmdet3d's PointNet++/DGCNN set up for classification."""
+"""Backbones: PointNet; mmdet3d's PointNet++/DGCNN for classification."""
 from .mmdet3d_cls import DGCNNBackboneCls, PointNet2SASSGCls
 from .pointnet import PointNet, TNet, feature_transform_regularizer
 

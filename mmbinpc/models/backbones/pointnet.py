@@ -13,9 +13,10 @@ from mmbinpc.binary.aggregation import PointPool
 DEFAULT_POOL = dict(type='PointPool', mode='max')
 
 
-def _conv_bn_relu(in_channels: int, out_channels: int,
+def _conv_bn_relu(in_channels: int,
+                  out_channels: int,
                   act: bool = True) -> nn.Sequential:
-    """A shared (per-point) fully connected layer: Conv1d(k=1) + BN (+ ReLU)."""
+    """Shared per-point fully connected layer: Conv1d(k=1), BN (, ReLU)."""
     layers = [
         nn.Conv1d(in_channels, out_channels, kernel_size=1),
         nn.BatchNorm1d(out_channels)
@@ -26,9 +27,8 @@ def _conv_bn_relu(in_channels: int, out_channels: int,
 
 
 def _linear_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Linear(in_channels, out_channels), nn.BatchNorm1d(out_channels),
-        nn.ReLU(inplace=True))
+    return nn.Sequential(nn.Linear(in_channels, out_channels),
+                         nn.BatchNorm1d(out_channels), nn.ReLU(inplace=True))
 
 
 def build_pool(cfg: Optional[dict]) -> PointPool:
@@ -183,10 +183,9 @@ class PointNet(BaseModule):
         self.out_channels = channels[-1]
         self.feature_transform_after = feature_transform_after
         self.feat_transform_loss_weight = feat_transform_loss_weight
-        tnet_cfg = dict(
-            conv_channels=tnet_conv_channels,
-            fc_channels=tnet_fc_channels,
-            pool=tnet_pool)
+        tnet_cfg = dict(conv_channels=tnet_conv_channels,
+                        fc_channels=tnet_fc_channels,
+                        pool=tnet_pool)
         self.input_tnet = TNet(3, **tnet_cfg) if input_transform else None
         layers = []
         prev = in_channels
@@ -197,8 +196,8 @@ class PointNet(BaseModule):
             prev = out_channels
         self.mlp = nn.ModuleList(layers)
         ft_channels = channels[feature_transform_after - 1]
-        self.feature_tnet = TNet(
-            ft_channels, **tnet_cfg) if feature_transform else None
+        self.feature_tnet = TNet(ft_channels, **
+                                 tnet_cfg) if feature_transform else None
 
     def forward(self, points: Tensor) -> Dict[str, object]:
         """Compute per-point features.

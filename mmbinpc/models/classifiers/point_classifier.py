@@ -56,8 +56,8 @@ class PointClassifier(BaseModel):
             # Built here from mmdet3d's registry: mmengine's BaseModel would
             # look unscoped names up in its own root registry.
             data_preprocessor = MODELS.build(data_preprocessor)
-        super().__init__(
-            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        super().__init__(data_preprocessor=data_preprocessor,
+                         init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         self.pool = build_pool(pool)
         self.head = MODELS.build(head)
@@ -100,8 +100,8 @@ class PointClassifier(BaseModel):
             feats = feats[-1]
         return feats
 
-    def _global_feat(self, batch_inputs_dict: dict
-                     ) -> Tuple[Tensor, Dict[str, Tensor]]:
+    def _global_feat(
+            self, batch_inputs_dict: dict) -> Tuple[Tensor, Dict[str, Tensor]]:
         out = self.backbone(self._stack_points(batch_inputs_dict))
         losses = {}
         if isinstance(out, dict):
@@ -130,9 +130,9 @@ class PointClassifier(BaseModel):
             labels.append(torch.as_tensor(sample.gt_label).reshape(()))
         return torch.stack(labels).to(device=device, dtype=torch.long)
 
-    def loss_and_logits(self, batch_inputs_dict: dict,
-                        data_samples: SampleList
-                        ) -> Tuple[Dict[str, Tensor], Tensor]:
+    def loss_and_logits(
+            self, batch_inputs_dict: dict,
+            data_samples: SampleList) -> Tuple[Dict[str, Tensor], Tensor]:
         """Training losses and the logits they were computed from.
 
         Returns:

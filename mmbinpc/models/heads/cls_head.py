@@ -1,5 +1,5 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
-"""Classification head: an MLP with BN, ReLU and dropout on a global feature."""
+"""Classification head: MLP with BN, ReLU and dropout on a global feature."""
 from typing import Optional, Sequence, Union
 
 import torch.nn.functional as F
@@ -11,7 +11,7 @@ from mmdet3d.registry import MODELS
 
 @MODELS.register_module()
 class PointClsHead(BaseModule):
-    """MLP classifier head: ``[Linear -> BN -> ReLU -> Dropout] * n -> Linear``.
+    """MLP head: ``[Linear -> BN -> ReLU -> Dropout] * n -> Linear``.
 
     Args:
         in_channels (int): Channels of the global feature.

@@ -21,8 +21,9 @@ def test_pointnet_classifier_matches_paper_param_count():
     assert 3.47e6 <= _num_params(model) <= 3.48e6 + 100
     # Every global pooling is a PointPool site (classifier + two T-Nets).
     pools = [n for n, m in model.named_modules() if isinstance(m, PointPool)]
-    assert pools == ['backbone.input_tnet.pool', 'backbone.feature_tnet.pool',
-                     'pool']
+    assert pools == [
+        'backbone.input_tnet.pool', 'backbone.feature_tnet.pool', 'pool'
+    ]
 
 
 def test_pointnet_without_tnets_is_smaller_and_has_no_reg_loss():
@@ -35,8 +36,10 @@ def test_pointnet_without_tnets_is_smaller_and_has_no_reg_loss():
 
 
 def test_pointnet_forward_shapes_and_regulariser():
-    net = PointNet(in_channels=6, channels=(8, 8, 8, 16, 32),
-                   tnet_conv_channels=(8, 16), tnet_fc_channels=(16, ))
+    net = PointNet(in_channels=6,
+                   channels=(8, 8, 8, 16, 32),
+                   tnet_conv_channels=(8, 16),
+                   tnet_fc_channels=(16, ))
     out = net(torch.randn(3, 20, 6))
     assert out['point_feats'].shape == (3, 32, 20)
     loss = out['losses']['loss_feat_transform']
@@ -47,7 +50,9 @@ def test_pointnet_forward_shapes_and_regulariser():
 
 
 def test_tnet_starts_as_identity_and_pools_with_pointpool():
-    tnet = TNet(4, conv_channels=(8, ), fc_channels=(8, ),
+    tnet = TNet(4,
+                conv_channels=(8, ),
+                fc_channels=(8, ),
                 pool=dict(type='PointPool', mode='max+avg'))
     assert isinstance(tnet.pool, PointPool) and tnet.pool.mode == 'max+avg'
     trans = tnet(torch.randn(2, 4, 10))

@@ -10,8 +10,10 @@ from mmbinpc.models.heads import PointClsHead
 def test_head_layers_and_logits():
     head = PointClsHead(16, 5, mid_channels=(8, 4), dropout=(0.0, 0.4))
     kinds = [type(m) for m in head.mlp]
-    assert kinds == [nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear,
-                     nn.BatchNorm1d, nn.ReLU, nn.Dropout]
+    assert kinds == [
+        nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear, nn.BatchNorm1d, nn.ReLU,
+        nn.Dropout
+    ]
     assert head(torch.randn(3, 16)).shape == (3, 5)
     with pytest.raises(ValueError, match='max\\+avg'):
         head(torch.randn(3, 8))
