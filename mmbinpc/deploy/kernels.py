@@ -218,6 +218,96 @@ def binary_pointwise(x, threshold, scale_mode, w_words_t, out_scale,
                 prow[o] = v if v > prow[o] else prow[o]
 
 
+@njit(cache=True)
+def _pack_row(xrow, threshold, xw):
+    """Pack ``xrow >= threshold`` into the words ``xw`` (zero padding)."""
+    n_in = xrow.shape[0]
+    for w in range(xw.shape[0]):
+        base = w * 64
+        lim = min(64, n_in - base)
+        word = np.uint64(0)
+        for j in range(lim):
+            if xrow[base + j] >= threshold[base + j]:
+                word |= np.uint64(1) << np.uint64(j)
+        xw[w] = word
+
+
+@njit(cache=True)
+def binary_pointwise_maxpool(x, threshold, w_words_t, out_scale, out_shift,
+                             lo, hi, pool_group, out):
+    """A binary point-wise layer followed by a global max over the points,
+    for binarizers without an activation scale (β = 1).
+
+    The output ``(n - 2 d) * s + t`` is monotonic in the popcount ``d``, so
+    the max over the points of a cloud is reached at the smallest ``d`` of a
+    channel when ``s > 0`` and at the largest when ``s < 0``: the loop keeps
+    only integer minima and maxima and applies the affine map and the clamp
+    once per cloud - the same result as computing every output first (up
+    to the rounding of one fused multiply-add).
+
+    Args:
+        x (np.ndarray): (M, C) float32 rows, ``pool_group`` rows per cloud.
+        threshold (np.ndarray): (C,) float32 input thresholds.
+        w_words_t (np.ndarray): (W, O) uint64 packed weight signs.
+        out_scale (np.ndarray): (O,) float32.
+        out_shift (np.ndarray): (O,) float32.
+        lo (float): Lower clamp (-inf for none).
+        hi (float): Upper clamp (+inf for none).
+        pool_group (int): Points per cloud (> 0).
+        out (np.ndarray): (M / pool_group, O) float32 output.
+    """
+    m_total, n_in = x.shape
+    n_words, n_out = w_words_t.shape
+    lo = np.float32(lo)
+    hi = np.float32(hi)
+    xw = np.empty(n_words, dtype=np.uint64)
+    acc = np.empty(n_out, dtype=np.int64)
+    dmin = np.empty(n_out, dtype=np.int64)
+    dmax = np.empty(n_out, dtype=np.int64)
+    for g in range(m_total // pool_group):
+        for o in range(n_out):
+            dmin[o] = n_in + 1
+            dmax[o] = -1
+        for m in range(g * pool_group, (g + 1) * pool_group):
+            _pack_row(x[m], threshold, xw)
+            if n_words == 1:
+                x0 = xw[0]
+                w0 = w_words_t[0]
+                for o in range(n_out):
+                    d = np.int64(popcount_u64(x0 ^ w0[o]))
+                    dmin[o] = d if d < dmin[o] else dmin[o]
+                    dmax[o] = d if d > dmax[o] else dmax[o]
+            elif n_words == 2:
+                x0 = xw[0]
+                x1 = xw[1]
+                w0 = w_words_t[0]
+                w1 = w_words_t[1]
+                for o in range(n_out):
+                    d = np.int64(
+                        popcount_u64(x0 ^ w0[o]) + popcount_u64(x1 ^ w1[o]))
+                    dmin[o] = d if d < dmin[o] else dmin[o]
+                    dmax[o] = d if d > dmax[o] else dmax[o]
+            else:
+                for o in range(n_out):
+                    acc[o] = 0
+                for w in range(n_words):
+                    x0 = xw[w]
+                    w0 = w_words_t[w]
+                    for o in range(n_out):
+                        acc[o] += popcount_u64(x0 ^ w0[o])
+                for o in range(n_out):
+                    d = acc[o]
+                    dmin[o] = d if d < dmin[o] else dmin[o]
+                    dmax[o] = d if d > dmax[o] else dmax[o]
+        orow = out[g]
+        for o in range(n_out):
+            s = out_scale[o]
+            d = dmin[o] if s >= 0 else dmax[o]
+            v = np.float32(n_in - 2 * d) * s + out_shift[o]
+            v = v if v > lo else lo
+            orow[o] = v if v < hi else hi
+
+
 def warmup() -> None:
     """Compile (or load from the on-disk cache) the kernels for the types
     the engine uses, so that the first real call is not slowed by the JIT."""
@@ -227,3 +317,5 @@ def warmup() -> None:
     out = np.empty((2, 2), dtype=np.float32)
     binary_pointwise(x, np.zeros(3, np.float32), SCALE_NONE, wt, f, f,
                      -np.inf, np.inf, 0, out)
+    binary_pointwise_maxpool(x, np.zeros(3, np.float32), wt, f, f, -np.inf,
+                             np.inf, 2, out[:1])

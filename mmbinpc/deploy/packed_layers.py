@@ -87,6 +87,12 @@ class PackedBinaryLayer(nn.Module):
         else:
             out = np.empty((rows.shape[0], self.out_channels),
                            dtype=np.float32)
+        if pool_group and self._scale_code == self._kernels.SCALE_NONE:
+            self._kernels.binary_pointwise_maxpool(
+                rows.numpy(), self.threshold, self.weight_words_t,
+                self.out_scale, self.out_shift, self.clamp[0], self.clamp[1],
+                pool_group, out)
+            return torch.from_numpy(out)
         self._kernels.binary_pointwise(rows.numpy(), self.threshold,
                                        self._scale_code, self.weight_words_t,
                                        self.out_scale, self.out_shift,

@@ -103,3 +103,22 @@ def test_packed_layer_bad_input():
     with pytest.raises(ValueError, match='uint64'):
         PackedBinaryLayer('conv1d', 8, 4, np.zeros((4, 2), np.uint64),
                           np.ones(4, np.float32), np.zeros(4, np.float32))
+
+
+@pytest.mark.parametrize('c', [50, 128, 200])
+def test_integer_maxpool_matches_float_path(c):
+    rng = np.random.default_rng(c)
+    m, o, group = 40, 33, 20
+    x = rng.standard_normal((m, c)).astype(np.float32)
+    wt = np.ascontiguousarray(pack_signs(rng.standard_normal((o, c))).T)
+    thr = np.zeros(c, np.float32)
+    scale = rng.uniform(-1, 1, o).astype(np.float32)  # both signs
+    scale[0] = 0.0
+    shift = rng.standard_normal(o).astype(np.float32)
+    ref = np.full((m // group, o), -np.inf, np.float32)
+    kernels.binary_pointwise(x, thr, kernels.SCALE_NONE, wt, scale, shift,
+                             -0.5, 2.0, group, ref)
+    out = np.empty_like(ref)
+    kernels.binary_pointwise_maxpool(x, thr, wt, scale, shift, -0.5, 2.0,
+                                     group, out)
+    np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)

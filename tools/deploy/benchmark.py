@@ -37,6 +37,9 @@ def parse_args(argv=None):
                         help='timed rounds at batch 1 (fewer at larger '
                         'batches)')
     parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch intra-op threads (default: torch\'s '
+                        'default, all cores); the packed kernels use one')
     parser.add_argument('--json', default=None, help='write results here')
     return parser.parse_args(argv)
 
@@ -84,6 +87,8 @@ def main(argv=None) -> dict:
                                         load_weights)
     from mmbinpc.deploy.kernels import warmup as jit_warmup
 
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     cfg = Config.fromfile(args.config)
     bin_cfg, fp_cfg = deploy_model_cfgs(cfg.model)
     if 'binarize' not in bin_cfg:
@@ -115,9 +120,12 @@ def main(argv=None) -> dict:
         points=args.points)
     try:
         import numba
-        results['numba_threads'] = numba.config.NUMBA_NUM_THREADS
         results['numba_version'] = numba.__version__
     except ImportError:
+        pass
+    try:
+        results['load_avg_before'] = os.getloadavg()[0]
+    except OSError:
         pass
     results['torch_version'] = torch.__version__
     lines = []
@@ -185,10 +193,15 @@ def main(argv=None) -> dict:
     if tmp is not None:
         tmp.cleanup()
 
+    try:
+        results['load_avg_after'] = os.getloadavg()[0]
+    except OSError:
+        pass
     print(f'CPU: {results["cpu"]} ({results["cpu_count"]} logical cores), '
           f'torch {results["torch_version"]} with {results["torch_threads"]} '
-          f'threads, numba {results.get("numba_version")} with '
-          f'{results.get("numba_threads")} threads')
+          f'threads, packed kernels: numba {results.get("numba_version")}, '
+          f'1 thread; 1-min load average {results.get("load_avg_before")} '
+          f'before, {results.get("load_avg_after")} after')
     for line in lines:
         print(line)
     print(f'binary layers alone ({len(names)} layers, batch 1): FP32 torch '
