@@ -341,7 +341,7 @@ class Binarizer(nn.Module):
 
 @register_binarizer('bnn')
 class BNNBinarizer(Binarizer):
-    """BNN (Hubara et al.): ``sign(W)``, ``sign(a)``, no scales, clipped STE."""
+    """BNN (Hubara et al.): ``sign(W)``, ``sign(a)``, no scale, clipped STE."""
 
 
 @register_binarizer('xnor')
@@ -401,9 +401,8 @@ class IRNetBinarizer(Binarizer):
         """
         progress = min(max(float(progress), 0.0), 1.0)
         self.progress = progress
-        self.t = 10.0**(math.log10(self.T_MIN) + (math.log10(self.T_MAX) -
-                                                   math.log10(self.T_MIN)) *
-                        progress)
+        low, high = math.log10(self.T_MIN), math.log10(self.T_MAX)
+        self.t = 10.0**(low + (high - low) * progress)
         self.k = max(1.0 / self.t, 1.0)
 
     def _check_schedule(self, x: Tensor) -> None:
@@ -419,7 +418,7 @@ class IRNetBinarizer(Binarizer):
     def _weight_sign_input(self, weight: Tensor) -> Tensor:
         flat = weight.reshape(weight.shape[0], -1)
         mean = flat.mean(1)
-        std = flat.std(1, unbiased=flat.shape[1] > 1)
+        std = flat.std(1, correction=1 if flat.shape[1] > 1 else 0)
         return (weight - _bcast0(mean, weight)) / (
             _bcast0(std, weight) + self.eps)
 

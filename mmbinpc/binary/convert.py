@@ -27,8 +27,7 @@ from torch import Tensor, nn
 
 from .aggregation import (_ADAPTED, PointPool, attach_pooling,
                           set_pooling_mode)
-from .binarizers import (Binarizer, BinarizerCfg, build_binarizer,
-                         check_binarizer_name)
+from .binarizers import BinarizerCfg, build_binarizer, check_binarizer_name
 from .layers import BINARY_LAYERS, BinaryMixin, from_float
 
 AGGREGATIONS = ('max', 'ema')

@@ -4,7 +4,6 @@ import copy
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.hub import get_config
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
