@@ -42,6 +42,17 @@ def test_unpatch_restores_and_repatch_works():
     assert torch.equal(knn(2, xyz, xyz), knn_ref(2, xyz, xyz))
 
 
+def test_non_cpu_tensors_keep_mmcv_original_path():
+    # No GPU here: 'meta' tensors stand in for CUDA ones. They must reach
+    # mmcv's own code (which then fails for lack of a kernel), not ours.
+    xyz = torch.rand(1, 8, 3, device='meta')
+    idx = torch.zeros(1, 2, dtype=torch.int32, device='meta')
+    with pytest.raises(TypeError, match='torch.cuda.IntTensor'):
+        furthest_point_sample(xyz, 2)
+    with pytest.raises(RuntimeError, match='gather_points_forward_impl'):
+        gather_points(xyz.transpose(1, 2).contiguous(), idx)
+
+
 def test_sampling_and_queries_through_mmcv():
     xyz = torch.rand(2, 48, 3)
     center = xyz[:, :12].contiguous()
