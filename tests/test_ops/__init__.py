@@ -1,0 +1,1 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
