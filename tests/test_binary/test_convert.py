@@ -1,9 +1,11 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 """binarize() on mmdet3d's DGCNN, PointNet++ SSG and PAConv segmentors."""
 import copy
+import os.path as osp
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.hub import get_config
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
@@ -21,6 +23,7 @@ DGCNN = 'mmdet3d::dgcnn/dgcnn_4xb32-cosine-100e_s3dis-seg_test-area5.py'
 POINTNET2 = 'mmdet3d::pointnet2/pointnet2_ssg_2xb16-cosine-50e_s3dis-seg.py'
 PACONV = 'mmdet3d::paconv/paconv_ssg_8xb8-cosine-150e_s3dis-seg.py'
 N_POINTS = 32
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def _model_cfg(path: str) -> dict:
@@ -284,3 +287,21 @@ def test_own_model_layout_and_ema_entropy():
     assert torch.allclose(pooled, features.max(-1)[0] - ema_offset(128))
     positive = float((pooled >= 0).float().mean())
     assert 0.02 < positive < 0.98
+
+
+def test_mmbinpc_pointnet_keeps_tnet_input_fp():
+    """Our PointNet: the input T-Net's first conv also reads raw points."""
+    init_default_scope('mmdet3d')
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'pointnet', 'pointnet_fp_modelnet40.py'))
+    model = MODELS.build(cfg.model)
+    report = binarize(model, method='xnor')
+    kept = {e.name: e.reason for e in report.kept_fp}
+    assert set(kept) == {'backbone.input_tnet.convs.0.0', 'backbone.mlp.0.0',
+                         'head.fc_cls'}
+    assert len(report.converted) == 17 and len(report.pooling_sites) == 3
+    model.eval()
+    with torch.no_grad():
+        logits = model._forward(
+            dict(points=[torch.rand(32, 3) for _ in range(2)]))
+    assert logits.shape == (2, 40) and torch.isfinite(logits).all()
