@@ -31,9 +31,10 @@ def deploy_model_cfgs(model_cfg: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     cfg = _plain(model_cfg)
     if 'Distiller' in str(cfg.get('type', '')):
         student = cfg.get('student') or cfg.get('teacher')
-        if isinstance(student, str):
-            from mmengine.config import Config
-            student = Config.fromfile(student).model
+        if isinstance(student, str):  # a config path, mmdet3d:: included
+            from mmbinpc.models.distillers.teacher_source import \
+                load_model_config
+            student = load_model_config(student)[0]
         if student is None:
             raise ValueError('the distiller config has neither student nor '
                              'teacher; cannot tell which model to deploy')
@@ -49,11 +50,15 @@ def deploy_model_cfgs(model_cfg: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
 
 def build_model(model_cfg: Dict[str, Any]) -> nn.Module:
     """Build a model config with mmdet3d's registry (``binarize=`` aware)."""
+    from mmengine.registry import DefaultScope
+
     import mmbinpc  # noqa: F401
     from mmdet3d.registry import MODELS
     from mmdet3d.utils import register_all_modules
     register_all_modules(init_default_scope=False)
-    model = MODELS.build(copy.deepcopy(model_cfg))
+    # mmdet3d configs name their types without scope (Det3DDataPreprocessor)
+    with DefaultScope.overwrite_default_scope('mmdet3d'):
+        model = MODELS.build(copy.deepcopy(model_cfg))
     model.eval()
     return model
 

@@ -57,6 +57,8 @@ def main(argv=None) -> dict:
     if 'model' not in cfg:
         raise SystemExit(f'{args.config} has no model= entry')
     bin_cfg, fp_cfg = deploy_model_cfgs(cfg.model)
+    if args.channels is None:  # mmdet3d backbones count xyz in in_channels
+        args.channels = (bin_cfg.get('backbone') or {}).get('in_channels')
     fp_model = build_model(fp_cfg)
     forward, _ = model_forward(fp_model, args.points, args.channels)
     fp_report = count_complexity(fp_model, forward)
