@@ -1,50 +1,49 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 """The chunk budget really bounds the memory of the pairwise work."""
-import ctypes
-import ctypes.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
-import torch
 
-from mmbinpc.ops import ball_query, chunk_budget, chunking
+from mmbinpc.ops import chunking
 
 MIB = 2**20
 
+# Runs in a fresh interpreter: a long test session keeps freed heap memory
+# resident, which later allocations reuse without raising the RSS peak.
+_MEASURE = textwrap.dedent('''
+    import json
+    import torch
+    from mmbinpc.ops import ball_query, chunk_budget
 
-def _status_mib(field):
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field + ':'):
-                return int(line.split()[1]) / 1024.0
-    raise KeyError(field)
+    def status_mib(field):
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith(field + ':'):
+                    return int(line.split()[1]) / 1024.0
 
-
-def _map_large_blocks():
-    """Make glibc mmap (and unmap on free) every block over 64 KiB.
-
-    Otherwise freed tensors stay resident in the heap and a later run can
-    reuse them without raising the resident-set high-water mark.
-    """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library('c'))
-        m_mmap_threshold = -3
-        ok = libc.mallopt(m_mmap_threshold, 64 * 1024)
-    except (OSError, AttributeError, TypeError):
-        ok = 0
-    if not ok:
-        pytest.skip('needs glibc mallopt to measure peak memory')
-
-
-def _peak_extra_mib(fn):
-    """Resident-set high-water mark during ``fn`` minus the RSS before it."""
-    try:
+    def peak_extra_mib(fn):
         with open('/proc/self/clear_refs', 'w') as f:
             f.write('5')  # reset VmHWM to the current RSS
-    except OSError:
-        pytest.skip('cannot reset the RSS high-water mark on this system')
-    before = _status_mib('VmRSS')
-    fn()
-    return _status_mib('VmHWM') - before
+        before = status_mib('VmRSS')
+        fn()
+        return status_mib('VmHWM') - before
+
+    torch.manual_seed(0)
+    xyz = torch.rand(4, 4096, 3)
+    center = xyz[:, :256].contiguous()
+    run = lambda: ball_query(0., 0.2, 16, xyz, center)
+    ref = run()
+    with chunk_budget(8 * 2**20):
+        small = peak_extra_mib(run)
+        same = torch.equal(run(), ref)
+    with chunk_budget(2**40):  # one block: 4 * 256 * 4096 pairs
+        large = peak_extra_mib(run)
+    print(json.dumps(dict(small=small, large=large, same=same)))
+''')
 
 
 def test_typical_ball_query_blocks_stay_within_half_a_gigabyte():
@@ -59,17 +58,17 @@ def test_typical_ball_query_blocks_stay_within_half_a_gigabyte():
 
 
 def test_small_budget_lowers_the_measured_peak():
-    _map_large_blocks()
-    xyz = torch.rand(4, 4096, 3)
-    center = xyz[:, :256].contiguous()
-    run = lambda: ball_query(0., 0.2, 16, xyz, center)  # noqa: E731
-    run()
-    with chunk_budget(8 * MIB):
-        small = _peak_extra_mib(run)
-        ref = run()
-    with chunk_budget(2**40):  # one block: 4 * 256 * 4096 pairs
-        large = _peak_extra_mib(run)
-        assert torch.equal(run(), ref)
+    if not os.access('/proc/self/clear_refs', os.W_OK):
+        pytest.skip('cannot reset the RSS high-water mark on this system')
+    env = dict(os.environ, OMP_NUM_THREADS='1',
+               # glibc: mmap (and unmap on free) every block over 64 KiB.
+               MALLOC_MMAP_THRESHOLD_='65536')
+    res = subprocess.run([sys.executable, '-c', _MEASURE], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    small, large = got['small'], got['large']
+    assert got['same'], 'chunked and unchunked results differ'
     # Unchunked, the distance and difference temporaries alone take
     # 2 x 16 MiB; the measurement must see them ...
     assert large > 24, (small, large)
