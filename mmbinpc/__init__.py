@@ -15,6 +15,13 @@ check_versions()
 
 from . import compat, ops  # noqa: E402,F401  (ops patches mmcv on import)
 from . import binary, models, datasets, evaluation, engine  # noqa: E402,F401
-from .binary.aggregation import EMAMaxPool, PointPool, ema_offset  # noqa: E402
+from .binary import (BinarizeReport, BinConv1d, BinConv2d,  # noqa: E402
+                     BinLinear, EMAMaxPool, PointPool, attach_pooling,
+                     binarize, ema_offset, pooling_sites)
+from .models import BinaryDistiller  # noqa: E402
 
-__all__ = ['__version__', 'ema_offset', 'EMAMaxPool', 'PointPool']
+__all__ = [
+    '__version__', 'binarize', 'BinarizeReport', 'BinConv1d', 'BinConv2d',
+    'BinLinear', 'ema_offset', 'EMAMaxPool', 'PointPool', 'attach_pooling',
+    'pooling_sites', 'BinaryDistiller'
+]

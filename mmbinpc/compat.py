@@ -86,9 +86,10 @@ def _history_buffer_method(owner: Any, name: str) -> Any:
 def _mmengine_safe_globals() -> List[Any]:
     """Types that mmengine writes into its checkpoints, beyond tensors."""
     import numpy as np
+    from mmengine.config import ConfigDict
     from mmengine.logging import HistoryBuffer
     safe: List[Any] = [
-        HistoryBuffer, np.ndarray, np.dtype,
+        HistoryBuffer, ConfigDict, np.ndarray, np.dtype,
         (_history_buffer_method, 'builtins.getattr')
     ]
     # numpy's pickle helpers live in numpy.core (numpy<2) or numpy._core.

@@ -16,3 +16,8 @@ def _seed_everything():
     np.random.seed(0)
     torch.manual_seed(0)
     yield
+
+
+# The suite runs on 2-core machines, often beside other work: one intra-op
+# thread avoids oversubscription (tests use tiny tensors anyway).
+torch.set_num_threads(1)

@@ -46,7 +46,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     import mmbinpc  # noqa: F401
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} not found')
-    cfg = Config.fromfile(args.config)
+    from mmbinpc.models.distillers import find_config_file
+    cfg = Config.fromfile(find_config_file(args.config))  # mmdet3d::... too
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)

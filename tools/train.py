@@ -128,7 +128,8 @@ def warn_if_synthetic(cfg: Config, loader: str = 'train_dataloader') -> None:
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    cfg = Config.fromfile(args.config)
+    from mmbinpc.models.distillers import find_config_file
+    cfg = Config.fromfile(find_config_file(args.config))  # mmdet3d::... too
     cfg.launcher = args.launcher
     old_epochs = (cfg.get('train_cfg') or {}).get('max_epochs')
     if args.cfg_options is not None:

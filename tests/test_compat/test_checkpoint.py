@@ -117,3 +117,16 @@ def test_getattr_is_only_allowed_for_history_buffer(tmp_path):
     torch.save({'x': _SneakyGetattr()}, path)
     with pytest.raises(RuntimeError, match='only HistoryBuffer statistics'):
         load_checkpoint_file(str(path))
+
+
+def test_config_dict_in_meta_loads(tmp_path):
+    """mmdet3d configs put ConfigDicts into ``meta.dataset_meta`` and the
+    message hub's runtime info; such checkpoints must load."""
+    from mmengine.config import ConfigDict
+    meta = ConfigDict(classes=('ceiling', 'floor'), seg_label_mapping=dict(
+        a=1, b=ConfigDict(c=[1, 2])))
+    path = tmp_path / 'seg.pth'
+    torch.save({'meta': {'dataset_meta': meta}, 'state_dict': {}}, path)
+    loaded = load_checkpoint_file(str(path))['meta']['dataset_meta']
+    assert isinstance(loaded, ConfigDict)
+    assert loaded.to_dict() == meta.to_dict()

@@ -55,7 +55,7 @@ def find_config_file(path: str) -> str:
     if osp.isfile(in_repo):
         return in_repo
     raise FileNotFoundError(
-        f'teacher config {path!r} not found (looked in the working directory '
+        f'config {path!r} not found (looked in the working directory '
         f'and in {REPO_ROOT})')
 
 

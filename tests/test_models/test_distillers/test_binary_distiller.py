@@ -198,6 +198,10 @@ def test_unknown_reg_norm_and_distill_keys(teacher_cfg, teacher_ckpt):
 
 
 def test_nan_loss_stops_with_step_and_term(teacher_cfg, teacher_ckpt):
+    # Outside a Runner the step is the model's own count: start from a fresh
+    # message hub so an earlier Runner test's iteration does not leak in.
+    from mmengine.logging import MessageHub
+    MessageHub.get_instance('test_nan_loss_stops_with_step_and_term')
     model = build(teacher_cfg, teacher_ckpt)
     inputs, samples = batch()
     model.loss(inputs, samples)  # step 0 is fine
