@@ -40,15 +40,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'the embedded default data, with a comparison table')
     parser.add_argument('--data-root', default=DATA_ROOT)
     parser.add_argument('--work-dir', default='work_dirs/demo')
-    parser.add_argument('--teacher-epochs', type=int, default=12)
-    parser.add_argument('--student-epochs', type=int, default=12)
+    parser.add_argument('--teacher-epochs', type=int, default=5)
+    parser.add_argument('--student-epochs', type=int, default=5)
     parser.add_argument('--points', type=int, default=512,
                         help='points per shape for training and testing')
-    parser.add_argument('--batch-size', type=int, default=32)
+    parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--classes', type=int, default=10,
                         help='classes of the generated data set')
-    parser.add_argument('--train-per-class', type=int, default=48)
-    parser.add_argument('--test-per-class', type=int, default=16)
+    parser.add_argument('--train-per-class', type=int, default=40)
+    parser.add_argument('--test-per-class', type=int, default=10)
     parser.add_argument('--quick', action='store_true',
                         help='tiny sizes: checks the pipeline in about a '
                         'minute, accuracy is meaningless')
