@@ -116,63 +116,115 @@ def binary_gemm(x_words, w_words_t, n):
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def binary_pointwise(x, threshold, scale_mode, w_words_t, out_scale,
-                     out_shift, lo, hi, pool_group, out):
-    """One binary point-wise layer: binarize + pack + XNOR-popcount + affine.
+def pack_input(x, threshold, scale_mode):
+    """Binarize and pack point rows; optionally XNOR-Net's β per point.
 
     Args:
-        x (np.ndarray): (M, C) float32 C-contiguous input, one row per point.
-        threshold (np.ndarray): (C,) float32; the input bit is
-            ``x >= threshold`` (the sign of ``x - threshold``; zeros for a
-            plain sign).
-        scale_mode (int): ``SCALE_NONE`` or ``SCALE_MEAN_ABS`` (β = mean over
-            channels of ``|x - threshold|``, per point).
+        x (np.ndarray): (M, C) float32 C-contiguous rows (one per point).
+        threshold (np.ndarray): (C,) float32; bit = ``x >= threshold``.
+        scale_mode (int): ``SCALE_MEAN_ABS`` computes β = mean |x - t|.
+
+    Returns:
+        tuple: (M, ceil(C / 64)) uint64 words and (M,) float32 β (ones
+        without an activation scale).
+    """
+    m_total, n_in = x.shape
+    n_words = (n_in + 63) // 64
+    words = np.empty((m_total, n_words), dtype=np.uint64)
+    beta = np.ones(m_total, dtype=np.float32)
+    for m in range(m_total):
+        xrow = x[m]
+        for w in range(n_words):
+            base = w * 64
+            lim = min(64, n_in - base)
+            word = np.uint64(0)
+            for j in range(lim):  # branch-free: LLVM vectorises it
+                word |= np.uint64(xrow[base + j] >= threshold[base + j]) << \
+                    np.uint64(j)
+            words[m, w] = word
+        if scale_mode == 1:
+            total = np.float32(0.0)
+            for c in range(n_in):
+                total += abs(xrow[c] - threshold[c])
+            beta[m] = total / np.float32(n_in)
+    return words, beta
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def pack_input_channels_first(x, threshold, scale_mode):
+    """:func:`pack_input` for channel-first input, without a transpose.
+
+    Args:
+        x (np.ndarray): (B, C, N) float32 C-contiguous.
+        threshold (np.ndarray): (C,) float32.
+        scale_mode (int): As in :func:`pack_input`.
+
+    Returns:
+        tuple: (B * N, W) uint64 words (row ``b * N + n``) and (B * N,) β.
+    """
+    n_batch, n_in, n_pts = x.shape
+    n_words = (n_in + 63) // 64
+    words = np.zeros((n_batch * n_pts, n_words), dtype=np.uint64)
+    beta = np.zeros(n_batch * n_pts, dtype=np.float32)
+    for b in range(n_batch):
+        off = b * n_pts
+        for c in range(n_in):
+            w = c >> 6
+            bit = np.uint64(c & 63)
+            t = threshold[c]
+            xc = x[b, c]
+            for n in range(n_pts):  # contiguous: vectorised over points
+                v = xc[n]
+                words[off + n, w] |= np.uint64(1 if v >= t else 0) << bit
+                beta[off + n] += abs(v - t)
+    if scale_mode == 1:
+        for m in range(n_batch * n_pts):
+            beta[m] = beta[m] / np.float32(n_in)
+    else:
+        beta[:] = 1.0
+    return words, beta
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def xnor_gemm_affine(words, beta, n_in, w_words_t, out_scale, out_shift, lo,
+                     hi, pool_group, out):
+    """XNOR-popcount of packed rows with every output channel, then the
+    output affine, a clamp and optionally a max over groups of rows.
+
+    Args:
+        words (np.ndarray): (M, W) uint64 packed input rows.
+        beta (np.ndarray): (M,) float32 activation scale per row.
+        n_in (int): True input length C.
         w_words_t (np.ndarray): (W, O) uint64 packed weight signs,
-            transposed so that output channels are contiguous.
+            output channels contiguous.
         out_scale (np.ndarray): (O,) float32 multiplier of the ±1 dot.
         out_shift (np.ndarray): (O,) float32 added after it.
         lo (float): Lower clamp of the output (a fused Hardtanh/ReLU; -inf
             for none).
         hi (float): Upper clamp (+inf for none).
-        pool_group (int): 0 writes one output row per point; ``g > 0``
-            max-reduces every ``g`` consecutive points into one row (a fused
-            global max pooling; ``out`` must start at -inf).
+        pool_group (int): 0 writes one output row per input row; ``g > 0``
+            max-reduces every ``g`` consecutive rows into one (a fused global
+            max pooling; ``out`` must start at -inf).
         out (np.ndarray): (M, O) or (M / g, O) float32 output rows.
     """
-    m_total, n_in = x.shape
+    m_total = words.shape[0]
     n_words, n_out = w_words_t.shape
     lo = np.float32(lo)
     hi = np.float32(hi)
     clamp = lo > -np.inf or hi < np.inf
-    xw = np.empty(n_words, dtype=np.uint64)
     acc = np.empty(n_out, dtype=np.int64)
     row = np.empty(n_out, dtype=np.float32)
     for m in range(m_total):
-        xrow = x[m]
-        # 1. binarize and pack this point's channels (bit j of word w is
-        #    channel 64 w + j; the tail of the last word stays 0)
-        for w in range(n_words):
-            base = w * 64
-            lim = min(64, n_in - base)
-            word = np.uint64(0)
-            for j in range(lim):
-                if xrow[base + j] >= threshold[base + j]:
-                    word |= np.uint64(1) << np.uint64(j)
-            xw[w] = word
-        beta = np.float32(1.0)
-        if scale_mode == 1:
-            total = np.float32(0.0)
-            for c in range(n_in):
-                total += abs(xrow[c] - threshold[c])
-            beta = total / np.float32(n_in)
+        xw = words[m]
+        b = beta[m]
         dst = row if pool_group > 0 else out[m]
-        # 2.+3. popcount of XOR over the words, output channels innermost
+        # popcount of XOR over the words, output channels innermost
         if n_words == 1:  # common widths: no accumulator round trips
             x0 = xw[0]
             w0 = w_words_t[0]
             for o in range(n_out):
                 diff = np.int64(popcount_u64(x0 ^ w0[o]))
-                dst[o] = (np.float32(n_in - 2 * diff) * out_scale[o] * beta +
+                dst[o] = (np.float32(n_in - 2 * diff) * out_scale[o] * b +
                           out_shift[o])
         elif n_words == 2:
             x0 = xw[0]
@@ -182,7 +234,7 @@ def binary_pointwise(x, threshold, scale_mode, w_words_t, out_scale,
             for o in range(n_out):
                 diff = np.int64(
                     popcount_u64(x0 ^ w0[o]) + popcount_u64(x1 ^ w1[o]))
-                dst[o] = (np.float32(n_in - 2 * diff) * out_scale[o] * beta +
+                dst[o] = (np.float32(n_in - 2 * diff) * out_scale[o] * b +
                           out_shift[o])
         else:
             for o in range(n_out):
@@ -203,9 +255,9 @@ def binary_pointwise(x, threshold, scale_mode, w_words_t, out_scale,
                 for o in range(n_out):
                     acc[o] += popcount_u64(x0 ^ w0[o])
             for o in range(n_out):
-                dst[o] = (np.float32(n_in - 2 * acc[o]) * out_scale[o] *
-                          beta + out_shift[o])
-        # 4. fused activation clamp and global max pooling
+                dst[o] = (np.float32(n_in - 2 * acc[o]) * out_scale[o] * b +
+                          out_shift[o])
+        # fused activation clamp and global max pooling
         if clamp:
             for o in range(n_out):
                 v = dst[o]
@@ -219,23 +271,9 @@ def binary_pointwise(x, threshold, scale_mode, w_words_t, out_scale,
 
 
 @njit(cache=True)
-def _pack_row(xrow, threshold, xw):
-    """Pack ``xrow >= threshold`` into the words ``xw`` (zero padding)."""
-    n_in = xrow.shape[0]
-    for w in range(xw.shape[0]):
-        base = w * 64
-        lim = min(64, n_in - base)
-        word = np.uint64(0)
-        for j in range(lim):
-            if xrow[base + j] >= threshold[base + j]:
-                word |= np.uint64(1) << np.uint64(j)
-        xw[w] = word
-
-
-@njit(cache=True)
-def binary_pointwise_maxpool(x, threshold, w_words_t, out_scale, out_shift,
-                             lo, hi, pool_group, out):
-    """A binary point-wise layer followed by a global max over the points,
+def xnor_gemm_maxpool(words, n_in, w_words_t, out_scale, out_shift, lo, hi,
+                      pool_group, out):
+    """:func:`xnor_gemm_affine` followed by a global max over the points,
     for binarizers without an activation scale (β = 1).
 
     The output ``(n - 2 d) * s + t`` is monotonic in the popcount ``d``, so
@@ -246,8 +284,9 @@ def binary_pointwise_maxpool(x, threshold, w_words_t, out_scale, out_shift,
     to the rounding of one fused multiply-add).
 
     Args:
-        x (np.ndarray): (M, C) float32 rows, ``pool_group`` rows per cloud.
-        threshold (np.ndarray): (C,) float32 input thresholds.
+        words (np.ndarray): (M, W) uint64 packed rows, ``pool_group`` rows
+            per cloud.
+        n_in (int): True input length C.
         w_words_t (np.ndarray): (W, O) uint64 packed weight signs.
         out_scale (np.ndarray): (O,) float32.
         out_shift (np.ndarray): (O,) float32.
@@ -256,11 +295,10 @@ def binary_pointwise_maxpool(x, threshold, w_words_t, out_scale, out_shift,
         pool_group (int): Points per cloud (> 0).
         out (np.ndarray): (M / pool_group, O) float32 output.
     """
-    m_total, n_in = x.shape
+    m_total = words.shape[0]
     n_words, n_out = w_words_t.shape
     lo = np.float32(lo)
     hi = np.float32(hi)
-    xw = np.empty(n_words, dtype=np.uint64)
     acc = np.empty(n_out, dtype=np.int64)
     dmin = np.empty(n_out, dtype=np.int64)
     dmax = np.empty(n_out, dtype=np.int64)
@@ -269,7 +307,7 @@ def binary_pointwise_maxpool(x, threshold, w_words_t, out_scale, out_shift,
             dmin[o] = n_in + 1
             dmax[o] = -1
         for m in range(g * pool_group, (g + 1) * pool_group):
-            _pack_row(x[m], threshold, xw)
+            xw = words[m]
             if n_words == 1:
                 x0 = xw[0]
                 w0 = w_words_t[0]
@@ -308,6 +346,25 @@ def binary_pointwise_maxpool(x, threshold, w_words_t, out_scale, out_shift,
             orow[o] = v if v < hi else hi
 
 
+@njit(cache=True)
+def binary_pointwise(x, threshold, scale_mode, w_words_t, out_scale,
+                     out_shift, lo, hi, pool_group, out):
+    """One binary point-wise layer on (M, C) rows: :func:`pack_input` then
+    :func:`xnor_gemm_affine` (see there for the arguments)."""
+    words, beta = pack_input(x, threshold, scale_mode)
+    xnor_gemm_affine(words, beta, x.shape[1], w_words_t, out_scale,
+                     out_shift, lo, hi, pool_group, out)
+
+
+@njit(cache=True)
+def binary_pointwise_maxpool(x, threshold, w_words_t, out_scale, out_shift,
+                             lo, hi, pool_group, out):
+    """:func:`pack_input` then :func:`xnor_gemm_maxpool` (β = 1)."""
+    words, _ = pack_input(x, threshold, 0)
+    xnor_gemm_maxpool(words, x.shape[1], w_words_t, out_scale, out_shift, lo,
+                      hi, pool_group, out)
+
+
 def warmup() -> None:
     """Compile (or load from the on-disk cache) the kernels for the types
     the engine uses, so that the first real call is not slowed by the JIT."""
@@ -319,3 +376,6 @@ def warmup() -> None:
                      -np.inf, np.inf, 0, out)
     binary_pointwise_maxpool(x, np.zeros(3, np.float32), wt, f, f, -np.inf,
                              np.inf, 2, out[:1])
+    words, beta = pack_input_channels_first(x[None], np.zeros(2, np.float32),
+                                            SCALE_NONE)
+    xnor_gemm_maxpool(words, 2, wt, f, f, -np.inf, np.inf, 3, out[:1])

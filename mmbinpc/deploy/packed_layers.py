@@ -79,32 +79,40 @@ class PackedBinaryLayer(nn.Module):
         self.last_num_points = 0  # points reduced by the last pooled call
 
     def _run(self, rows: Tensor, pool_group: int = 0) -> Tensor:
-        """(M, C) contiguous float32 rows -> (M, O) output rows, or
-        (M / pool_group, O) maxima with a fused pooling."""
-        if pool_group:
-            out = np.full((rows.shape[0] // pool_group, self.out_channels),
-                          -np.inf, dtype=np.float32)
+        """(M, C) float32 rows (contiguous) or (B, C, N) channel-first
+        contiguous input -> (M, O) output rows, or (M / pool_group, O)
+        maxima with a fused pooling."""
+        k = self._kernels
+        x = rows.numpy()
+        if x.ndim == 3:
+            words, beta = k.pack_input_channels_first(x, self.threshold,
+                                                      self._scale_code)
         else:
-            out = np.empty((rows.shape[0], self.out_channels),
-                           dtype=np.float32)
-        if pool_group and self._scale_code == self._kernels.SCALE_NONE:
-            self._kernels.binary_pointwise_maxpool(
-                rows.numpy(), self.threshold, self.weight_words_t,
-                self.out_scale, self.out_shift, self.clamp[0], self.clamp[1],
-                pool_group, out)
-            return torch.from_numpy(out)
-        self._kernels.binary_pointwise(rows.numpy(), self.threshold,
-                                       self._scale_code, self.weight_words_t,
-                                       self.out_scale, self.out_shift,
-                                       self.clamp[0], self.clamp[1],
-                                       pool_group, out)
+            words, beta = k.pack_input(x, self.threshold, self._scale_code)
+        m_total = words.shape[0]
+        if pool_group:
+            out = np.full((m_total // pool_group, self.out_channels), -np.inf,
+                          dtype=np.float32)
+        else:
+            out = np.empty((m_total, self.out_channels), dtype=np.float32)
+        if pool_group and self._scale_code == k.SCALE_NONE:
+            k.xnor_gemm_maxpool(words, self.in_channels, self.weight_words_t,
+                                self.out_scale, self.out_shift, self.clamp[0],
+                                self.clamp[1], pool_group, out)
+        else:
+            k.xnor_gemm_affine(words, beta, self.in_channels,
+                               self.weight_words_t, self.out_scale,
+                               self.out_shift, self.clamp[0], self.clamp[1],
+                               pool_group, out)
         return torch.from_numpy(out)
 
     def forward(self, x: Tensor) -> Tensor:
         """Run the layer on CPU float input; see the class docstring.
 
         Outputs of conv layers are channel-first views of channel-last
-        buffers, so a chain of packed layers never transposes data.
+        buffers, so a chain of packed layers never transposes data; a
+        channel-first contiguous input (from an FP32 layer) is packed as it
+        is, channel by channel.
         """
         if x.device.type != 'cpu':
             raise ValueError(f'{self.name}: the packed engine runs on CPU, '
@@ -125,13 +133,16 @@ class PackedBinaryLayer(nn.Module):
                              f'C={c}, got shape {tuple(x.shape)}')
         if self.kind == 'conv1d':
             b, _, n = x.shape
-            rows = x.permute(0, 2, 1).contiguous().view(b * n, c)
+            if x.is_contiguous() and n > 1:
+                inp = x  # channel-first: packed without a transpose
+            else:
+                inp = x.permute(0, 2, 1).contiguous().view(b * n, c)
             if self.pool:
                 if n == 0:
                     raise ValueError(f'{self.name}: cannot pool 0 points')
                 self.last_num_points = n
-                return self._run(rows, pool_group=n)  # (B, O)
-            return self._run(rows).view(b, n, self.out_channels).permute(
+                return self._run(inp, pool_group=n)  # (B, O)
+            return self._run(inp).view(b, n, self.out_channels).permute(
                 0, 2, 1)
         b, _, h, w = x.shape
         rows = x.permute(0, 2, 3, 1).contiguous().view(b * h * w, c)

@@ -122,3 +122,22 @@ def test_integer_maxpool_matches_float_path(c):
     kernels.binary_pointwise_maxpool(x, thr, wt, scale, shift, -0.5, 2.0,
                                      group, out)
     np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize('c', [3, 64, 130])
+@pytest.mark.parametrize('mode', ['none', 'mean_abs'])
+def test_channel_first_packing_matches_rows(c, mode):
+    rng = np.random.default_rng(c)
+    x = rng.standard_normal((2, c, 7)).astype(np.float32)
+    x[0, 0, 0] = 0.0
+    thr = (0.2 * rng.standard_normal(c)).astype(np.float32)
+    code = kernels.SCALE_MEAN_ABS if mode == 'mean_abs' else kernels.SCALE_NONE
+    words_cf, beta_cf = kernels.pack_input_channels_first(x, thr, code)
+    rows = np.ascontiguousarray(x.transpose(0, 2, 1).reshape(-1, c))
+    words, beta = kernels.pack_input(rows, thr, code)
+    np.testing.assert_array_equal(words_cf, words)
+    np.testing.assert_array_equal(words, pack_signs(rows - thr))
+    np.testing.assert_allclose(beta_cf, beta, rtol=1e-6)
+    expect = np.abs(rows - thr).mean(1) if mode == 'mean_abs' else 1.0
+    np.testing.assert_allclose(beta, np.broadcast_to(expect, beta.shape),
+                               rtol=1e-5)
