@@ -622,10 +622,25 @@ def build_binarized(cfg: Mapping, registry=None, default_args=None,
 _ORIGINAL_BUILD: Dict[int, Callable] = {}
 
 
+def _handles_binarize_key(cfg: Mapping, registry) -> bool:
+    """Whether the config's model class takes ``binarize`` itself.
+
+    Models such as :class:`~mmbinpc.models.distillers.BinaryDistiller`
+    declare ``handles_binarize_key = True``: their ``binarize`` argument means
+    "binarize the student", not the whole model.
+    """
+    obj_type = cfg.get('type')
+    if isinstance(obj_type, str) and registry is not None:
+        with registry.switch_scope_and_registry(cfg.get('_scope_')) as reg:
+            obj_type = reg.get(obj_type)
+    return bool(getattr(obj_type, 'handles_binarize_key', False))
+
+
 def _wrap_build_func(original: Callable) -> Callable:
 
     def build_func(cfg, *args, registry=None, default_args=None, **kwargs):
-        if isinstance(cfg, Mapping) and BINARIZE_KEY in cfg:
+        if (isinstance(cfg, Mapping) and BINARIZE_KEY in cfg
+                and not _handles_binarize_key(cfg, registry)):
             if args or kwargs:
                 raise TypeError('a model config with binarize= is built with '
                                 'registry.build(cfg) or '

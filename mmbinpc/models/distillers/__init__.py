@@ -1,6 +1,5 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 """Teacher-student distillation of binary point networks (KDR)."""
-from . import build_key  # noqa: F401  (routes binarize= to the student)
 from .binary_distiller import DISTILL_DEFAULTS, BinaryDistiller
 from .teacher_source import (find_config_file, load_model_config,
                              resolve_checkpoint, scoped_config_path,

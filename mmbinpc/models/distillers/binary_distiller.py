@@ -107,11 +107,10 @@ class BinaryDistiller(BaseModel):
             ``teacher_ckpt``).
         data_preprocessor (dict, optional): Defaults to the student's.
         init_cfg (dict, optional): Unused; weights come from the teacher.
-        student_binarize (dict, optional): Same as ``binarize``; configs'
-            ``binarize`` key arrives under this name (see
-            :mod:`~mmbinpc.models.distillers.build_key`).
     """
 
+    # The generic ``binarize=`` config key (mmbinpc.binary.convert) would
+    # binarize the whole model; here the key is this class's own argument.
     handles_binarize_key = True
 
     def __init__(self,
@@ -123,12 +122,7 @@ class BinaryDistiller(BaseModel):
                  distill: Optional[dict] = None,
                  save_teacher: bool = False,
                  data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None,
-                 student_binarize: Optional[dict] = None) -> None:
-        if student_binarize is not None:  # `binarize` routed by build_key
-            if binarize is not None:
-                raise ValueError('give binarize or student_binarize, not both')
-            binarize = student_binarize
+                 init_cfg: Optional[dict] = None) -> None:
         teacher_cfg, self.teacher_config_path = load_model_config(teacher)
         student_cfg, bin_cfg = self.student_config(teacher_cfg, student,
                                                    binarize)
