@@ -46,8 +46,8 @@ else
     || { echo "mmcv ops failed to import; see $VENV/mmcv-build.log" >&2; exit 1; }
 fi
 
-log "mmdet, mmdet3d"
-"${PIP[@]}" install -q -c "$CONS" mmdet==3.3.0 mmdet3d==1.4.0
+log "mmdet, mmdet3d and the other runtime requirements"
+"${PIP[@]}" install -q -c "$CONS" -r requirements/runtime.txt
 
 log "test tools"
 "${PIP[@]}" install -q -c "$CONS" -r requirements/tests.txt
