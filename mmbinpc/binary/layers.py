@@ -74,8 +74,26 @@ def _check_kwargs(cls_name: str, kwargs: dict) -> None:
         raise TypeError(f'{cls_name} takes binarizer=, not binarizer_cfg=')
 
 
+class _BinConvMixin(BinaryMixin):
+    """Constructor and forward shared by :class:`BinConv1d`/``2d``."""
+
+    def __init__(self, *args, binarizer: BinarizerCfg = 'xnor',
+                 binarize_input: bool = True, **kwargs) -> None:
+        _check_kwargs(type(self).__name__, kwargs)
+        super().__init__(*args, **kwargs)
+        self._init_binary(binarizer, binarize_input, self.in_channels,
+                          self.out_channels)
+
+    def apply_weight(self, x: Tensor, weight: Tensor,
+                     bias: Optional[Tensor] = None) -> Tensor:
+        return self._conv_forward(x, weight, bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._binary_forward(x)
+
+
 @_register
-class BinConv1d(BinaryMixin, nn.Conv1d):
+class BinConv1d(_BinConvMixin, nn.Conv1d):
     """1-bit ``nn.Conv1d``.
 
     Args:
@@ -87,38 +105,10 @@ class BinConv1d(BinaryMixin, nn.Conv1d):
         **kwargs: ``nn.Conv1d`` keyword arguments.
     """
 
-    def __init__(self, *args, binarizer: BinarizerCfg = 'xnor',
-                 binarize_input: bool = True, **kwargs) -> None:
-        _check_kwargs(type(self).__name__, kwargs)
-        super().__init__(*args, **kwargs)
-        self._init_binary(binarizer, binarize_input, self.in_channels,
-                          self.out_channels)
-
-    def apply_weight(self, x: Tensor, weight: Tensor,
-                     bias: Optional[Tensor] = None) -> Tensor:
-        return self._conv_forward(x, weight, bias)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self._binary_forward(x)
-
 
 @_register
-class BinConv2d(BinaryMixin, nn.Conv2d):
+class BinConv2d(_BinConvMixin, nn.Conv2d):
     """1-bit ``nn.Conv2d``; arguments as :class:`BinConv1d`."""
-
-    def __init__(self, *args, binarizer: BinarizerCfg = 'xnor',
-                 binarize_input: bool = True, **kwargs) -> None:
-        _check_kwargs(type(self).__name__, kwargs)
-        super().__init__(*args, **kwargs)
-        self._init_binary(binarizer, binarize_input, self.in_channels,
-                          self.out_channels)
-
-    def apply_weight(self, x: Tensor, weight: Tensor,
-                     bias: Optional[Tensor] = None) -> Tensor:
-        return self._conv_forward(x, weight, bias)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self._binary_forward(x)
 
 
 @_register
