@@ -84,7 +84,12 @@ def load_weights(model: nn.Module, checkpoint: Optional[str],
     if any(k.startswith('student.') for k in state):
         state = {k[len('student.'):]: v for k, v in state.items()
                  if k.startswith('student.')}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatches
+        raise ValueError(
+            f'checkpoint {checkpoint} does not match the model: {err}; use '
+            f'the config the checkpoint was trained with') from None
     missing = [k for k in missing if not k.endswith('num_batches_tracked')]
     if strict and (missing or unexpected):
         raise ValueError(

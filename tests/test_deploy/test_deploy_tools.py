@@ -98,3 +98,34 @@ def test_export_tool_errors(trained, tmp_path):
     tool = load_tool('tools/deploy/export_packed.py')
     with pytest.raises(SystemExit, match='not found'):
         tool.main([cfg_path, str(tmp_path / 'nope.pth'), str(tmp_path / 'o')])
+
+
+def test_distiller_config_and_checkpoint(tmp_path):
+    from mmbinpc.deploy.builder import (build_model, deploy_model_cfgs,
+                                        load_weights)
+    student = dict(
+        type='PointClassifier',
+        backbone=dict(type='PointNet', channels=(8, 8, 8, 16, 32),
+                      input_transform=False, feature_transform=False),
+        head=dict(type='PointClsHead', in_channels=32, num_classes=3,
+                  mid_channels=(16, )))
+    distiller = dict(type='BinaryDistiller', teacher=student,
+                     teacher_ckpt='unused.pth',
+                     binarize=dict(method='bnn', aggregation='max'))
+    bin_cfg, fp_cfg = deploy_model_cfgs(distiller)
+    assert bin_cfg['type'] == 'PointClassifier'
+    assert bin_cfg['binarize'] == dict(method='bnn', aggregation='max')
+    assert 'binarize' not in fp_cfg
+    trained = build_model(bin_cfg)
+    state = {f'student.{k}': v for k, v in trained.state_dict().items()}
+    state.update({f'teacher.{k}': v for k, v in
+                  build_model(fp_cfg).state_dict().items()})
+    ckpt = tmp_path / 'distiller.pth'
+    torch.save(dict(state_dict=state), ckpt)
+    model = build_model(bin_cfg)
+    load_weights(model, str(ckpt))
+    for k, v in trained.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+    with pytest.raises(ValueError, match='does not match the model'):
+        load_weights(build_model(fp_cfg | dict(head=dict(
+            student['head'], num_classes=7))), str(ckpt))
