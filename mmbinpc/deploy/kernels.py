@@ -2,14 +2,16 @@
 """Numba kernels for XNOR + popcount inference on packed 64-bit words.
 
 The bit encoding is the one of :mod:`mmbinpc.deploy.bitpack` (bit 1 = +1,
-zero padding in both operands). The main kernel,
-:func:`binary_pointwise`, does a whole binary point-wise layer (a Conv1d with
-kernel 1, a 1x1 Conv2d or a Linear) for a batch of points:
+zero padding in both operands). A binary point-wise layer (a Conv1d with
+kernel 1, a 1x1 Conv2d or a Linear) runs in two kernels
+(:func:`binary_pointwise` chains them for row input):
 
-1. binarize the point's input channels (``x - threshold >= 0``), computing
-   the optional per-point activation scale (XNOR-Net's β = mean |x|) on the
-   way, and pack them into words;
-2. accumulate ``popcount(x_word XOR w_word)`` for every output channel - the
+1. :func:`pack_input` / :func:`pack_input_channels_first`: binarize every
+   point's input channels (``x - threshold >= 0``), computing the optional
+   per-point activation scale (XNOR-Net's β = mean |x|) on the way, and pack
+   them into words;
+2. :func:`xnor_gemm_affine` (or :func:`xnor_gemm_maxpool`): accumulate
+   ``popcount(x_word XOR w_word)`` for every output channel - the
    loop runs with the packed input word outside and the output channels
    inside, so LLVM vectorises it with the host's ``vpopcntq`` (AVX-512
    VPOPCNTDQ) or an AVX2 popcount sequence;
