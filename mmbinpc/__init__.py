@@ -15,6 +15,7 @@ check_versions()
 
 from . import compat, ops  # noqa: E402,F401  (ops patches mmcv on import)
 from . import binary, models, datasets, evaluation, engine  # noqa: E402,F401
+from . import analysis, deploy  # noqa: E402,F401
 from .binary import (BinarizeReport, BinConv1d, BinConv2d,  # noqa: E402
                      BinLinear, EMAMaxPool, PointPool, attach_pooling,
                      binarize, ema_offset, pooling_sites)

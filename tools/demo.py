@@ -41,7 +41,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--data-root', default=DATA_ROOT)
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--teacher-epochs', type=int, default=5)
-    parser.add_argument('--student-epochs', type=int, default=5)
+    parser.add_argument('--student-epochs', type=int, default=8)
     parser.add_argument('--points', type=int, default=512,
                         help='points per shape for training and testing')
     parser.add_argument('--batch-size', type=int, default=16)
