@@ -19,12 +19,19 @@ fi
 PIP=("$VENV/bin/python" -m pip)
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# torch 2.13 declares setuptools>=77, so any pip call that resolves torch's
+# dependencies upgrades setuptools and removes pkg_resources, which mmcv's
+# setup.py and mmengine's config loader (mmdet3d:: paths) import. Re-pin it
+# after such steps. pip reports the declared conflict with torch; that is
+# expected, so it goes to a log.
+pin_setuptools() {
+  "${PIP[@]}" install -q 'setuptools<70' > "$VENV/setuptools-pin.log" 2>&1 \
+    || { cat "$VENV/setuptools-pin.log" >&2; exit 1; }
+}
+
 log "build tools and torch"
 "${PIP[@]}" install -q -c "$CONS" -r requirements/build.txt
-# Deliberately after torch (which asks for setuptools>=77): see requirements/build.txt.
-# pip reports the declared conflict with torch; that is expected, so keep it in a log.
-"${PIP[@]}" install -q 'setuptools<70' > "$VENV/setuptools-pin.log" 2>&1 \
-  || { cat "$VENV/setuptools-pin.log" >&2; exit 1; }
+pin_setuptools
 
 log "mmengine"
 "${PIP[@]}" install -q -c "$CONS" mmengine==0.10.7
@@ -52,7 +59,13 @@ log "mmdet, mmdet3d and the other runtime requirements"
 log "test tools"
 "${PIP[@]}" install -q -c "$CONS" -r requirements/tests.txt
 
+pin_setuptools
+
 log "mmbinpc (editable)"
 "${PIP[@]}" install -q --no-build-isolation --no-deps -e .
+
+log "checking the environment"
+"$VENV/bin/python" -W ignore::DeprecationWarning -c "import pkg_resources, mmcv.ops, mmdet, mmdet3d, numba, mmbinpc; \
+print('mmbinpc', mmbinpc.__version__, '| mmdet3d', mmdet3d.__version__, '| mmcv', mmcv.__version__)"
 
 log "environment ready: $VENV"
