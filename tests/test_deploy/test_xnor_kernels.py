@@ -39,7 +39,7 @@ def test_binary_pointwise_matches_dense(c, mode, epilogue):
     scale = rng.uniform(-2, 2, o).astype(np.float32)
     shift = rng.standard_normal(o).astype(np.float32)
     lo, hi = (-1.0, 1.5) if epilogue != 'plain' else (-np.inf, np.inf)
-    group = 12 if epilogue == 'pool' else 0  # 3 clouds of 12 points
+    group = 9 if epilogue == 'pool' else 0  # 4 clouds of 9 points
     out = np.full((m // group if group else m, o), -np.inf, np.float32)
     code = kernels.SCALE_MEAN_ABS if mode == 'mean_abs' else kernels.SCALE_NONE
     kernels.binary_pointwise(x, thr, code,
@@ -105,10 +105,11 @@ def test_packed_layer_bad_input():
                           np.ones(4, np.float32), np.zeros(4, np.float32))
 
 
-@pytest.mark.parametrize('c', [50, 128, 200])
-def test_integer_maxpool_matches_float_path(c):
+@pytest.mark.parametrize('c', [50, 64, 128, 200])
+@pytest.mark.parametrize('group', [20, 7])  # 7: blocks of 4 points + rest
+def test_integer_maxpool_matches_float_path(c, group):
     rng = np.random.default_rng(c)
-    m, o, group = 40, 33, 20
+    m, o = 2 * group, 33
     x = rng.standard_normal((m, c)).astype(np.float32)
     wt = np.ascontiguousarray(pack_signs(rng.standard_normal((o, c))).T)
     thr = np.zeros(c, np.float32)
