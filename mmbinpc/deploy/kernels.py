@@ -51,6 +51,27 @@ def popcount_u64(typingctx, x):
     return sig, codegen
 
 
+#: Points processed per weight load in the XNOR-popcount loops.
+BLOCK = 4
+
+
+@intrinsic
+def _prefer_512bit_vectors(typingctx):
+    """Let LLVM vectorise the calling kernel with 512-bit registers.
+
+    LLVM's x86 cost model prefers 256-bit vectors on AVX-512 CPUs (to avoid
+    frequency drops of older parts); the ``"prefer-vector-width"="512"``
+    function attribute lifts that for the kernel that calls this, doubling
+    the ``vpopcntq`` width. Harmless on CPUs without AVX-512.
+    """
+    def codegen(context, builder, signature, args):
+        # string attributes are valid LLVM IR but not in llvmlite's list
+        set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
 @njit(cache=True)
 def xnor_popcount_dot(a_words, b_words, n):
     """±1 dot product of two packed vectors of true length ``n``.
@@ -164,48 +185,36 @@ def pack_input_channels_first(x, threshold, scale_mode):
     Returns:
         tuple: (B * N, W) uint64 words (row ``b * N + n``) and (B * N,) β.
     """
+    _prefer_512bit_vectors()
     n_batch, n_in, n_pts = x.shape
     n_words = (n_in + 63) // 64
-    words = np.zeros((n_batch * n_pts, n_words), dtype=np.uint64)
-    beta = np.zeros(n_batch * n_pts, dtype=np.float32)
+    words = np.empty((n_batch * n_pts, n_words), dtype=np.uint64)
+    beta = np.ones(n_batch * n_pts, dtype=np.float32)
+    # words are built channel-first (points contiguous, so every channel is
+    # one vectorised pass) and transposed once at the end
+    cf_words = np.empty((n_words, n_pts), dtype=np.uint64)
+    total = np.empty(n_pts, dtype=np.float32)
     for b in range(n_batch):
         off = b * n_pts
+        cf_words[:] = 0
+        total[:] = 0
         for c in range(n_in):
             w = c >> 6
             bit = np.uint64(c & 63)
             t = threshold[c]
-            xc = x[b, c]
-            for n in range(n_pts):  # contiguous: vectorised over points
-                v = xc[n]
-                words[off + n, w] |= np.uint64(1 if v >= t else 0) << bit
-                beta[off + n] += abs(v - t)
-    if scale_mode == 1:
-        for m in range(n_batch * n_pts):
-            beta[m] = beta[m] / np.float32(n_in)
-    else:
-        beta[:] = 1.0
+            for n in range(n_pts):
+                v = x[b, c, n]
+                cf_words[w, n] |= np.uint64(1 if v >= t else 0) << bit
+            if scale_mode == 1:
+                for n in range(n_pts):
+                    total[n] += abs(x[b, c, n] - t)
+        for n in range(n_pts):
+            for w in range(n_words):
+                words[off + n, w] = cf_words[w, n]
+        if scale_mode == 1:
+            for n in range(n_pts):
+                beta[off + n] = total[n] / np.float32(n_in)
     return words, beta
-
-
-#: Points processed per weight load in the XNOR-popcount loops.
-BLOCK = 4
-
-
-@intrinsic
-def _prefer_512bit_vectors(typingctx):
-    """Let LLVM vectorise the calling kernel with 512-bit registers.
-
-    LLVM's x86 cost model prefers 256-bit vectors on AVX-512 CPUs (to avoid
-    frequency drops of older parts); the ``"prefer-vector-width"="512"``
-    function attribute lifts that for the kernel that calls this, doubling
-    the ``vpopcntq`` width. Harmless on CPUs without AVX-512.
-    """
-    def codegen(context, builder, signature, args):
-        # string attributes are valid LLVM IR but not in llvmlite's list
-        set.add(builder.function.attributes, '"prefer-vector-width"="512"')
-        return context.get_dummy_value()
-
-    return types.none(), codegen
 
 
 @njit(cache=True)
