@@ -98,7 +98,8 @@ class PackedBinaryLayer(nn.Module):
         if pool_group and self._scale_code == k.SCALE_NONE:
             k.xnor_gemm_maxpool(words, self.in_channels, self.weight_words_t,
                                 self.out_scale, self.out_shift, self.clamp[0],
-                                self.clamp[1], pool_group, out)
+                                self.clamp[1], pool_group, out,
+                                k.get_num_threads())
         else:
             k.xnor_gemm_affine(words, beta, self.in_channels,
                                self.weight_words_t, self.out_scale,

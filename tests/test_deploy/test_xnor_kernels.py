@@ -142,3 +142,25 @@ def test_channel_first_packing_matches_rows(c, mode):
     expect = np.abs(rows - thr).mean(1) if mode == 'mean_abs' else 1.0
     np.testing.assert_allclose(beta, np.broadcast_to(expect, beta.shape),
                                rtol=1e-5)
+
+
+@pytest.mark.parametrize('group', [7, 64])
+def test_parallel_maxpool_matches_serial(group):
+    """Splitting each cloud's points over 2 threads gives the same maxima."""
+    rng = np.random.default_rng(group)
+    c, o = 128, 40
+    x = rng.standard_normal((3 * group, c)).astype(np.float32)
+    words, _ = kernels.pack_input(x, np.zeros(c, np.float32),
+                                  kernels.SCALE_NONE)
+    wt = np.ascontiguousarray(pack_signs(rng.standard_normal((o, c))).T)
+    scale = rng.uniform(-1, 1, o).astype(np.float32)
+    shift = rng.standard_normal(o).astype(np.float32)
+    outs = []
+    for threads in (1, 2):
+        out = np.empty((3, o), np.float32)
+        kernels.xnor_gemm_maxpool(words, c, wt, scale, shift, -np.inf,
+                                  np.inf, group, out, threads)
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    with pytest.raises(ValueError, match='threads'):
+        kernels.set_num_threads(0)

@@ -43,8 +43,9 @@ def parse_args(argv=None):
                         'batches)')
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--threads', type=int, default=None,
-                        help='torch intra-op threads (default: torch\'s '
-                        'default, all cores); the packed kernels use one')
+                        help='torch intra-op threads and packed-kernel '
+                        'threads (default: torch\'s default, all cores, '
+                        'against one packed-kernel thread)')
     parser.add_argument('--json', default=None, help='write results here')
     return parser.parse_args(argv)
 
@@ -90,10 +91,12 @@ def main(argv=None) -> dict:
     from mmbinpc.deploy import PackedModel, export_packed, state_dict_bytes
     from mmbinpc.deploy.builder import (build_model, deploy_model_cfgs,
                                         load_weights)
+    from mmbinpc.deploy.kernels import get_num_threads, set_num_threads
     from mmbinpc.deploy.kernels import warmup as jit_warmup
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+        set_num_threads(args.threads)
     cfg = Config.fromfile(args.config)
     bin_cfg, fp_cfg = deploy_model_cfgs(cfg.model)
     if 'binarize' not in bin_cfg:
@@ -122,6 +125,7 @@ def main(argv=None) -> dict:
         cpu=cpu_name(),
         cpu_count=os.cpu_count(),
         torch_threads=torch.get_num_threads(),
+        packed_threads=get_num_threads(),
         points=args.points)
     try:
         import numba
@@ -233,7 +237,7 @@ def main(argv=None) -> dict:
     print(f'CPU: {results["cpu"]} ({results["cpu_count"]} logical cores), '
           f'torch {results["torch_version"]} with {results["torch_threads"]} '
           f'threads, packed kernels: numba {results.get("numba_version")}, '
-          f'1 thread; 1-min load average {results.get("load_avg_before")} '
+          f'{results["packed_threads"]} thread(s); 1-min load average {results.get("load_avg_before")} '
           f'before, {results.get("load_avg_after")} after')
     for line in lines:
         print(line)
