@@ -479,11 +479,11 @@ def binary_pointwise(x, threshold, scale_mode, w_words_t, out_scale,
 
 @njit(cache=True)
 def binary_pointwise_maxpool(x, threshold, w_words_t, out_scale, out_shift,
-                             lo, hi, pool_group, out):
+                             lo, hi, pool_group, out, n_threads=1):
     """:func:`pack_input` then :func:`xnor_gemm_maxpool` (β = 1)."""
     words, _ = pack_input(x, threshold, 0)
     xnor_gemm_maxpool(words, x.shape[1], w_words_t, out_scale, out_shift, lo,
-                      hi, pool_group, out)
+                      hi, pool_group, out, n_threads)
 
 
 _num_threads = 1
@@ -522,8 +522,10 @@ def warmup() -> None:
     binary_pointwise(x, np.zeros(3, np.float32), SCALE_NONE, wt, f, f,
                      -np.inf, np.inf, 0, out)
     binary_pointwise_maxpool(x, np.zeros(3, np.float32), wt, f, f, -np.inf,
-                             np.inf, 2, out[:1])
+                             np.inf, 2, out[:1], 1)
     words, beta = pack_input_channels_first(x[None], np.zeros(2, np.float32),
                                             SCALE_NONE)
-    xnor_gemm_maxpool(words, 2, wt, f, f, -np.inf, np.inf, 3, out[:1])
-    xnor_gemm_maxpool(words, 2, wt, f, f, -np.inf, np.inf, 3, out[:1], 2)
+    xnor_gemm_affine(words, beta, 2, wt, f, f, -np.inf, np.inf, 0, out[:1])
+    for threads in (1, 2):  # the serial and the parallel path
+        xnor_gemm_maxpool(words, 2, wt, f, f, -np.inf, np.inf, 3, out[:1],
+                          threads)

@@ -84,27 +84,39 @@ class PackedBinaryLayer(nn.Module):
         maxima with a fused pooling."""
         k = self._kernels
         x = rows.numpy()
-        if x.ndim == 3:
-            words, beta = k.pack_input_channels_first(x, self.threshold,
-                                                      self._scale_code)
-        else:
-            words, beta = k.pack_input(x, self.threshold, self._scale_code)
-        m_total = words.shape[0]
-        if pool_group:
+        m_total = x.shape[0] * x.shape[2] if x.ndim == 3 else x.shape[0]
+        int_pool = bool(pool_group) and self._scale_code == k.SCALE_NONE
+        if int_pool:  # every output written by the kernel
+            out = np.empty((m_total // pool_group, self.out_channels),
+                           dtype=np.float32)
+        elif pool_group:
             out = np.full((m_total // pool_group, self.out_channels), -np.inf,
                           dtype=np.float32)
         else:
             out = np.empty((m_total, self.out_channels), dtype=np.float32)
-        if pool_group and self._scale_code == k.SCALE_NONE:
+        lo, hi = self.clamp
+        if x.ndim == 2:  # rows: packing and XNOR-popcount in one call
+            if int_pool:
+                k.binary_pointwise_maxpool(x, self.threshold,
+                                           self.weight_words_t,
+                                           self.out_scale, self.out_shift, lo,
+                                           hi, pool_group, out,
+                                           k.get_num_threads())
+            else:
+                k.binary_pointwise(x, self.threshold, self._scale_code,
+                                   self.weight_words_t, self.out_scale,
+                                   self.out_shift, lo, hi, pool_group, out)
+            return torch.from_numpy(out)
+        words, beta = k.pack_input_channels_first(x, self.threshold,
+                                                  self._scale_code)
+        if int_pool:
             k.xnor_gemm_maxpool(words, self.in_channels, self.weight_words_t,
-                                self.out_scale, self.out_shift, self.clamp[0],
-                                self.clamp[1], pool_group, out,
-                                k.get_num_threads())
+                                self.out_scale, self.out_shift, lo, hi,
+                                pool_group, out, k.get_num_threads())
         else:
             k.xnor_gemm_affine(words, beta, self.in_channels,
                                self.weight_words_t, self.out_scale,
-                               self.out_shift, self.clamp[0], self.clamp[1],
-                               pool_group, out)
+                               self.out_shift, lo, hi, pool_group, out)
         return torch.from_numpy(out)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -118,7 +130,8 @@ class PackedBinaryLayer(nn.Module):
         if x.device.type != 'cpu':
             raise ValueError(f'{self.name}: the packed engine runs on CPU, '
                              f'got a tensor on {x.device}')
-        x = x.detach()
+        if x.requires_grad:
+            x = x.detach()
         if x.dtype != torch.float32:
             x = x.float()
         c = self.in_channels
