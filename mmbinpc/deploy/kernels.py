@@ -24,7 +24,8 @@ kernel 1, a 1x1 Conv2d or a Linear) runs in two kernels
 Kernels are compiled on first use and cached on disk (``cache=True``). They
 run on one thread unless :func:`set_num_threads` asks for more: then the
 fused max-pooling layers (the 128 -> 1024 layers that dominate PointNet)
-split every cloud's points over Numba's threads. Parallel regions cost
+split every cloud's points, and layers without pooling their rows, over
+Numba's threads. Parallel regions cost
 a few microseconds each when the cores are free but can stall for
 milliseconds on a machine whose other core is busy, hence the default.
 """
@@ -302,7 +303,7 @@ def _xor_popcount_block(words, m, n_rows, w_words_t, dist):
 
 @njit(cache=True, fastmath=_FASTMATH)
 def xnor_gemm_affine(words, beta, n_in, w_words_t, out_scale, out_shift, lo,
-                     hi, pool_group, out):
+                     hi, pool_group, out, n_threads=1):
     """XNOR-popcount of packed rows with every output channel, then the
     output affine, a clamp and optionally a max over groups of rows.
 
@@ -323,13 +324,41 @@ def xnor_gemm_affine(words, beta, n_in, w_words_t, out_scale, out_shift, lo,
             max-reduces every ``g`` consecutive rows into one (a fused global
             max pooling; ``out`` must start at -inf).
         out (np.ndarray): (M, O) or (M / g, O) float32 output rows.
+        n_threads (int): Without pooling, split the rows over this many
+            Numba threads; 1 runs serially.
     """
+    if n_threads > 1 and pool_group == 0 and words.shape[0] >= 64:
+        _affine_rows_parallel(words, beta, n_in, w_words_t, out_scale,
+                              out_shift, lo, hi, out, n_threads)
+    else:
+        _affine_rows(words, beta, n_in, w_words_t, out_scale, out_shift, lo,
+                     hi, pool_group, out)
+
+
+@njit(cache=True, parallel=True)
+def _affine_rows_parallel(words, beta, n_in, w_words_t, out_scale, out_shift,
+                          lo, hi, out, n_threads):
+    """:func:`_affine_rows` without pooling, rows split into ``n_threads``
+    slices run on Numba's threads."""
+    m_total = words.shape[0]
+    step = (m_total + n_threads - 1) // n_threads
+    for c in prange(n_threads):
+        m0 = min(c * step, m_total)
+        m1 = min(m0 + step, m_total)
+        _affine_rows(words[m0:m1], beta[m0:m1], n_in, w_words_t, out_scale,
+                     out_shift, lo, hi, 0, out[m0:m1])
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _affine_rows(words, beta, n_in, w_words_t, out_scale, out_shift, lo, hi,
+                 pool_group, out):
+    """Serial body of :func:`xnor_gemm_affine` (same arguments)."""
     _prefer_512bit_vectors()
     m_total = words.shape[0]
     n_out = w_words_t.shape[1]
     lo = np.float32(lo)
     hi = np.float32(hi)
-    group = pool_group if pool_group > 0 else m_total
+    group = pool_group if pool_group > 0 else max(1, m_total)
     dist = np.empty((BLOCK, n_out), dtype=np.int64)
     for g0 in range(0, m_total, group):  # blocks never straddle two clouds
         g_end = min(g0 + group, m_total)
@@ -469,12 +498,12 @@ def xnor_gemm_maxpool(words, n_in, w_words_t, out_scale, out_shift, lo, hi,
 
 @njit(cache=True)
 def binary_pointwise(x, threshold, scale_mode, w_words_t, out_scale,
-                     out_shift, lo, hi, pool_group, out):
+                     out_shift, lo, hi, pool_group, out, n_threads=1):
     """One binary point-wise layer on (M, C) rows: :func:`pack_input` then
     :func:`xnor_gemm_affine` (see there for the arguments)."""
     words, beta = pack_input(x, threshold, scale_mode)
     xnor_gemm_affine(words, beta, x.shape[1], w_words_t, out_scale,
-                     out_shift, lo, hi, pool_group, out)
+                     out_shift, lo, hi, pool_group, out, n_threads)
 
 
 @njit(cache=True)
@@ -520,12 +549,13 @@ def warmup() -> None:
     f = np.ones(2, dtype=np.float32)
     out = np.empty((2, 2), dtype=np.float32)
     binary_pointwise(x, np.zeros(3, np.float32), SCALE_NONE, wt, f, f,
-                     -np.inf, np.inf, 0, out)
+                     -np.inf, np.inf, 0, out, 1)
     binary_pointwise_maxpool(x, np.zeros(3, np.float32), wt, f, f, -np.inf,
                              np.inf, 2, out[:1], 1)
     words, beta = pack_input_channels_first(x[None], np.zeros(2, np.float32),
                                             SCALE_NONE)
-    xnor_gemm_affine(words, beta, 2, wt, f, f, -np.inf, np.inf, 0, out[:1])
-    for threads in (1, 2):  # the serial and the parallel path
+    for threads in (1, 2):  # the serial and the parallel paths
+        xnor_gemm_affine(words, beta, 2, wt, f, f, -np.inf, np.inf, 0,
+                         out[:1], threads)
         xnor_gemm_maxpool(words, 2, wt, f, f, -np.inf, np.inf, 3, out[:1],
                           threads)

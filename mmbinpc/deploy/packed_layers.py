@@ -105,7 +105,8 @@ class PackedBinaryLayer(nn.Module):
             else:
                 k.binary_pointwise(x, self.threshold, self._scale_code,
                                    self.weight_words_t, self.out_scale,
-                                   self.out_shift, lo, hi, pool_group, out)
+                                   self.out_shift, lo, hi, pool_group, out,
+                                   k.get_num_threads())
             return torch.from_numpy(out)
         words, beta = k.pack_input_channels_first(x, self.threshold,
                                                   self._scale_code)
@@ -116,7 +117,8 @@ class PackedBinaryLayer(nn.Module):
         else:
             k.xnor_gemm_affine(words, beta, self.in_channels,
                                self.weight_words_t, self.out_scale,
-                               self.out_shift, lo, hi, pool_group, out)
+                               self.out_shift, lo, hi, pool_group, out,
+                               k.get_num_threads())
         return torch.from_numpy(out)
 
     def forward(self, x: Tensor) -> Tensor:

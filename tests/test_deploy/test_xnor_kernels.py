@@ -164,3 +164,22 @@ def test_parallel_maxpool_matches_serial(group):
     np.testing.assert_array_equal(outs[0], outs[1])
     with pytest.raises(ValueError, match='threads'):
         kernels.set_num_threads(0)
+
+
+@pytest.mark.parametrize('mode', ['none', 'mean_abs'])
+def test_parallel_rows_match_serial(mode):
+    """Layers without pooling give the same rows on 1 and 2 threads."""
+    rng = np.random.default_rng(1)
+    m, c, o = 130, 100, 24
+    x = rng.standard_normal((m, c)).astype(np.float32)
+    wt = np.ascontiguousarray(pack_signs(rng.standard_normal((o, c))).T)
+    scale = rng.uniform(-1, 1, o).astype(np.float32)
+    shift = rng.standard_normal(o).astype(np.float32)
+    code = kernels.SCALE_MEAN_ABS if mode == 'mean_abs' else kernels.SCALE_NONE
+    outs = []
+    for threads in (1, 2):
+        out = np.empty((m, o), np.float32)
+        kernels.binary_pointwise(x, np.zeros(c, np.float32), code, wt, scale,
+                                 shift, -1.0, 1.0, 0, out, threads)
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])
