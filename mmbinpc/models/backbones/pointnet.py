@@ -208,7 +208,7 @@ class PointNet(BaseModule):
         Returns:
             dict: ``point_feats`` (B, C_out, N); ``losses``, a dict holding
             ``loss_feat_transform`` when the feature T-Net is used (already
-            weighted).
+            weighted; not computed in eval mode under ``torch.no_grad``).
         """
         if points.dim() != 3 or points.shape[-1] != self.in_channels:
             raise ValueError(
@@ -220,13 +220,16 @@ class PointNet(BaseModule):
             xyz = torch.bmm(trans.transpose(1, 2), x[:, :3])
             x = torch.cat([xyz, x[:, 3:]], dim=1)
         losses = {}
+        # The regulariser is only wanted for a loss; skip it at inference.
+        want_loss = self.training or torch.is_grad_enabled()
         for i, layer in enumerate(self.mlp):
             if i == self.feature_transform_after and \
                     self.feature_tnet is not None:
                 trans_feat = self.feature_tnet(x)
                 x = torch.bmm(trans_feat.transpose(1, 2), x)
-                losses['loss_feat_transform'] = \
-                    self.feat_transform_loss_weight * \
-                    feature_transform_regularizer(trans_feat)
+                if want_loss:
+                    losses['loss_feat_transform'] = \
+                        self.feat_transform_loss_weight * \
+                        feature_transform_regularizer(trans_feat)
             x = layer(x)
         return dict(point_feats=x, losses=losses)

@@ -74,3 +74,16 @@ def test_pointnet_rejects_bad_arguments():
         PointNet(feature_transform_after=5)
     with pytest.raises(TypeError, match='PointPool'):
         TNet(3, pool=dict(type='PointNet'))
+
+
+def test_regulariser_is_skipped_only_at_inference():
+    net = PointNet(in_channels=3, feature_transform=True)
+    points = torch.randn(2, 32, 3)
+    net.eval()
+    with torch.no_grad():
+        assert net(points)['losses'] == {}
+    # eval mode with gradients (e.g. a loss() call) and train mode keep it
+    assert 'loss_feat_transform' in net(points)['losses']
+    net.train()
+    with torch.no_grad():
+        assert 'loss_feat_transform' in net(points)['losses']
