@@ -14,7 +14,7 @@ as ``tools/train.py`` does, with a short schedule set on the command line.
 
 Examples::
 
-    python tools/demo.py                       # about 15 min on 2 CPU cores
+    python tools/demo.py                       # about 11 min on 2 CPU cores
     python tools/demo.py --teacher-epochs 40 --student-epochs 40
     python tools/demo.py --quick               # a smoke run of a minute
 """
