@@ -3,8 +3,9 @@
 from .complexity import (POINT_OP_MODULES, ComplexityReport, LayerCount,
                          PointOpCount, count_complexity, is_binary_layer,
                          model_forward)
+from .host import cpu_name
 
 __all__ = [
     'ComplexityReport', 'LayerCount', 'PointOpCount', 'count_complexity',
-    'is_binary_layer', 'model_forward', 'POINT_OP_MODULES'
+    'is_binary_layer', 'model_forward', 'POINT_OP_MODULES', 'cpu_name'
 ]

@@ -15,7 +15,6 @@ before it, inputs already allocated).
 """
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -30,6 +29,7 @@ try:
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(__import__('pathlib').Path(__file__).parents[2]))
     import mmbinpc.ops as P
+from mmbinpc.analysis.host import cpu_name  # noqa: E402
 
 OPS = ('furthest_point_sample', 'furthest_point_sample_with_dist',
        'ball_query', 'knn', 'knn_features', 'three_nn', 'gather_points',
@@ -159,17 +159,6 @@ def peak_memory(name: str, argv) -> float:
     return json.loads(res.stdout.strip().splitlines()[-1])['peak_extra_mb']
 
 
-def cpu_model() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown'
-
-
 def main(argv=None) -> Dict[str, dict]:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = parse_args(argv)
@@ -179,7 +168,7 @@ def main(argv=None) -> Dict[str, dict]:
         run_child(a.child, a)
         return {}
     parent_argv = [x for x in argv if x != '--no-memory']
-    print(f'CPU: {cpu_model()}; torch {torch.__version__}, '
+    print(f'CPU: {cpu_name()}; torch {torch.__version__}, '
           f'{torch.get_num_threads()} threads; chunk budget '
           f'{P.chunking.CHUNK_BYTES / 2**20:.0f} MiB')
     print(f'B={a.batch} N={a.points} M={a.centers} k={a.nsample} '

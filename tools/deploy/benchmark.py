@@ -20,7 +20,6 @@ BN/activation/pooling modules whose work the packed layers absorbed
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -50,17 +49,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def cpu_name() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown CPU'
-
-
 class LayerTimer:
     """Accumulates wall time spent inside the given modules."""
 
@@ -88,6 +76,7 @@ def main(argv=None) -> dict:
     import torch
     from mmengine.config import Config
 
+    from mmbinpc.analysis.host import cpu_name
     from mmbinpc.deploy import PackedModel, export_packed, state_dict_bytes
     from mmbinpc.deploy.builder import (build_model, deploy_model_cfgs,
                                         load_weights)
