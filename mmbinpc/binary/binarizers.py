@@ -125,13 +125,17 @@ def hard_sign(x: Tensor) -> Tensor:
 # --------------------------------------------------------------------------
 # Straight-through estimators (custom autograd functions).
 # --------------------------------------------------------------------------
-class SignClippedSTE(torch.autograd.Function):
-    """``sign(x)`` forward; backward ``g · 1{|x| ≤ 1}`` (clipped STE)."""
+class _SignSTE(torch.autograd.Function):
+    """``sign(x)`` forward keeping ``x`` for a subclass's backward."""
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
         ctx.save_for_backward(x)
         return hard_sign(x)
+
+
+class SignClippedSTE(_SignSTE):
+    """``sign(x)`` forward; backward ``g · 1{|x| ≤ 1}`` (clipped STE)."""
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
@@ -139,17 +143,12 @@ class SignClippedSTE(torch.autograd.Function):
         return grad * (x.abs() <= 1).to(grad.dtype)
 
 
-class SignApproxSTE(torch.autograd.Function):
+class SignApproxSTE(_SignSTE):
     """``sign(x)`` forward; Bi-Real's ApproxSign backward.
 
     The derivative is ``2 + 2x`` on ``[−1, 0)``, ``2 − 2x`` on ``[0, 1]`` and
     0 elsewhere, i.e. ``2 · max(0, 1 − |x|)``.
     """
-
-    @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
-        ctx.save_for_backward(x)
-        return hard_sign(x)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
