@@ -5,7 +5,7 @@ The CUDA kernels of mmcv trust their inputs (a wrong shape or an index out
 of range reads arbitrary memory). The CPU versions check them and raise an
 error that names the argument and what it should look like instead.
 """
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -124,3 +124,26 @@ def check_counts(op: str, name: str, counts: Tensor, total: int,
         raise ValueError(f'{op}: {name} = {values} must be non-negative and '
                          f'sum to the {total} stacked {what}')
     return values
+
+
+def check_paired_counts(op: str, points: Tuple[str, Tensor, int],
+                        centres: Tuple[str, Tensor, int]
+                        ) -> Tuple[List[int], List[int]]:
+    """Validate the point and centre counts of a stacked batch together.
+
+    Args:
+        op (str): Name of the calling op.
+        points (tuple): ``(argument name, counts, stacked point rows)``.
+        centres (tuple): ``(argument name, counts, stacked centre rows)``.
+
+    Returns:
+        tuple[list[int], list[int]]: The point and centre counts.
+    """
+    n_name, n_cnt, n_total = points
+    m_name, m_cnt, m_total = centres
+    n_counts = check_counts(op, n_name, n_cnt, n_total, 'points')
+    m_counts = check_counts(op, m_name, m_cnt, m_total, 'centres')
+    if len(n_counts) != len(m_counts):
+        raise ValueError(f'{op}: {n_name} has {len(n_counts)} items but '
+                         f'{m_name} has {len(m_counts)}')
+    return n_counts, m_counts

@@ -11,7 +11,8 @@ use them when they run on CPU tensors (see :mod:`mmbinpc.ops.dispatch`).
 import torch
 from torch import Tensor
 
-from .checks import as_index, check_counts, check_float, check_same_batch
+from .checks import (as_index, check_float, check_paired_counts,
+                     check_same_batch)
 
 
 def gather_points(features: Tensor, indices: Tensor) -> Tensor:
@@ -173,13 +174,9 @@ def _stack_global_index(op: str, features: Tensor, indices: Tensor,
         tuple[Tensor, Tensor]: (M, nsample) global row indices and a mask of
         the entries whose batch item has no points.
     """
-    n_counts = check_counts(op, 'features_batch_cnt', features_batch_cnt,
-                            features.shape[0], 'points')
-    m_counts = check_counts(op, 'indices_batch_cnt', indices_batch_cnt,
-                            indices.shape[0], 'centres')
-    if len(n_counts) != len(m_counts):
-        raise ValueError(f'{op}: features_batch_cnt has {len(n_counts)} '
-                         f'items but indices_batch_cnt has {len(m_counts)}')
+    n_counts, m_counts = check_paired_counts(
+        op, ('features_batch_cnt', features_batch_cnt, features.shape[0]),
+        ('indices_batch_cnt', indices_batch_cnt, indices.shape[0]))
     if indices.dim() != 2 or indices.is_floating_point():
         raise ValueError(f'{op}: indices must be an integer tensor shaped '
                          f'(M1 + M2 ..., nsample), got {indices.dtype} '

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from . import chunking
-from .checks import (check_counts, check_finite, check_float,
+from .checks import (check_finite, check_float, check_paired_counts,
                      check_same_batch)
 
 #: Largest k the kNN kernel of mmcv supports (its per-thread heap holds 100).
@@ -233,13 +233,9 @@ def stack_ball_query(max_radius: float, sample_num: int, xyz: Tensor,
             or sample_num < 1:
         raise ValueError(f'{op}: sample_num must be a positive int, got '
                          f'{sample_num!r}')
-    n_counts = check_counts(op, 'xyz_batch_cnt', xyz_batch_cnt,
-                            xyz.shape[0], 'points')
-    m_counts = check_counts(op, 'center_xyz_batch_cnt', center_xyz_batch_cnt,
-                            center_xyz.shape[0], 'centres')
-    if len(n_counts) != len(m_counts):
-        raise ValueError(f'{op}: xyz_batch_cnt has {len(n_counts)} items but '
-                         f'center_xyz_batch_cnt has {len(m_counts)}')
+    n_counts, m_counts = check_paired_counts(
+        op, ('xyz_batch_cnt', xyz_batch_cnt, xyz.shape[0]),
+        ('center_xyz_batch_cnt', center_xyz_batch_cnt, center_xyz.shape[0]))
     r2 = _radius_sq(max_radius)
     out = torch.zeros(center_xyz.shape[0], sample_num, dtype=torch.int32,
                       device=xyz.device)

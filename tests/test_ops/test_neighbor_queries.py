@@ -162,3 +162,23 @@ def test_three_nn_with_fewer_than_three_sources():
     assert (idx[..., 2] == 0).all()
     assert torch.isinf(dist[..., 2]).all()  # sqrt(1e40) in float32
     assert torch.equal(idx[..., :2], three_nn_ref(target, source)[1])
+
+
+def test_stacked_ops_reject_mismatched_batch_counts():
+    from mmbinpc.ops.gathering import stack_grouping_operation
+    from mmbinpc.ops.neighbors import stack_ball_query
+    xyz, centres = torch.rand(5, 3), torch.rand(3, 3)
+    with pytest.raises(ValueError, match='xyz_batch_cnt has 2 items but '
+                       'center_xyz_batch_cnt has 1'):
+        stack_ball_query(0.5, 4, xyz, centres, torch.tensor([2, 3]),
+                         torch.tensor([3]))
+    features = torch.rand(5, 4)
+    idx = torch.zeros(3, 2, dtype=torch.int32)
+    with pytest.raises(ValueError, match='features_batch_cnt has 2 items but '
+                       'indices_batch_cnt has 1'):
+        stack_grouping_operation(features, idx, torch.tensor([2, 3]),
+                                 torch.tensor([3]))
+    # counts that do not add up to the stacked rows are named too
+    with pytest.raises(ValueError, match='sum to the 5 stacked points'):
+        stack_ball_query(0.5, 4, xyz, centres, torch.tensor([2, 2]),
+                         torch.tensor([1, 2]))
