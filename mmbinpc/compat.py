@@ -141,10 +141,6 @@ def load_checkpoint_file(filename: str,
                 f'before loading.\n{err}') from err
 
 
-def _local_loader(filename: str, map_location: Any = None) -> Dict[str, Any]:
-    return load_checkpoint_file(filename, map_location)
-
-
 def install_checkpoint_loader() -> None:
     """Make mmengine load local checkpoints through :func:`load_checkpoint_file`.
 
@@ -153,9 +149,10 @@ def install_checkpoint_loader() -> None:
     """
     from mmengine.runner.checkpoint import CheckpointLoader
     current: Optional[Callable] = CheckpointLoader._schemes.get('')
-    if current is _local_loader:
+    if current is load_checkpoint_file:
         return
-    CheckpointLoader.register_scheme(prefixes='', force=True)(_local_loader)
+    CheckpointLoader.register_scheme(
+        prefixes='', force=True)(load_checkpoint_file)
 
 
 install_checkpoint_loader()
