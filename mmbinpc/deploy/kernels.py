@@ -104,6 +104,34 @@ def _sign_bits64(typingctx, x, start, threshold):
     return types.uint64(x, start, threshold), codegen
 
 
+@intrinsic
+def _le_bits64_at(typingctx, d, d_start, limit, limit_start):
+    """uint64 whose bit ``j`` is ``d[d_start + j] <= limit[limit_start + j]``
+    for ``j < 64`` (both int64, C-contiguous, in bounds: the caller checks).
+    One ``<64 x i64>`` compare whose ``<64 x i1>`` result is the word (eight
+    ``vpcmpq`` into mask registers on AVX-512)."""
+    ok = all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == 'C'
+             and a.dtype == types.int64 for a in (d, limit))
+    if not ok or not all(isinstance(a, types.Integer)
+                         for a in (d_start, limit_start)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        vec = ir.VectorType(ir.IntType(64), 64)
+
+        def load(array_type, array, offset):
+            data = context.make_array(array_type)(context, builder, array).data
+            ptr = builder.bitcast(builder.gep(data, [offset]),
+                                  vec.as_pointer())
+            return builder.load(ptr, align=8)
+
+        mask = builder.icmp_signed('<=', load(d, args[0], args[1]),
+                                   load(limit, args[2], args[3]))
+        return builder.bitcast(mask, ir.IntType(64))
+
+    return types.uint64(d, d_start, limit, limit_start), codegen
+
+
 @njit(cache=True)
 def xnor_popcount_dot(a_words, b_words, n):
     """±1 dot product of two packed vectors of true length ``n``.
@@ -170,7 +198,7 @@ def binary_gemm(x_words, w_words_t, n):
     return out
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@njit(cache=True)
 def pack_input(x, threshold, scale_mode):
     """Binarize and pack point rows; optionally XNOR-Net's β per point.
 
@@ -184,9 +212,25 @@ def pack_input(x, threshold, scale_mode):
         without an activation scale).
     """
     m_total, n_in = x.shape
+    words = np.empty((m_total, (n_in + 63) // 64), dtype=np.uint64)
+    beta = np.empty(m_total, dtype=np.float32)
+    pack_input_into(x, threshold, scale_mode, words, beta)
+    return words, beta
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def pack_input_into(x, threshold, scale_mode, words, beta):
+    """:func:`pack_input` writing into given arrays.
+
+    Args:
+        x (np.ndarray): (M, C) float32 C-contiguous rows.
+        threshold (np.ndarray): (C,) float32.
+        scale_mode (int): As in :func:`pack_input`.
+        words (np.ndarray): (M, ceil(C / 64)) uint64, written.
+        beta (np.ndarray): (M,) float32, written (ones without a scale).
+    """
+    m_total, n_in = x.shape
     n_words = (n_in + 63) // 64
-    words = np.empty((m_total, n_words), dtype=np.uint64)
-    beta = np.ones(m_total, dtype=np.float32)
     n_full = n_in // 64
     for m in range(m_total):
         xrow = x[m]
@@ -205,7 +249,8 @@ def pack_input(x, threshold, scale_mode):
             for c in range(n_in):
                 total += abs(x[m, c] - threshold[c])
             beta[m] = total / np.float32(n_in)
-    return words, beta
+    else:
+        beta[:] = 1
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -367,13 +412,21 @@ def _affine_rows(words, beta, n_in, w_words_t, out_scale, out_shift, lo, hi,
             _xor_popcount_block(words, m, n_rows, w_words_t, dist)
             for i in range(n_rows):
                 b = beta[m + i]
-                r = m // pool_group if pool_group > 0 else m + i
-                for o in range(n_out):  # affine, fused clamp and max pool
-                    v = (np.float32(n_in - 2 * dist[i, o]) * out_scale[o] * b
-                         + out_shift[o])
-                    v = v if v > lo else lo
-                    v = v if v < hi else hi
-                    out[r, o] = max(out[r, o], v) if pool_group > 0 else v
+                if pool_group > 0:  # affine, fused clamp and max pool
+                    r = m // pool_group
+                    for o in range(n_out):
+                        v = (np.float32(n_in - 2 * dist[i, o]) *
+                             out_scale[o] * b + out_shift[o])
+                        v = v if v > lo else lo
+                        v = v if v < hi else hi
+                        out[r, o] = max(out[r, o], v)
+                else:  # affine and fused clamp
+                    r = m + i
+                    for o in range(n_out):
+                        v = (np.float32(n_in - 2 * dist[i, o]) *
+                             out_scale[o] * b + out_shift[o])
+                        v = v if v > lo else lo
+                        out[r, o] = v if v < hi else hi
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -463,12 +516,90 @@ def xnor_gemm_maxpool(words, n_in, w_words_t, out_scale, out_shift, lo, hi,
         n_threads (int): Split every cloud's points over this many Numba
             threads (at most ``numba.get_num_threads()``); 1 runs serially.
     """
-    _prefer_512bit_vectors()
-    m_total = words.shape[0]
+    flipped = flip_negative_channels(w_words_t, n_in, out_scale)
+    part = np.empty((max(1, n_threads), w_words_t.shape[1]), dtype=np.int64)
+    table = np.empty(dedup_table_size(pool_group), dtype=np.int32)
+    uniq = np.empty((pool_group, words.shape[1]), dtype=np.uint64)
+    xnor_gemm_maxpool_flipped(words, n_in, flipped, out_scale, out_shift, lo,
+                              hi, pool_group, out, part, table, uniq)
+
+
+@njit(cache=True)
+def dedup_table_size(n_rows):
+    """Slots of the hash table :func:`unique_rows` needs for ``n_rows``
+    rows (a power of two, at least twice as many)."""
+    size = 1
+    while size < 2 * n_rows:
+        size *= 2
+    return size
+
+
+@njit(cache=True)
+def unique_rows(words, m_start, m_end, table, out):
+    """Copy the distinct rows of ``words[m_start:m_end]`` to ``out``.
+
+    Binarized point features repeat: two points whose features fall on the
+    same side of every threshold have the same packed row (a third to two
+    thirds of the 1024 points of a cloud at the pooled layers of our
+    PointNet), and a max over the points does not change when repeated
+    rows are dropped. Open addressing with linear probing on a 64-bit mix
+    of the row's words; rows are compared word by word, so a hash
+    collision cannot merge two different rows.
+
+    Args:
+        words (np.ndarray): (M, W) uint64 packed rows.
+        m_start (int): First row.
+        m_end (int): End of the rows (exclusive).
+        table (np.ndarray): int32 scratch of
+            :func:`dedup_table_size` (m_end - m_start) slots.
+        out (np.ndarray): (>= m_end - m_start, W) uint64, written.
+
+    Returns:
+        int: The number of distinct rows (the first rows of ``out``).
+    """
+    n_words = words.shape[1]
+    mask = np.uint64(table.shape[0] - 1)
+    table[:] = -1
+    count = 0
+    for m in range(m_start, m_end):
+        h = np.uint64(0x9E3779B97F4A7C15)
+        for w in range(n_words):
+            h = (h ^ words[m, w]) * np.uint64(0xBF58476D1CE4E5B9)
+            h ^= h >> np.uint64(29)
+        slot = np.int64(h & mask)
+        while True:
+            j = table[slot]
+            if j < 0:  # a new row
+                table[slot] = count
+                for w in range(n_words):
+                    out[count, w] = words[m, w]
+                count += 1
+                break
+            same = True
+            for w in range(n_words):
+                if out[j, w] != words[m, w]:
+                    same = False
+                    break
+            if same:
+                break
+            slot = np.int64((np.uint64(slot) + np.uint64(1)) & mask)
+    return count
+
+
+@njit(cache=True)
+def flip_negative_channels(w_words_t, n_in, out_scale):
+    """Packed weights with the valid bits of the channels whose scale is
+    negative complemented (their popcount ``d`` becomes ``n_in - d``).
+
+    Args:
+        w_words_t (np.ndarray): (W, O) uint64 packed weight signs.
+        n_in (int): True input length.
+        out_scale (np.ndarray): (O,) float32.
+
+    Returns:
+        np.ndarray: (W, O) uint64, a new array.
+    """
     n_words, n_out = w_words_t.shape
-    lo = np.float32(lo)
-    hi = np.float32(hi)
-    # complement the valid bits of the channels with a negative scale
     flipped = np.empty_like(w_words_t)
     for w in range(n_words):
         valid = min(64, n_in - 64 * w)
@@ -477,13 +608,43 @@ def xnor_gemm_maxpool(words, n_in, w_words_t, out_scale, out_shift, lo, hi,
         for o in range(n_out):
             flip = mask if out_scale[o] < 0 else np.uint64(0)
             flipped[w, o] = w_words_t[w, o] ^ flip
-    part = np.empty((max(1, n_threads), n_out), dtype=np.int64)
+    return flipped
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def xnor_gemm_maxpool_flipped(words, n_in, flipped, out_scale, out_shift, lo,
+                              hi, pool_group, out, part, table, uniq):
+    """:func:`xnor_gemm_maxpool` with the weights already flipped by
+    :func:`flip_negative_channels` and every work array given, so that
+    nothing is allocated per call.
+
+    Each cloud's rows are first reduced to its distinct rows
+    (:func:`unique_rows`; the max over the points is the same).
+
+    Args:
+        words, n_in, out_scale, out_shift, lo, hi, pool_group, out: As in
+            :func:`xnor_gemm_maxpool`.
+        flipped (np.ndarray): (W, O) uint64 from
+            :func:`flip_negative_channels`.
+        part (np.ndarray): (threads, O) int64 per-thread minima; its first
+            axis sets the number of Numba threads.
+        table (np.ndarray): int32 hash table of
+            :func:`dedup_table_size` (pool_group) slots.
+        uniq (np.ndarray): (pool_group, W) uint64 distinct rows.
+    """
+    _prefer_512bit_vectors()
+    m_total = words.shape[0]
+    n_out = flipped.shape[1]
+    n_threads = part.shape[0]
+    lo = np.float32(lo)
+    hi = np.float32(hi)
     for g in range(m_total // pool_group):
         g0 = g * pool_group
+        n_rows = unique_rows(words, g0, g0 + pool_group, table, uniq)
         if n_threads > 1:
-            _min_popcounts_parallel(words, g0, g0 + pool_group, flipped, part)
+            _min_popcounts_parallel(uniq, 0, n_rows, flipped, part)
         else:
-            _min_popcounts(words, g0, g0 + pool_group, flipped, part[0])
+            _min_popcounts(uniq, 0, n_rows, flipped, part[0])
         orow = out[g]
         for o in range(n_out):
             dmin = part[0, o]
@@ -494,6 +655,101 @@ def xnor_gemm_maxpool(words, n_in, w_words_t, out_scale, out_shift, lo, hi,
             v = np.float32(n_in - 2 * d) * s + out_shift[o]
             v = v if v > lo else lo
             orow[o] = v if v < hi else hi
+
+
+@njit(cache=True)
+def _rows_to_bits(words, w_words_t, limit, out_words):
+    """Serial body of :func:`xnor_gemm_bits` (same arguments)."""
+    _prefer_512bit_vectors()
+    m_total = words.shape[0]
+    n_out_words = out_words.shape[1]
+    # popcounts of the padding channels stay 0 and their limit is -1
+    width = n_out_words * 64
+    dist = np.zeros((BLOCK, width), dtype=np.int64)
+    flat = dist.reshape(BLOCK * width)  # one view: no per-row refcounting
+    for m in range(0, m_total, BLOCK):
+        n_rows = min(BLOCK, m_total - m)
+        _xor_popcount_block(words, m, n_rows, w_words_t, dist)
+        for i in range(n_rows):
+            for ow in range(n_out_words):
+                out_words[m + i, ow] = _le_bits64_at(flat, i * width + ow * 64,
+                                                     limit, ow * 64)
+
+
+@njit(cache=True, parallel=True)
+def _rows_to_bits_parallel(words, w_words_t, limit, out_words, n_threads):
+    """:func:`_rows_to_bits` with the rows split into ``n_threads`` slices
+    run on Numba's threads."""
+    m_total = words.shape[0]
+    step = (m_total + n_threads - 1) // n_threads
+    step = (step + BLOCK - 1) // BLOCK * BLOCK
+    for c in prange(n_threads):
+        m0 = min(c * step, m_total)
+        m1 = min(m0 + step, m_total)
+        _rows_to_bits(words[m0:m1], w_words_t, limit, out_words[m0:m1])
+
+
+@njit(cache=True)
+def xnor_gemm_bits(words, w_words_t, limit, out_words, n_threads=1):
+    """XNOR-popcount of packed rows with every output channel, thresholded
+    straight into the packed input of the next binary layer.
+
+    A binary layer followed by BatchNorm, a clamp and the next layer's
+    binarization ``y >= t`` computes, per output channel ``o``, a function
+    of the popcount ``d`` that is monotonic: with the weight bits of the
+    channels whose slope is negative complemented (their popcount becomes
+    ``n - d``), the output bit is ``d <= limit[o]``. The integer limits are
+    worked out once from the float affine map (see
+    :func:`mmbinpc.deploy.plan.bit_limits`), so the layer writes one bit per
+    output instead of a float.
+
+    Args:
+        words (np.ndarray): (M, W) uint64 packed input rows.
+        w_words_t (np.ndarray): (W, O) uint64 packed weight signs (the
+            complemented ones included), output channels contiguous.
+        limit (np.ndarray): (64 * ceil(O / 64),) int64 per-channel limits;
+            -1 for the padding channels (their bits stay 0).
+        out_words (np.ndarray): (M, ceil(O / 64)) uint64, written.
+        n_threads (int): Split the rows over this many Numba threads.
+    """
+    if n_threads > 1 and words.shape[0] >= 64:
+        _rows_to_bits_parallel(words, w_words_t, limit, out_words, n_threads)
+    else:
+        _rows_to_bits(words, w_words_t, limit, out_words)
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def dense_rows(x, w_t, bias, lo, hi, out):
+    """An FP32 point-wise layer on rows: ``clamp(x @ w_t + bias)``.
+
+    For the FP32 layers a binarized model keeps - the first ones, reading
+    3 to 6 raw coordinates per point, and the classifier, reading one row
+    per cloud - where a BLAS call costs more in set-up than in arithmetic.
+
+    Args:
+        x (np.ndarray): (M, C) float32 rows.
+        w_t (np.ndarray): (C, O) float32 weights (BatchNorm folded in).
+        bias (np.ndarray): (O,) float32.
+        lo (float): Lower clamp (-inf for none).
+        hi (float): Upper clamp (+inf for none).
+        out (np.ndarray): (M, O) float32, written.
+    """
+    _prefer_512bit_vectors()
+    m_total, n_in = x.shape
+    n_out = w_t.shape[1]
+    lo = np.float32(lo)
+    hi = np.float32(hi)
+    for m in range(m_total):
+        for o in range(n_out):
+            out[m, o] = bias[o]
+        for c in range(n_in):
+            v = x[m, c]
+            for o in range(n_out):
+                out[m, o] += v * w_t[c, o]
+        for o in range(n_out):
+            v = out[m, o]
+            v = v if v > lo else lo
+            out[m, o] = v if v < hi else hi
 
 
 @njit(cache=True)

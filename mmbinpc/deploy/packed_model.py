@@ -1,7 +1,7 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 """Run a packed model (see :mod:`mmbinpc.deploy.export`) on the CPU."""
 import os
-from typing import Any, Dict, List, Union
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 import torch
@@ -10,7 +10,11 @@ from torch import Tensor, nn
 from mmbinpc.analysis.complexity import is_binary_layer
 from .export import read_meta
 from .packed_layers import FusedPoolTail, PackedBinaryLayer
+from .plan import PointNetPlan, Unplannable
 from .support import check_supported
+
+#: ``engine`` values of :meth:`PackedModel.load`.
+ENGINES = ('auto', 'plan', 'modules')
 
 
 def _build_model(cfg_text: str) -> nn.Module:
@@ -34,31 +38,53 @@ class PackedModel:
     BatchNorm folded into the weights) and the rest of the forward code
     (T-Net matrix products, remaining pooling) run in PyTorch.
 
+    A PointNet classifier runs by default on a
+    :class:`~mmbinpc.deploy.plan.PointNetPlan` (the ``'plan'`` engine: the
+    same arithmetic without the module dispatch, channel-last rows, and
+    binary layers that write the next layer's packed input); other
+    architectures run the model's own forward code (``'modules'``).
+
     Use :meth:`load`; call the instance on points (B, N, C) to get logits.
 
     Args:
         model (nn.Module): The architecture with packed layers in place.
         meta (dict): The file's description.
         path (str): The file it came from.
+        plan (PointNetPlan, optional): The lean forward pass; None runs
+            ``model``'s forward code.
     """
 
     def __init__(self, model: nn.Module, meta: Dict[str, Any],
-                 path: str = '') -> None:
+                 path: str = '',
+                 plan: Optional[PointNetPlan] = None) -> None:
         self.model = model
         self.meta = meta
         self.path = path
+        self.plan = plan
+
+    @property
+    def engine(self) -> str:
+        """``'plan'`` or ``'modules'``: what :meth:`__call__` runs."""
+        return 'modules' if self.plan is None else 'plan'
 
     # ------------------------------------------------------------------ #
     @classmethod
-    def load(cls, path: str) -> 'PackedModel':
+    def load(cls, path: str, engine: str = 'auto') -> 'PackedModel':
         """Load a file written by :func:`~mmbinpc.deploy.export_packed`.
 
         Args:
             path (str): The packed file.
+            engine (str): ``'plan'`` (the lean PointNet forward pass; an
+                error if the architecture is not one), ``'modules'`` (the
+                model's forward code with packed layers) or ``'auto'`` (the
+                plan where possible). Defaults to ``'auto'``.
 
         Returns:
             PackedModel: Ready to run (eval mode, no gradients).
         """
+        if engine not in ENGINES:
+            raise ValueError(f'unknown packed engine {engine!r}; valid: '
+                             f'{", ".join(ENGINES)}')
         if not os.path.isfile(path):
             raise FileNotFoundError(
                 f'packed model {path!r} not found; write one with '
@@ -129,7 +155,16 @@ class PackedModel:
                              f'{not_packed[:5]}')
         for p in model.parameters():
             p.requires_grad_(False)
-        return cls(model, meta, path)
+        plan = None
+        if engine != 'modules':
+            try:
+                plan = PointNetPlan(model)
+            except Unplannable as err:
+                if engine == 'plan':
+                    raise ValueError(f'{path}: the plan engine cannot run '
+                                     f'this model: {err}; use '
+                                     f"engine='modules'") from None
+        return cls(model, meta, path, plan)
 
     # ------------------------------------------------------------------ #
     @property
@@ -168,6 +203,8 @@ class PackedModel:
                              f'{tuple(points.shape)}')
         points = points.detach().to('cpu', torch.float32)
         with torch.no_grad():
+            if self.plan is not None:
+                return self.plan(points)
             return self.model._forward(dict(points=points))
 
     forward = __call__
@@ -178,4 +215,5 @@ class PackedModel:
 
     def __repr__(self) -> str:
         return (f'PackedModel({self.path!r}, '
-                f'{len(self.meta["binary_layers"])} packed binary layers)')
+                f'{len(self.meta["binary_layers"])} packed binary layers, '
+                f'engine={self.engine!r})')

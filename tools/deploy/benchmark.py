@@ -10,9 +10,15 @@ by round (so load from other processes hits them alike); the median and the
 minimum of the rounds are reported (the ``*_min`` keys; on a machine shared
 with other jobs the minimum is the closer estimate of the undisturbed cost).
 
+The packed model runs on its default engine (``--engine auto``: the lean
+PointNet plan where the architecture allows); with the plan, the module
+engine (the model's own forward code with packed layers) is timed as well,
+as ``packed_modules``.
+
 "Binary layers alone" compares, at batch 1, the time spent inside the packed
 binary layers (binarize + pack + XNOR-popcount + folded BN, fused
-activation and pooling) with the time of the same FP32 PyTorch conv/linear
+activation and pooling, and - on the plan engine - writing the next binary
+layer's packed input) with the time of the same FP32 PyTorch conv/linear
 modules (``binary_layers_speedup``), and with those modules plus the
 BN/activation/pooling modules whose work the packed layers absorbed
 (``binary_layers_fused_work_speedup``, the like-for-like figure).
@@ -45,6 +51,9 @@ def parse_args(argv=None):
                         help='torch intra-op threads and packed-kernel '
                         'threads (default: torch\'s default, all cores, '
                         'against one packed-kernel thread)')
+    parser.add_argument('--engine', default='auto',
+                        choices=['auto', 'plan', 'modules'],
+                        help='packed engine (see PackedModel.load)')
     parser.add_argument('--json', default=None, help='write results here')
     return parser.parse_args(argv)
 
@@ -101,7 +110,7 @@ def main(argv=None) -> dict:
         packed_path = os.path.join(tmp.name, 'model.packed')
         export_packed(bin_model, packed_path, bin_cfg, num_points=args.points)
     jit_warmup()
-    packed = PackedModel.load(packed_path)
+    packed = PackedModel.load(packed_path, engine=args.engine)
     channels = packed.meta['trace']['in_channels']
 
     gen = torch.Generator().manual_seed(0)
@@ -110,7 +119,11 @@ def main(argv=None) -> dict:
         'binary_torch': lambda p: bin_model._forward(dict(points=p)),
         'packed': lambda p: packed(p),
     }
+    if packed.engine == 'plan':
+        packed_modules = PackedModel.load(packed_path, engine='modules')
+        runners['packed_modules'] = lambda p: packed_modules(p)
     results = dict(
+        engine=packed.engine,
         cpu=cpu_name(),
         cpu_count=os.cpu_count(),
         torch_threads=torch.get_num_threads(),
@@ -151,12 +164,16 @@ def main(argv=None) -> dict:
             results[f'speedup_vs_binary_torch_b{bs}'] = \
                 med['binary_torch'] / med['packed']
             for stat, d in (('median', med), ('min', low)):
+                modules = (f' | packed (module engine) '
+                           f'{d["packed_modules"]:.2f} ms'
+                           if 'packed_modules' in d else '')
                 lines.append(
                     f'batch {bs:>3} x {args.points} pts ({rounds} rounds, '
                     f'{stat}): FP32 {d["fp32"]:.2f} ms | binary torch '
-                    f'{d["binary_torch"]:.2f} ms | packed {d["packed"]:.2f} '
-                    f'ms | packed vs FP32 {d["fp32"] / d["packed"]:.1f}x, vs '
-                    f'binary torch {d["binary_torch"] / d["packed"]:.1f}x')
+                    f'{d["binary_torch"]:.2f} ms | packed ({packed.engine}) '
+                    f'{d["packed"]:.2f} ms{modules} | packed vs FP32 '
+                    f'{d["fp32"] / d["packed"]:.1f}x, vs binary torch '
+                    f'{d["binary_torch"] / d["packed"]:.1f}x')
             # equivalence on the same input
             ref = runners['binary_torch'](points)
             out = runners['packed'](points)
@@ -177,20 +194,29 @@ def main(argv=None) -> dict:
         points = torch.rand(1, args.points, channels, generator=gen) * 2 - 1
         timers = dict(
             fp=LayerTimer([fp_modules[n] for n in names]),
-            fp_fused=LayerTimer([fp_modules[n] for n in fused]),
-            packed=LayerTimer(packed.packed_layers.values()))
+            fp_fused=LayerTimer([fp_modules[n] for n in fused]))
+        plan = packed.plan
+        if plan is None:
+            timers['packed'] = LayerTimer(packed.packed_layers.values())
+        else:  # the plan times its own binary layers
+            plan.timing = True
         samples = {k: [] for k in ('fp', 'fp_all', 'packed')}
         for _ in range(args.repeats):
             for t in timers.values():
                 t.total = 0.0
+            if plan is not None:
+                plan.binary_seconds = 0.0
             runners['fp32'](points)
             runners['packed'](points)
             samples['fp'].append(timers['fp'].total)
             samples['fp_all'].append(timers['fp'].total +
                                      timers['fp_fused'].total)
-            samples['packed'].append(timers['packed'].total)
+            samples['packed'].append(timers['packed'].total if plan is None
+                                     else plan.binary_seconds)
         for t in timers.values():
             t.remove()
+        if plan is not None:
+            plan.timing = False
         med = {k: statistics.median(v) * 1e3 for k, v in samples.items()}
         low = {k: min(v) * 1e3 for k, v in samples.items()}
         results['fp32_binary_layers_ms_b1'] = med['fp']
