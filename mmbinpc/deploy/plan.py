@@ -89,8 +89,9 @@ def bit_limits(layer: PackedBinaryLayer,
         limits (-1 for the padding channels).
 
     Raises:
-        Unplannable: If a channel's bits are not monotonic in ``d`` (float
-            rounding cannot cause this for finite scales; a NaN can).
+        Unplannable: If a channel's bits are not monotonic in ``d`` (a
+            safety net: float rounding is monotonic, and NaN or infinite
+            scales give constant or step bits).
     """
     n = layer.in_channels
     n_out = layer.out_channels

@@ -45,7 +45,7 @@ def check_supported(model: nn.Module) -> None:
     Supported: point-wise Conv1d (kernel 1), 1x1 Conv2d and Linear layers
     (FP32 or binary), BatchNorm, common activations, dropout, PointPool
     sites and mmbinpc's own container modules (PointClassifier, PointNet,
-    TNet, PointClsHead). Everything else - mmdet3d's PointNet++/DGCNN
+    TNet, PointClsHead) and subclasses of them. Everything else - mmdet3d's PointNet++/DGCNN
     modules with their FPS/ball-query/kNN ops, convolutions with a spatial
     kernel - is reported by name.
 
@@ -95,7 +95,11 @@ def check_supported(model: nn.Module) -> None:
             if c.__module__.split('.')[0] in ('mmdet3d', 'mmdet', 'mmcv')
             and c.__name__ not in _ALLOWED_FOREIGN
         ]
-        if not foreign and type(module).__module__.startswith('mmbinpc.'):
+        # mmbinpc's containers and subclasses of them (their forward code
+        # runs in PyTorch on the module engine)
+        if not foreign and any(
+                c.__module__.startswith('mmbinpc.')
+                for c in type(module).__mro__):
             continue
         raise NotSupportedError(
             f'not supported yet: {label} ({type(module).__name__}); the '
