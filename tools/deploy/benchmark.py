@@ -5,10 +5,21 @@ Usage:
     python tools/deploy/benchmark.py CONFIG CHECKPOINT [--packed FILE]
         [--points 1024] [--batch-sizes 1 32] [--repeats 30] [--json OUT]
 
-All three run in one process on the same random clouds, interleaved round
-by round (so load from other processes hits them alike); the median and the
-minimum of the rounds are reported (the ``*_min`` keys; on a machine shared
-with other jobs the minimum is the closer estimate of the undisturbed cost).
+All three run in one process on the same random clouds, timed in two
+orders:
+
+* interleaved (the headline keys): round by round, one run of each model,
+  so load from other processes hits them alike - and each model starts
+  with caches the others have just filled. That costs the packed engine,
+  whose whole working set (0.44 MB of weights plus its work arrays) would
+  otherwise stay in the L2 cache, far more than the FP32 model, whose 14 MB
+  of weights never fit;
+* back to back (the ``*_warm`` keys): all rounds of one model, then the
+  next - a model serving a stream of requests.
+
+The median and the minimum of the rounds are reported (the ``*_min`` keys;
+on a machine shared with other jobs the minimum is the closer estimate of
+the undisturbed cost).
 
 The packed model runs on its default engine (``--engine auto``: the lean
 PointNet plan where the architecture allows); with the plan, the module
@@ -80,6 +91,37 @@ class LayerTimer:
             h.remove()
 
 
+def run_rounds(runners: dict, points, rounds: int, order: str) -> dict:
+    """Wall times (s) of ``rounds`` runs of each runner on ``points``.
+
+    Args:
+        runners (dict): Name -> callable.
+        points (Tensor): The input.
+        rounds (int): Runs per runner.
+        order (str): ``'interleaved'`` (one run of each per round) or
+            ``'back to back'`` (all runs of one runner, then the next).
+
+    Returns:
+        dict: Name -> list of seconds.
+    """
+    times = {k: [] for k in runners}
+
+    def once(key):
+        t0 = time.perf_counter()
+        runners[key](points)
+        times[key].append(time.perf_counter() - t0)
+
+    if order == 'interleaved':
+        for _ in range(rounds):
+            for key in runners:
+                once(key)
+    else:
+        for key in runners:
+            for _ in range(rounds):
+                once(key)
+    return times
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     import torch
@@ -148,32 +190,30 @@ def main(argv=None) -> dict:
             for _ in range(args.warmup):
                 for run in runners.values():
                     run(points)
-            times = {k: [] for k in runners}
-            for _ in range(rounds):
-                for key, run in runners.items():
-                    t0 = time.perf_counter()
-                    run(points)
-                    times[key].append(time.perf_counter() - t0)
-            med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-            low = {k: min(v) * 1e3 for k, v in times.items()}
-            for k in runners:
-                results[f'{k}_ms_b{bs}'] = med[k]
-                results[f'{k}_ms_b{bs}_min'] = low[k]
-            results[f'speedup_b{bs}'] = med['fp32'] / med['packed']
-            results[f'speedup_b{bs}_min'] = low['fp32'] / low['packed']
-            results[f'speedup_vs_binary_torch_b{bs}'] = \
-                med['binary_torch'] / med['packed']
-            for stat, d in (('median', med), ('min', low)):
-                modules = (f' | packed (module engine) '
-                           f'{d["packed_modules"]:.2f} ms'
-                           if 'packed_modules' in d else '')
-                lines.append(
-                    f'batch {bs:>3} x {args.points} pts ({rounds} rounds, '
-                    f'{stat}): FP32 {d["fp32"]:.2f} ms | binary torch '
-                    f'{d["binary_torch"]:.2f} ms | packed ({packed.engine}) '
-                    f'{d["packed"]:.2f} ms{modules} | packed vs FP32 '
-                    f'{d["fp32"] / d["packed"]:.1f}x, vs binary torch '
-                    f'{d["binary_torch"] / d["packed"]:.1f}x')
+            for order, suffix in (('interleaved', ''), ('back to back',
+                                                         '_warm')):
+                times = run_rounds(runners, points, rounds, order)
+                med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+                low = {k: min(v) * 1e3 for k, v in times.items()}
+                for k in runners:
+                    results[f'{k}_ms_b{bs}{suffix}'] = med[k]
+                    results[f'{k}_ms_b{bs}{suffix}_min'] = low[k]
+                results[f'speedup_b{bs}{suffix}'] = med['fp32'] / med['packed']
+                results[f'speedup_b{bs}{suffix}_min'] = \
+                    low['fp32'] / low['packed']
+                results[f'speedup_vs_binary_torch_b{bs}{suffix}'] = \
+                    med['binary_torch'] / med['packed']
+                for stat, d in (('median', med), ('min', low)):
+                    modules = (f' | packed (module engine) '
+                               f'{d["packed_modules"]:.2f} ms'
+                               if 'packed_modules' in d else '')
+                    lines.append(
+                        f'batch {bs:>3} x {args.points} pts, {order} '
+                        f'({rounds} rounds, {stat}): FP32 {d["fp32"]:.2f} ms '
+                        f'| binary torch {d["binary_torch"]:.2f} ms | packed '
+                        f'({packed.engine}) {d["packed"]:.2f} ms{modules} | '
+                        f'packed vs FP32 {d["fp32"] / d["packed"]:.1f}x, vs '
+                        f'binary torch {d["binary_torch"] / d["packed"]:.1f}x')
             # equivalence on the same input
             ref = runners['binary_torch'](points)
             out = runners['packed'](points)
@@ -200,43 +240,60 @@ def main(argv=None) -> dict:
             timers['packed'] = LayerTimer(packed.packed_layers.values())
         else:  # the plan times its own binary layers
             plan.timing = True
-        samples = {k: [] for k in ('fp', 'fp_all', 'packed')}
-        for _ in range(args.repeats):
-            for t in timers.values():
-                t.total = 0.0
-            if plan is not None:
-                plan.binary_seconds = 0.0
+
+        def fp_round():
+            timers['fp'].total = timers['fp_fused'].total = 0.0
             runners['fp32'](points)
+            return timers['fp'].total, timers['fp_fused'].total
+
+        def packed_round():
+            if plan is None:
+                timers['packed'].total = 0.0
+                runners['packed'](points)
+                return timers['packed'].total
+            plan.binary_seconds = 0.0
             runners['packed'](points)
-            samples['fp'].append(timers['fp'].total)
-            samples['fp_all'].append(timers['fp'].total +
-                                     timers['fp_fused'].total)
-            samples['packed'].append(timers['packed'].total if plan is None
-                                     else plan.binary_seconds)
+            return plan.binary_seconds
+
+        layer_lines = []
+        for order, suffix in (('interleaved', ''), ('back to back', '_warm')):
+            if order == 'interleaved':
+                pairs = [(fp_round(), packed_round())
+                         for _ in range(args.repeats)]
+            else:
+                fps = [fp_round() for _ in range(args.repeats)]
+                pairs = list(zip(fps, [packed_round()
+                                       for _ in range(args.repeats)]))
+            samples = dict(fp=[f[0] for f, _ in pairs],
+                           fp_all=[f[0] + f[1] for f, _ in pairs],
+                           packed=[p for _, p in pairs])
+            med = {k: statistics.median(v) * 1e3 for k, v in samples.items()}
+            low = {k: min(v) * 1e3 for k, v in samples.items()}
+            results[f'fp32_binary_layers_ms_b1{suffix}'] = med['fp']
+            results[f'fp32_binary_layers_fused_work_ms_b1{suffix}'] = \
+                med['fp_all']
+            results[f'packed_binary_layers_ms_b1{suffix}'] = med['packed']
+            results[f'binary_layers_speedup{suffix}'] = \
+                med['fp'] / med['packed']
+            results[f'binary_layers_speedup{suffix}_min'] = \
+                low['fp'] / low['packed']
+            results[f'binary_layers_fused_work_speedup{suffix}'] = \
+                med['fp_all'] / med['packed']
+            results[f'binary_layers_fused_work_speedup{suffix}_min'] = \
+                low['fp_all'] / low['packed']
+            layer_lines += [
+                f'binary layers alone ({len(names)} layers, batch 1), {order}'
+                f', {stat}: FP32 conv/linear {d["fp"]:.2f} ms (+ the '
+                f'BN/activation/pooling fused into the packed layers: '
+                f'{d["fp_all"]:.2f} ms) | packed {d["packed"]:.2f} ms | '
+                f'{d["fp"] / d["packed"]:.1f}x ({d["fp_all"] / d["packed"]:.1f}'
+                f'x same work)' for stat, d in (('median', med), ('min', low))
+            ]
+        results['num_binary_layers'] = len(names)
         for t in timers.values():
             t.remove()
         if plan is not None:
             plan.timing = False
-        med = {k: statistics.median(v) * 1e3 for k, v in samples.items()}
-        low = {k: min(v) * 1e3 for k, v in samples.items()}
-        results['fp32_binary_layers_ms_b1'] = med['fp']
-        results['fp32_binary_layers_fused_work_ms_b1'] = med['fp_all']
-        results['packed_binary_layers_ms_b1'] = med['packed']
-        results['binary_layers_speedup'] = med['fp'] / med['packed']
-        results['binary_layers_speedup_min'] = low['fp'] / low['packed']
-        results['binary_layers_fused_work_speedup'] = \
-            med['fp_all'] / med['packed']
-        results['binary_layers_fused_work_speedup_min'] = \
-            low['fp_all'] / low['packed']
-        results['num_binary_layers'] = len(names)
-        layer_lines = [
-            f'binary layers alone ({len(names)} layers, batch 1), {stat}: '
-            f'FP32 conv/linear {d["fp"]:.2f} ms (+ the BN/activation/pooling '
-            f'fused into the packed layers: {d["fp_all"]:.2f} ms) | packed '
-            f'{d["packed"]:.2f} ms | {d["fp"] / d["packed"]:.1f}x '
-            f'({d["fp_all"] / d["packed"]:.1f}x same work)'
-            for stat, d in (('median', med), ('min', low))
-        ]
 
     fp_bytes = state_dict_bytes(fp_model)
     results['fp32_state_dict_bytes'] = fp_bytes
