@@ -62,6 +62,25 @@ def test_bits_output_matches_float_output_then_packing(n_in, n_out, clamp,
         assert not bits[:, n_out:].any()  # padding bits stay 0
 
 
+def test_bits_output_parallel_matches_serial():
+    rng = np.random.default_rng(3)
+    m, n_in, n_out = 1101, 128, 70  # enough work for the parallel path
+    words = rng.integers(0, 2**63, size=(m, 2), dtype=np.uint64)
+    w_t = rng.integers(0, 2**63, size=(2, n_out), dtype=np.uint64)
+    assert words.shape[0] * w_t.size >= 100_000
+    limit = np.full(128, -1, np.int64)
+    limit[:n_out] = rng.integers(0, n_in + 1, n_out)
+    serial = np.empty((m, 2), np.uint64)
+    kernels.xnor_gemm_bits(words, w_t, limit, serial, 1)
+    parallel = np.empty((m, 2), np.uint64)
+    kernels.xnor_gemm_bits(words, w_t, limit, parallel, 2)
+    np.testing.assert_array_equal(parallel, serial)
+    dist = (unpack_rows(words, 128)[:, None, :] !=
+            unpack_rows(np.ascontiguousarray(w_t.T), 128)[None]).sum(-1)
+    np.testing.assert_array_equal(
+        unpack_rows(serial, 128)[:, :n_out], dist <= limit[None, :n_out])
+
+
 @pytest.mark.parametrize('n_words', [1, 2, 3])
 def test_unique_rows(n_words):
     rng = np.random.default_rng(n_words)
