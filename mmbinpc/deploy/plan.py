@@ -152,6 +152,7 @@ class _Dense:
         self._bits_to: Optional[Tuple[np.ndarray, np.ndarray]] = None
         self._flipped: Optional[np.ndarray] = None  # for the fused max
         self.packed_next = False  # the next layer packs this one's output
+        self._steps: dict = {}  # (out, rows, group, threads) -> prepared
         if self.packed is not None:
             self.in_channels = layer.in_channels
             self.out_channels = layer.out_channels
@@ -213,18 +214,6 @@ class _Dense:
         self._bits_to = bit_limits(self.packed, nxt.packed.threshold,
                                    self.clamp)
 
-    def pack(self, rows: np.ndarray) -> _Packed:
-        """Binarize float rows for this (binary) layer."""
-        layer = self.packed
-        m_total = rows.shape[0]
-        words = self.plan.buffer(self, 'in_words',
-                                 (m_total, layer.weight_words_t.shape[0]),
-                                 np.uint64)
-        beta = self.plan.buffer(self, 'in_beta', (m_total, ))
-        self.plan.kernels.pack_input_into(rows, layer.threshold,
-                                          layer._scale_code, words, beta)
-        return _Packed(words, beta)
-
     def __call__(self, x: Features, out: str = 'float',
                  group: int = 0) -> Features:
         """Run the layer.
@@ -256,49 +245,79 @@ class _Dense:
         timing = plan.timing
         if timing:
             t0 = time.perf_counter()
-        k = plan.kernels
-        threads = k.get_num_threads()
+        float_in = isinstance(x, np.ndarray)
+        m_total = x.shape[0] if float_in else x.words.shape[0]
+        threads = plan.kernels.get_num_threads()
+        step = self._steps.get((out, m_total, group, threads))
+        if step is None:
+            if len(self._steps) >= 8:  # many input shapes: keep it bounded
+                self._steps.clear()
+            step = self._steps[(out, m_total, group, threads)] = \
+                self._prepare(out, m_total, group, threads)
+        pack_args, kernel, args, needs_beta, result = step
+        if float_in:
+            plan.kernels.pack_input_into(x, *pack_args)
+            words, beta = pack_args[2], pack_args[3]
+        else:
+            words, beta = x.words, x.beta
+        if needs_beta:
+            kernel(words, beta, *args)
+        else:
+            kernel(words, *args)
+        if timing:
+            plan.binary_seconds += time.perf_counter() - t0
+        return result
+
+    def _prepare(self, out: str, m_total: int, group: int,
+                 threads: int) -> tuple:
+        """The calls of this binary layer for ``m_total`` input rows, with
+        their work arrays, set up once per input shape.
+
+        Returns:
+            tuple: ``(pack_args, kernel, args, needs_beta, result)``: the
+            arguments of :func:`~mmbinpc.deploy.kernels.pack_input_into`
+            after the rows (for float input), the XNOR-popcount kernel and
+            its arguments after the packed words (and β when
+            ``needs_beta``), and what the call returns.
+        """
+        k = self.plan.kernels
         layer = self.packed
-        if isinstance(x, np.ndarray):
-            x = self.pack(x)
+        n_words = layer.weight_words_t.shape[0]
+        pack_args = (layer.threshold, layer._scale_code,
+                     np.empty((m_total, n_words), np.uint64),
+                     np.empty(m_total, np.float32))
         lo, hi = self.clamp
-        m_total = x.words.shape[0]
         if out == 'bits':
             w_t, limit = self._bits_to
-            res = plan.buffer(self, 'out_words',
-                              (m_total, limit.shape[0] // 64), np.uint64)
-            k.xnor_gemm_bits(x.words, w_t, limit, res, threads)
-            res = _Packed(res, plan.ones(m_total))
-        elif out == 'max' and layer._scale_code == k.SCALE_NONE:
+            res = np.empty((m_total, limit.shape[0] // 64), np.uint64)
+            return (pack_args, k.xnor_gemm_bits, (w_t, limit, res, threads),
+                    False, _Packed(res, np.ones(m_total, np.float32)))
+        if out == 'max' and layer._scale_code == k.SCALE_NONE:
             if self._flipped is None:
                 self._flipped = k.flip_negative_channels(
                     layer.weight_words_t, self.in_channels, layer.out_scale)
-            res = plan.buffer(self, 'out', (m_total // group,
-                                            self.out_channels))
-            part = plan.buffer(self, 'minima', (threads, self.out_channels),
-                               np.int64)
-            table = plan.buffer(self, 'table', (k.dedup_table_size(group), ),
-                                np.int32)
-            uniq = plan.buffer(self, 'unique', (group, x.words.shape[1]),
-                               np.uint64)
-            k.xnor_gemm_maxpool_flipped(x.words, self.in_channels,
-                                        self._flipped, layer.out_scale,
-                                        layer.out_shift, lo, hi, group, res,
-                                        part, table, uniq)
+            res = np.empty((m_total // group, self.out_channels), np.float32)
+            args = (self.in_channels, self._flipped, layer.out_scale,
+                    layer.out_shift, lo, hi, group, res,
+                    np.empty((threads, self.out_channels), np.int64),
+                    np.empty(k.dedup_table_size(group), np.int32),
+                    np.empty((group, n_words), np.uint64))
+            return (pack_args, k.xnor_gemm_maxpool_flipped, args, False, res)
+        if out == 'max':  # with an activation scale: max of the floats
+            res = np.empty((m_total // group, self.out_channels), np.float32)
+            kernel = self._affine_max
         else:
-            if out == 'max':
-                res = plan.buffer(self, 'out', (m_total // group,
-                                                self.out_channels))
-                res.fill(-np.inf)
-            else:
-                res = plan.buffer(self, 'out', (m_total, self.out_channels))
-                group = 0
-            k.xnor_gemm_affine(x.words, x.beta, self.in_channels,
-                               layer.weight_words_t, layer.out_scale,
-                               layer.out_shift, lo, hi, group, res, threads)
-        if timing:
-            plan.binary_seconds += time.perf_counter() - t0
-        return res
+            res = np.empty((m_total, self.out_channels), np.float32)
+            kernel, group = k.xnor_gemm_affine, 0
+        args = (self.in_channels, layer.weight_words_t, layer.out_scale,
+                layer.out_shift, lo, hi, group, res, threads)
+        return (pack_args, kernel, args, True, res)
+
+    def _affine_max(self, words: np.ndarray, beta: np.ndarray, *args) -> None:
+        """:func:`~mmbinpc.deploy.kernels.xnor_gemm_affine` with a fused max
+        (its output must start at -inf)."""
+        args[7].fill(-np.inf)
+        self.plan.kernels.xnor_gemm_affine(words, beta, *args)
 
 
 class _Chain:
@@ -449,7 +468,6 @@ class PointNetPlan:
         self.kernels = kernels
         self.timing = False
         self.binary_seconds = 0.0
-        self._ones = np.ones(0, dtype=np.float32)
         self._buffers: dict = {}
         backbone = getattr(model, 'backbone', None)
         head = getattr(model, 'head', None)
@@ -487,12 +505,6 @@ class PointNetPlan:
                 chains += [tnet.convs, tnet.fcs]
         return [d for c in chains if c is not None for d in c.layers
                 if d.binary]
-
-    def ones(self, n: int) -> np.ndarray:
-        """A (n,) float32 array of ones (β of rows packed by a layer)."""
-        if self._ones.shape[0] < n:
-            self._ones = np.ones(n, dtype=np.float32)
-        return self._ones[:n]
 
     def buffer(self, owner: object, tag: object, shape: Tuple[int, ...],
                dtype: type = np.float32) -> np.ndarray:
