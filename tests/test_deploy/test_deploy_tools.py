@@ -85,12 +85,23 @@ def test_export_then_benchmark(trained, tmp_path, capsys):
     data = json.loads(res_path.read_text())
     for key in ('fp32_ms_b1', 'binary_torch_ms_b1', 'packed_ms_b1',
                 'speedup_b1', 'binary_layers_speedup', 'size_ratio',
-                'speedup_b2'):
+                'speedup_b2', 'speedup_b1_warm', 'packed_modules_ms_b1',
+                'binary_layers_speedup_warm', 'packed_binary_layers_ms_b1'):
         assert key in data and data[key] > 0
+    assert data['engine'] == 'plan'
     assert data['pred_agreement_b1'] == 1.0
     assert data['size_ratio'] == pytest.approx(results['size_ratio'])
     printed = capsys.readouterr().out
     assert 'packed vs FP32' in printed and 'CPU:' in printed
+    assert 'interleaved' in printed and 'back to back' in printed
+
+    # the module engine on request: its binary layers are timed by hooks
+    data = load_tool('tools/deploy/benchmark.py').main([
+        cfg_path, ckpt, '--packed', out, '--points', '64', '--batch-sizes',
+        '1', '--repeats', '2', '--warmup', '1', '--engine', 'modules'
+    ])
+    assert data['engine'] == 'modules' and 'packed_modules_ms_b1' not in data
+    assert data['packed_binary_layers_ms_b1'] > 0
 
 
 def test_export_tool_errors(trained, tmp_path):
