@@ -76,6 +76,20 @@ def _prefer_512bit_vectors(typingctx):
     return types.none(), codegen
 
 
+def _is_c_vector(a, dtype) -> bool:
+    """Whether a Numba type is a 1-D C-contiguous array of ``dtype``."""
+    return (isinstance(a, types.Array) and a.ndim == 1 and a.layout == 'C'
+            and a.dtype == dtype)
+
+
+def _load64(context, builder, array_type, array, offset):
+    """LLVM code loading ``array[offset:offset + 64]`` as one vector."""
+    vec = ir.VectorType(context.get_value_type(array_type.dtype), 64)
+    data = context.make_array(array_type)(context, builder, array).data
+    ptr = builder.bitcast(builder.gep(data, [offset]), vec.as_pointer())
+    return builder.load(ptr, align=array_type.dtype.bitwidth // 8)
+
+
 @intrinsic
 def _sign_bits64(typingctx, x, start, threshold):
     """uint64 whose bit ``j`` is ``x[start + j] >= threshold[start + j]``
@@ -83,22 +97,15 @@ def _sign_bits64(typingctx, x, start, threshold):
     checks). One ``<64 x float>`` compare whose ``<64 x i1>`` result is the
     word (``vcmpps`` into mask registers on AVX-512): ~5x faster than the
     shift-and-or loop. NaN gives 0, as ``>=`` does."""
-    ok = all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == 'C'
-             and a.dtype == types.float32 for a in (x, threshold))
-    if not ok or not isinstance(start, types.Integer):
+    if not (_is_c_vector(x, types.float32)
+            and _is_c_vector(threshold, types.float32)
+            and isinstance(start, types.Integer)):
         return None
 
     def codegen(context, builder, signature, args):
-        vec = ir.VectorType(ir.FloatType(), 64)
-
-        def load(array_type, array, offset):
-            data = context.make_array(array_type)(context, builder, array).data
-            ptr = builder.bitcast(builder.gep(data, [offset]),
-                                  vec.as_pointer())
-            return builder.load(ptr, align=4)
-
-        mask = builder.fcmp_ordered('>=', load(x, args[0], args[1]),
-                                    load(threshold, args[2], args[1]))
+        mask = builder.fcmp_ordered(
+            '>=', _load64(context, builder, x, args[0], args[1]),
+            _load64(context, builder, threshold, args[2], args[1]))
         return builder.bitcast(mask, ir.IntType(64))
 
     return types.uint64(x, start, threshold), codegen
@@ -110,23 +117,15 @@ def _le_bits64_at(typingctx, d, d_start, limit, limit_start):
     for ``j < 64`` (both int64, C-contiguous, in bounds: the caller checks).
     One ``<64 x i64>`` compare whose ``<64 x i1>`` result is the word (eight
     ``vpcmpq`` into mask registers on AVX-512)."""
-    ok = all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == 'C'
-             and a.dtype == types.int64 for a in (d, limit))
-    if not ok or not all(isinstance(a, types.Integer)
-                         for a in (d_start, limit_start)):
+    if not (_is_c_vector(d, types.int64) and _is_c_vector(limit, types.int64)
+            and isinstance(d_start, types.Integer)
+            and isinstance(limit_start, types.Integer)):
         return None
 
     def codegen(context, builder, signature, args):
-        vec = ir.VectorType(ir.IntType(64), 64)
-
-        def load(array_type, array, offset):
-            data = context.make_array(array_type)(context, builder, array).data
-            ptr = builder.bitcast(builder.gep(data, [offset]),
-                                  vec.as_pointer())
-            return builder.load(ptr, align=8)
-
-        mask = builder.icmp_signed('<=', load(d, args[0], args[1]),
-                                   load(limit, args[2], args[3]))
+        mask = builder.icmp_signed(
+            '<=', _load64(context, builder, d, args[0], args[1]),
+            _load64(context, builder, limit, args[2], args[3]))
         return builder.bitcast(mask, ir.IntType(64))
 
     return types.uint64(d, d_start, limit, limit_start), codegen
