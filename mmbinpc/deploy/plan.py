@@ -223,7 +223,8 @@ class _Dense:
                 layer by the previous one.
             out (str): ``'float'`` rows, ``'bits'`` (the packed input of the
                 layer set by :meth:`prepare_bits`) or ``'max'`` (the max over
-                every ``group`` consecutive rows, fused in the kernel).
+                every ``group`` consecutive rows, fused in the kernel; binary
+                layers only).
             group (int): Rows per cloud for ``'max'``.
 
         Returns:
@@ -237,11 +238,9 @@ class _Dense:
             y = (plan.scratch((x.shape[0], self.out_channels))
                  if self.packed_next and out == 'float' else plan.buffer(
                      self, 'out', (x.shape[0], self.out_channels)))
-            self.plan.kernels.dense_rows(x, self.weight_t, self.bias,
-                                         *self.clamp, y)
-            if out == 'max':
-                return y.reshape(-1, group, self.out_channels).max(axis=1)
-            return y
+            plan.kernels.dense_rows(x, self.weight_t, self.bias, *self.clamp,
+                                    y)
+            return y  # (an FP layer's pooling is run by _Pool)
         timing = plan.timing
         if timing:
             t0 = time.perf_counter()
@@ -547,9 +546,10 @@ class PointNetPlan:
             trans = self.input_tnet(xyz.view(b * n, 3).numpy(), n)
             rows = self._tensor_buffer('points', (b, n, c))
             # rows: x @ T == (T^T x)^T, the backbone's transform
-            torch.bmm(xyz, trans, out=rows[..., :3] if c == 3 else xyz)
-            if c > 3:
-                rows[..., :3] = xyz
+            if c == 3:
+                torch.bmm(xyz, trans, out=rows)
+            else:  # normals and other channels are not transformed
+                rows[..., :3] = torch.bmm(xyz, trans)
                 rows[..., 3:] = pts[..., 3:]
             pts = rows
         rows = pts.reshape(b * n, c).numpy()
