@@ -116,6 +116,48 @@ def test_dgcnn_s3dis_seg_kdr_config_trains(tmp_path):
     _check_run(runner, str(tmp_path / 'work'))
 
 
+def test_pointnet2_s3dis_seg_kdr_config_trains(tmp_path):
+    data = str(tmp_path / 's3dis')
+    create_synthetic_s3dis(data, areas=(1, 5), rooms_per_area=1,
+                           points_per_room=256, num_points=64)
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'pointnet2',
+                 'pointnet2-ssg_bin_kdr_s3dis-seg.py'))
+    assert cfg.model.type == 'BinaryDistiller'
+    assert cfg.model.distill.eta == 0.002
+    # Small teacher/student: few sampled centres and neighbours.
+    teacher_cfg, _ = load_model_config(cfg.model.teacher)
+    teacher_cfg.backbone.num_points = (32, 16, 8, 4)
+    teacher_cfg.backbone.num_samples = (8, 8, 8, 8)
+    teacher_cfg.test_cfg.num_points = 64
+    teacher_cfg.test_cfg.batch_size = 32
+    teacher_cfg.test_cfg.block_size = 2.0  # few sliding patches per room
+    teacher_cfg.test_cfg.sample_rate = 1.0
+    teacher_dir = tmp_path / 'teacher'
+    teacher_dir.mkdir()
+    _save_teacher(teacher_cfg, str(teacher_dir))
+    cfg.model.teacher = teacher_cfg.to_dict()
+    cfg.model.teacher_ckpt = str(teacher_dir)
+    _light(cfg, str(tmp_path / 'work'))
+    cfg.custom_hooks = [dict(type='TeacherValHook', max_batches=1)]
+    train = cfg.train_dataloader.dataset
+    train.data_root = data
+    train.ann_files = ['s3dis_infos_Area_1.pkl']
+    train.scene_idxs = ['seg_info/Area_1_resampled_scene_idxs.npy']
+    assert train.pipeline[3].type == 'IndoorPatchPointSample'
+    train.pipeline[3].num_points = 64
+    for name in ('val_dataloader', 'test_dataloader'):
+        cfg[name].dataset.data_root = data
+        cfg[name].batch_size = 1
+    runner = Runner.from_cfg(cfg)
+    model = runner.model
+    # the distilled pooling outputs are the set-abstraction layers' maxima
+    assert model.pair_names[0].startswith('backbone.SA_modules.0')
+    assert model.student.decode_head.ignore_index == 13
+    runner.train()
+    _check_run(runner, str(tmp_path / 'work'))
+
+
 @pytest.mark.parametrize('path', sorted(
     glob.glob(osp.join(REPO, 'configs', '*', '*_bin_*_modelnet40.py'))))
 def test_every_binary_config_parses(path):
