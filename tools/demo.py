@@ -7,7 +7,10 @@
 3. plain    - trains the binary student (LSR + EMA) with L_CE only;
 4. KDR      - trains the binary student (LSR + EMA) with the paper's
               L = λ·L_DS + (1−λ)·L_CE + η·L_reg, guided by the teacher;
-5. report   - evaluates all three and prints accuracy and model size.
+5. deploy   - exports the KDR student to the bit-packed format, runs it on
+              the packed XNOR-popcount engine over the test set, and times
+              every model at batch 1 in the same run;
+6. report   - prints accuracy, model size and CPU latency of all of them.
 
 Every stage uses the repository's configs through mmengine's Runner, exactly
 as ``tools/train.py`` does, with a short schedule set on the command line.
@@ -125,10 +128,88 @@ def model_size(model, num_points: int) -> Dict[str, float]:
                 ops=report.ops)
 
 
+def deploy(args: argparse.Namespace, runner, models: Dict[str, object],
+           rows: List[dict]) -> dict:
+    """Export the KDR student, evaluate the packed engine on the test set
+    and time every model at batch 1 (one thread each, same run).
+
+    Args:
+        args (Namespace): The demo's arguments.
+        runner (Runner): The KDR student's runner (config, data, metric).
+        models (dict): Row label -> PyTorch model to time.
+        rows (list[dict]): The table rows; each gets ``ms_b1``.
+
+    Returns:
+        dict: The packed engine's row plus ``agreement`` (share of test
+        shapes where it predicts what the PyTorch student predicts) and the
+        back-to-back latencies ``warm_fp32_ms`` / ``warm_packed_ms``.
+    """
+    import statistics
+
+    import torch
+
+    from mmbinpc.analysis import run_rounds
+    from mmbinpc.deploy import PackedModel, export_packed, kernels
+    from mmbinpc.deploy.builder import deploy_model_cfgs
+
+    student = runner.model.student.eval()
+    path = osp.join(args.work_dir, 'pointnet_bin_lsr-ema-kdr.packed')
+    bin_cfg, _ = deploy_model_cfgs(runner.cfg.model)
+    summary = export_packed(student, path, bin_cfg, num_points=args.points)
+    kernels.warmup()
+    packed = PackedModel.load(path)
+    print(f'exported {path} ({summary.file_bytes:,} bytes, '
+          f'{len(summary.binary_layers)} packed binary layers); engine: '
+          f'{packed.engine}', flush=True)
+
+    evaluator, agree, total, sample = runner.val_evaluator, 0, 0, None
+    with torch.no_grad():
+        for batch in runner.val_dataloader:
+            data = runner.model.data_preprocessor(batch, False)
+            points = torch.stack(list(data['inputs']['points']))
+            labels = packed.predict(points)
+            agree += int((labels == student._forward(
+                dict(points=points)).argmax(-1)).sum())
+            total += len(labels)
+            for data_sample, label in zip(data['data_samples'], labels):
+                data_sample.pred_label = label
+            evaluator.process(data_samples=data['data_samples'],
+                              data_batch=batch)
+            sample = points[:1] if sample is None else sample
+    metrics = evaluator.evaluate(len(runner.val_dataloader.dataset))
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread each: a like-for-like ratio
+    runners = {label: (lambda p, m=m: m._forward(dict(points=p)))
+               for label, m in models.items()}
+    runners['packed'] = packed
+    try:
+        with torch.no_grad():
+            run_rounds(runners, sample, 3)  # warm-up
+            times = run_rounds(runners, sample, 20, 'interleaved')
+            warm = run_rounds(
+                {k: runners[k] for k in (rows[0]['model'], 'packed')},
+                sample, 20, 'back to back')
+    finally:
+        torch.set_num_threads(threads)
+    ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    for row in rows:
+        row['ms_b1'] = ms[row['model']]
+    return dict(model='PointNet binary KDR, packed engine',
+                loss='(the KDR student, 1-bit)', minutes=None,
+                overall_acc=metrics['overall_acc'],
+                mean_class_acc=metrics['mean_class_acc'],
+                params=rows[-1]['params'],
+                storage_kb=summary.file_bytes / 1024, ms_b1=ms['packed'],
+                agreement=agree / max(1, total),
+                warm_fp32_ms=statistics.median(warm[rows[0]['model']]) * 1e3,
+                warm_packed_ms=statistics.median(warm['packed']) * 1e3)
+
+
 def main(argv: Optional[List[str]] = None) -> List[dict]:
     args = parse_args(argv)
     start = time.time()
-    banner('1/5', 'data', start)
+    banner('1/6', 'data', start)
     data = prepare_data(args)
     print(f'using {data}', flush=True)
 
@@ -136,7 +217,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     teacher_dir = osp.join(args.work_dir, 'pointnet_fp')
     rows = []
 
-    banner('2/5', f'FP32 PointNet teacher, {args.teacher_epochs} epochs '
+    banner('2/6', f'FP32 PointNet teacher, {args.teacher_epochs} epochs '
            f'({TEACHER_CFG})', start)
     t0 = time.time()
     runner = train(TEACHER_CFG, teacher_dir, args.teacher_epochs, options)
@@ -144,11 +225,12 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
                      minutes=(time.time() - t0) / 60,
                      **evaluate(runner), **model_size(runner.model,
                                                       args.points)))
+    models = {rows[-1]['model']: runner.model.eval()}
 
     student_options = options + [f'model.teacher_ckpt={teacher_dir}']
     for step, label, loss, config in (
-            ('3/5', 'binary LSR+EMA, plain', 'L_CE', PLAIN_CFG),
-            ('4/5', 'binary LSR+EMA, KDR', 'λ·L_DS+(1−λ)·L_CE+η·L_reg',
+            ('3/6', 'binary LSR+EMA, plain', 'L_CE', PLAIN_CFG),
+            ('4/6', 'binary LSR+EMA, KDR', 'λ·L_DS+(1−λ)·L_CE+η·L_reg',
              KDR_CFG)):
         banner(step, f'{label} student, {args.student_epochs} epochs '
                f'({config})', start)
@@ -161,30 +243,49 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         rows.append(dict(model=f'PointNet {label}', loss=loss,
                          minutes=(time.time() - t0) / 60, **evaluate(runner),
                          **model_size(student, args.points)))
+        models[rows[-1]['model']] = student.eval()
 
-    banner('5/5', 'results', start)
+    banner('5/6', 'deploy: bit-packed export and the packed CPU engine',
+           start)
+    packed_row = deploy(args, runner, models, rows)
+    rows.append(packed_row)
+
+    banner('6/6', 'results', start)
     print_table(rows, data, args)
     return rows
 
 
 def print_table(rows: List[dict], data: str, args: argparse.Namespace) -> None:
     fp_storage = rows[0]['storage_kb']
-    header = (f'{"model":<32} {"loss":<26} {"OA %":>6} {"mAcc %":>7} '
-              f'{"params":>9} {"size KB":>9} {"smaller":>8} {"train min":>9}')
+    header = (f'{"model":<34} {"loss":<26} {"OA %":>6} {"mAcc %":>7} '
+              f'{"params":>9} {"size KB":>9} {"smaller":>8} {"CPU ms":>7} '
+              f'{"train min":>9}')
     print(f'data: {data}; {args.points} points per shape; teacher '
           f'{args.teacher_epochs} epochs, students {args.student_epochs} '
           f'epochs')
     print(header)
     print('-' * len(header))
     for row in rows:
-        print(f'{row["model"]:<32} {row["loss"]:<26} '
+        minutes = '-' if row['minutes'] is None else f'{row["minutes"]:.1f}'
+        print(f'{row["model"]:<34} {row["loss"]:<26} '
               f'{row["overall_acc"]:>6.2f} {row["mean_class_acc"]:>7.2f} '
               f'{row["params"]:>9,d} {row["storage_kb"]:>9.1f} '
               f'{fp_storage / row["storage_kb"]:>7.1f}x '
-              f'{row["minutes"]:>9.1f}')
+              f'{row["ms_b1"]:>7.2f} {minutes:>9}')
+    packed = rows[-1]
     print('size: 1 bit per binary weight, 32 bits for everything else '
           '(FP first/last layers, BatchNorm, scales); see '
-          'tools/analysis/complexity.py for the per-layer table.')
+          'tools/analysis/complexity.py for the per-layer table. The packed '
+          "engine's size is its file's.")
+    print(f'CPU ms: one cloud of {args.points} points, one thread each, '
+          f'median of 20 runs interleaved with the other models (PyTorch '
+          f'simulates the binary students in FP32, hence slower than FP32); '
+          f'run back to back, FP32 {packed["warm_fp32_ms"]:.2f} ms vs packed '
+          f'{packed["warm_packed_ms"]:.2f} ms '
+          f'({packed["warm_fp32_ms"] / packed["warm_packed_ms"]:.1f}x). The '
+          f'packed engine predicts what the PyTorch KDR student predicts on '
+          f'{packed["agreement"] * 100:.1f}% of the test shapes; '
+          f'tools/deploy/benchmark.py measures more.')
 
 
 if __name__ == '__main__':

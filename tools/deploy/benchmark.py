@@ -91,43 +91,12 @@ class LayerTimer:
             h.remove()
 
 
-def run_rounds(runners: dict, points, rounds: int, order: str) -> dict:
-    """Wall times (s) of ``rounds`` runs of each runner on ``points``.
-
-    Args:
-        runners (dict): Name -> callable.
-        points (Tensor): The input.
-        rounds (int): Runs per runner.
-        order (str): ``'interleaved'`` (one run of each per round) or
-            ``'back to back'`` (all runs of one runner, then the next).
-
-    Returns:
-        dict: Name -> list of seconds.
-    """
-    times = {k: [] for k in runners}
-
-    def once(key):
-        t0 = time.perf_counter()
-        runners[key](points)
-        times[key].append(time.perf_counter() - t0)
-
-    if order == 'interleaved':
-        for _ in range(rounds):
-            for key in runners:
-                once(key)
-    else:
-        for key in runners:
-            for _ in range(rounds):
-                once(key)
-    return times
-
-
 def main(argv=None) -> dict:
     args = parse_args(argv)
     import torch
     from mmengine.config import Config
 
-    from mmbinpc.analysis.host import cpu_name
+    from mmbinpc.analysis import cpu_name, run_rounds
     from mmbinpc.deploy import PackedModel, export_packed, state_dict_bytes
     from mmbinpc.deploy.builder import (build_model, deploy_model_cfgs,
                                         load_weights)
