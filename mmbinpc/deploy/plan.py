@@ -19,6 +19,12 @@ module path spends its time on at batch 1:
   collapse into one integer limit per output channel (:func:`bit_limits`),
   so a 1024-point, 64-channel feature map is written as 1024 words instead
   of 65,536 floats;
+* before a fused max pooling, each cloud's packed rows are reduced to the
+  distinct ones (:func:`~mmbinpc.deploy.kernels.unique_rows`; binarized
+  features repeat, and a max does not change);
+* work arrays and kernel arguments are set up once per input shape, so a
+  stream of same-sized clouds allocates nothing (one call at a time per
+  plan: the arrays are reused);
 * the input T-Net's 3x3 matrix and the feature T-Net's 64x64 matrix are
   applied with one batched matrix product each on the rows.
 
