@@ -23,8 +23,8 @@ module path spends its time on at batch 1:
   distinct ones (:func:`~mmbinpc.deploy.kernels.unique_rows`; binarized
   features repeat, and a max does not change);
 * work arrays and kernel arguments are set up once per input shape, so a
-  stream of same-sized clouds allocates nothing (one call at a time per
-  plan: the arrays are reused);
+  stream of same-sized clouds allocates nothing (the arrays are reused, so
+  calls from several threads take turns on a lock);
 * the input T-Net's 3x3 matrix and the feature T-Net's 64x64 matrix are
   applied with one batched matrix product each on the rows.
 
@@ -33,6 +33,7 @@ the loaded modules (packed binary layers, FP32 conv/linear layers with
 their folded BatchNorm, clamp activations, dropout); anything else raises
 :class:`Unplannable` and the model runs on the module engine instead.
 """
+import threading
 import time
 from typing import List, Optional, Tuple, Union
 
@@ -474,6 +475,7 @@ class PointNetPlan:
         self.timing = False
         self.binary_seconds = 0.0
         self._buffers: dict = {}
+        self._lock = threading.Lock()  # the work arrays serve one call
         backbone = getattr(model, 'backbone', None)
         head = getattr(model, 'head', None)
         if type(backbone) is not PointNet or type(head) is not PointClsHead \
@@ -545,7 +547,10 @@ class PointNetPlan:
                              f'got {tuple(points.shape)}')
         if n == 0:
             raise ValueError('cannot classify clouds of 0 points')
-        pts = points.contiguous()
+        with self._lock:
+            return self._forward(points.contiguous(), b, n, c)
+
+    def _forward(self, pts: Tensor, b: int, n: int, c: int) -> Tensor:
         if self.input_tnet is not None:
             xyz = self._tensor_buffer('xyz', (b, n, 3))
             xyz.copy_(pts[..., :3])

@@ -282,3 +282,21 @@ def test_plan_input_errors(tmp_path):
         packed(torch.rand(2, NUM_POINTS, 4))
     with pytest.raises(ValueError, match='0 points'):
         packed(torch.rand(2, 0, 3))
+
+
+def test_plan_calls_from_threads_take_turns(tmp_path):
+    """The work arrays serve one call at a time: a second thread waits."""
+    import threading
+
+    cfg = plan_cfg('lsr', 'ema', tnets=True)
+    _, packed, _ = export_and_load(cfg, tmp_path, steps=1)
+    cloud = torch.rand(1, NUM_POINTS, 3) * 2 - 1
+    expect = packed(cloud)
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(out=packed(cloud)))
+    with packed.plan._lock:  # a call in progress
+        worker.start()
+        worker.join(timeout=0.5)
+        assert worker.is_alive() and not result  # waiting for its turn
+    worker.join(timeout=30)
+    torch.testing.assert_close(result['out'], expect)
