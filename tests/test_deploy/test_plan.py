@@ -209,6 +209,12 @@ def test_plan_matches_module_engine_and_torch(tmp_path, case):
     assert_equivalent(ref, out)
     torch.testing.assert_close(out, module_model(pts), rtol=1e-4,
                                atol=1e-4 * float(ref.abs().max()))
+    # cloud sizes that leave partial blocks of 4 rows, and a single point
+    for n in (37, 1):
+        pts = torch.rand(3, n, in_channels) * 2 - 1
+        with torch.no_grad():
+            assert_equivalent(model._forward(dict(points=pts)),
+                              plan_model(pts))
 
 
 def test_plan_writes_packed_inputs_between_binary_layers(tmp_path):
