@@ -142,7 +142,7 @@ def load_checkpoint_file(filename: str,
 
 
 def install_checkpoint_loader() -> None:
-    """Make mmengine load local checkpoints through :func:`load_checkpoint_file`.
+    """Make mmengine load local checkpoints with :func:`load_checkpoint_file`.
 
     Idempotent. Only the local-path scheme (prefix ``''``) is replaced; http,
     ``open-mmlab://`` and other schemes keep mmengine's loaders.

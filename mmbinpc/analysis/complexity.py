@@ -543,10 +543,10 @@ def model_forward(model: nn.Module, num_points: int = 1024,
                         f'forward closure to count_complexity instead')
     channels = in_channels or _in_channels(model)
     gen = torch.Generator().manual_seed(seed)
-    points = torch.rand(batch_size, num_points, channels, generator=gen) * 2 - 1
+    points = torch.rand(batch_size, num_points, channels,
+                        generator=gen) * 2 - 1
 
     def forward() -> Any:
         return model._forward(dict(points=list(points.unbind(0))))
 
     return forward, points
-

@@ -65,8 +65,8 @@ class PointPool(nn.Module):
                  cat_dim: int = 1) -> None:
         super().__init__()
         if mode not in POOL_MODES:
-            raise ValueError(f'unknown aggregation mode {mode!r}; valid modes: '
-                             f'{", ".join(POOL_MODES)}')
+            raise ValueError(f'unknown aggregation mode {mode!r}; valid '
+                             f'modes: {", ".join(POOL_MODES)}')
         self.mode = mode
         self.dim = dim
         self.keepdim = keepdim

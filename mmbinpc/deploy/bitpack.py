@@ -82,7 +82,8 @@ def unpack_signs(words: ArrayLike, n: int, axis: int = -1,
     """
     words = _as_numpy(words)
     if words.dtype != np.uint64:
-        raise TypeError(f'unpack_signs expects uint64 words, got {words.dtype}')
+        raise TypeError(
+            f'unpack_signs expects uint64 words, got {words.dtype}')
     if words.shape[-1] != num_words(n):
         raise ValueError(f'{words.shape[-1]} words cannot hold exactly {n} '
                          f'bits (need {num_words(n)})')

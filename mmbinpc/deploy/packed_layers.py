@@ -66,7 +66,8 @@ class PackedBinaryLayer(nn.Module):
         self.weight_words_t = np.ascontiguousarray(weight_words.T)
         self.out_scale = np.ascontiguousarray(out_scale, dtype=np.float32)
         self.out_shift = np.ascontiguousarray(out_shift, dtype=np.float32)
-        self.threshold = (np.zeros(in_channels, np.float32) if threshold is None
+        self.threshold = (np.zeros(in_channels, np.float32)
+                          if threshold is None
                           else np.ascontiguousarray(threshold, np.float32))
         self.scale_mode = scale_mode
         self._scale_code = (kernels.SCALE_MEAN_ABS if scale_mode == 'mean_abs'

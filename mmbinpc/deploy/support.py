@@ -45,9 +45,9 @@ def check_supported(model: nn.Module) -> None:
     Supported: point-wise Conv1d (kernel 1), 1x1 Conv2d and Linear layers
     (FP32 or binary), BatchNorm, common activations, dropout, PointPool
     sites and mmbinpc's own container modules (PointClassifier, PointNet,
-    TNet, PointClsHead) and subclasses of them. Everything else - mmdet3d's PointNet++/DGCNN
-    modules with their FPS/ball-query/kNN ops, convolutions with a spatial
-    kernel - is reported by name.
+    TNet, PointClsHead) and subclasses of them. Everything else - mmdet3d's
+    PointNet++/DGCNN modules with their FPS/ball-query/kNN ops,
+    convolutions with a spatial kernel - is reported by name.
 
     Args:
         model (nn.Module): The model to check.

@@ -9,7 +9,7 @@ from mmdet3d.registry import MODELS
 
 from mmbinpc.deploy import (PackedBinaryLayer, PackedModel, export_packed,
                             kernels, pack_signs)
-from mmbinpc.deploy.plan import PointNetPlan, Unplannable, bit_limits
+from mmbinpc.deploy.plan import PointNetPlan, bit_limits
 from mmbinpc.models.backbones.pointnet import PointNet
 
 from .test_packed_engine import NUM_POINTS, assert_equivalent, train_briefly
@@ -26,8 +26,8 @@ def unpack_rows(words: np.ndarray, n: int) -> np.ndarray:
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize('n_in', [5, 64, 100, 128])
 @pytest.mark.parametrize('n_out', [3, 64, 70])
-@pytest.mark.parametrize('clamp,threshold', [(None, False), ((-1.0, 1.0),
-                                                            False),
+@pytest.mark.parametrize('clamp,threshold', [(None, False),
+                                             ((-1.0, 1.0), False),
                                              ((0.0, 6.0), True)])
 def test_bits_output_matches_float_output_then_packing(n_in, n_out, clamp,
                                                        threshold):

@@ -153,14 +153,15 @@ def main(argv=None) -> dict:
     lines = []
     with torch.no_grad():
         for bs in args.batch_sizes:
-            points = torch.rand(bs, args.points, channels, generator=gen) * 2 - 1
+            points = torch.rand(bs, args.points, channels,
+                                generator=gen) * 2 - 1
             rounds = max(3, args.repeats // max(1, bs // 4)) if bs > 1 \
                 else args.repeats
             for _ in range(args.warmup):
                 for run in runners.values():
                     run(points)
-            for order, suffix in (('interleaved', ''), ('back to back',
-                                                         '_warm')):
+            for order, suffix in (('interleaved', ''),
+                                  ('back to back', '_warm')):
                 times = run_rounds(runners, points, rounds, order)
                 med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
                 low = {k: min(v) * 1e3 for k, v in times.items()}
@@ -188,7 +189,8 @@ def main(argv=None) -> dict:
             out = runners['packed'](points)
             agree = (ref.argmax(-1) == out.argmax(-1)).float().mean().item()
             results[f'pred_agreement_b{bs}'] = agree
-            results[f'max_abs_logit_diff_b{bs}'] = (ref - out).abs().max().item()
+            results[f'max_abs_logit_diff_b{bs}'] = \
+                (ref - out).abs().max().item()
 
         # binary layers alone, batch 1: the packed layers against (a) the
         # same FP32 conv/linear modules and (b) those modules plus the ones
@@ -255,8 +257,9 @@ def main(argv=None) -> dict:
                 f', {stat}: FP32 conv/linear {d["fp"]:.2f} ms (+ the '
                 f'BN/activation/pooling fused into the packed layers: '
                 f'{d["fp_all"]:.2f} ms) | packed {d["packed"]:.2f} ms | '
-                f'{d["fp"] / d["packed"]:.1f}x ({d["fp_all"] / d["packed"]:.1f}'
-                f'x same work)' for stat, d in (('median', med), ('min', low))
+                f'{d["fp"] / d["packed"]:.1f}x '
+                f'({d["fp_all"] / d["packed"]:.1f}x same work)'
+                for stat, d in (('median', med), ('min', low))
             ]
         results['num_binary_layers'] = len(names)
         for t in timers.values():
@@ -278,8 +281,9 @@ def main(argv=None) -> dict:
     print(f'CPU: {results["cpu"]} ({results["cpu_count"]} logical cores), '
           f'torch {results["torch_version"]} with {results["torch_threads"]} '
           f'threads, packed kernels: numba {results.get("numba_version")}, '
-          f'{results["packed_threads"]} thread(s); 1-min load average {results.get("load_avg_before")} '
-          f'before, {results.get("load_avg_after")} after')
+          f'{results["packed_threads"]} thread(s); 1-min load average '
+          f'{results.get("load_avg_before")} before, '
+          f'{results.get("load_avg_after")} after')
     for line in lines:
         print(line)
     for line in layer_lines:
