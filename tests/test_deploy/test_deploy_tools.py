@@ -140,3 +140,77 @@ def test_distiller_config_and_checkpoint(tmp_path):
     with pytest.raises(ValueError, match='does not match the model'):
         load_weights(build_model(fp_cfg | dict(head=dict(
             student['head'], num_classes=7))), str(ckpt))
+
+
+def test_predict_tool(trained, tmp_path, capsys):
+    import numpy as np
+
+    cfg_path, ckpt, model = trained
+    packed = str(tmp_path / 'tiny.packed')
+    load_tool('tools/deploy/export_packed.py').main(
+        [cfg_path, ckpt, packed, '--points', '64'])
+    tool = load_tool('tools/deploy/predict.py')
+    rng = np.random.default_rng(0)
+    files = []
+    for i in range(2):  # ModelNet text files with normals
+        path = tmp_path / f'shape_{i}.txt'
+        rows = rng.uniform(-1, 1, (100, 6))
+        path.write_text('\n'.join(','.join(f'{v:.6f}' for v in row)
+                                  for row in rows) + '\n')
+        files.append(str(path))
+    path = tmp_path / 'shape_2.npy'  # an xyz array
+    np.save(path, rng.uniform(-1, 1, (80, 3)).astype(np.float32))
+    files.append(str(path))
+    names = tmp_path / 'names.txt'
+    names.write_text('cup\nchair\nlamp\nbed\nextra\n')
+    out_json = tmp_path / 'pred.json'
+    results = tool.main([packed, *files, '--classes', str(names), '--topk',
+                         '2', '--json', str(out_json)])
+
+    # the PyTorch binary model on the same points: the first 64 xyz rows
+    clouds = torch.from_numpy(np.stack(
+        [tool.read_cloud(f, 3)[:64] for f in files]))
+    with torch.no_grad():
+        scores = model._forward(dict(points=clouds)).softmax(-1)
+    assert [r['file'] for r in results] == files
+    for res, score in zip(results, scores):
+        top = score.topk(2)
+        assert [b['index'] for b in res['top']] == top.indices.tolist()
+        assert [b['name'] for b in res['top']] == [
+            ['cup', 'chair', 'lamp', 'bed'][i] for i in top.indices]
+        assert [b['score'] for b in res['top']] == pytest.approx(
+            top.values.tolist(), abs=1e-4)
+    saved = json.loads(out_json.read_text())
+    assert saved['points'] == 64 and saved['results'] == results
+    assert 'shape_0.txt: ' in capsys.readouterr().out
+
+
+def test_predict_tool_errors(trained, tmp_path):
+    import numpy as np
+
+    cfg_path, ckpt, _ = trained
+    packed = str(tmp_path / 'tiny.packed')
+    load_tool('tools/deploy/export_packed.py').main(
+        [cfg_path, ckpt, packed, '--points', '64'])
+    tool = load_tool('tools/deploy/predict.py')
+    cloud = tmp_path / 'c.npy'
+    np.save(cloud, np.zeros((70, 3), np.float32))
+    with pytest.raises(FileNotFoundError, match='missing.txt'):
+        tool.main([packed, str(tmp_path / 'missing.txt')])
+    with pytest.raises(ValueError, match='fewer than num_points=500'):
+        tool.main([packed, str(cloud), '--points', '500'])
+    flat = tmp_path / 'flat.npy'
+    np.save(flat, np.zeros((70, 2), np.float32))
+    with pytest.raises(ValueError, match='2 values per point, the model '
+                       'needs 3'):
+        tool.main([packed, str(flat)])
+    bad = tmp_path / 'bad.txt'
+    bad.write_text('0,0,0\n1,x,2\n')
+    with pytest.raises(ValueError, match=r'bad.txt:2: non-numeric'):
+        tool.main([packed, str(bad)])
+    names = tmp_path / 'names.txt'
+    names.write_text('cup\nchair\n')
+    with pytest.raises(ValueError, match='names 2 classes, the model has 4'):
+        tool.main([packed, str(cloud), '--classes', str(names)])
+    with pytest.raises(SystemExit):
+        tool.main([packed, str(cloud), '--topk', '0'])

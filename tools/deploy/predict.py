@@ -1,0 +1,137 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""Classify point-cloud files with a bit-packed model.
+
+Usage:
+    python tools/deploy/predict.py PACKED FILE [FILE ...] [--points N]
+        [--sample first|random|fps] [--classes NAMES] [--topk K]
+        [--threads N] [--json OUT]
+
+FILE is a ModelNet-style text file (one point per line, comma-separated
+``x,y,z[,nx,ny,nz]``) or a ``.npy`` array (N, C). Each cloud is reduced to
+``--points`` points (default: the number the model was exported with, as
+the dataset does at training time: EMA pooling depends on it) and the
+model's input channels (xyz, or xyz + normals). ``--classes`` names the
+outputs, one name per line (e.g. ``modelnet40_shape_names.txt``).
+
+Example::
+
+    python tools/deploy/predict.py pointnet_lsr.packed \\
+        data/modelnet40_normal_resampled/chair/chair_0001.txt \\
+        --classes data/modelnet40_normal_resampled/modelnet40_shape_names.txt
+"""
+import argparse
+import json
+import os
+import sys
+from typing import List, Optional
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Classify point-cloud files with a packed model')
+    parser.add_argument('packed', help='file written by export_packed.py')
+    parser.add_argument('files', nargs='+', help='.txt or .npy clouds')
+    parser.add_argument('--points', type=int, default=None,
+                        help='points per cloud (default: the export\'s)')
+    parser.add_argument('--sample', default='first',
+                        choices=['first', 'random', 'fps'],
+                        help='how to pick them (default: the first rows, '
+                        'as ModelNet40Dataset does)')
+    parser.add_argument('--classes', default=None,
+                        help='class names, one per line')
+    parser.add_argument('--topk', type=int, default=3)
+    parser.add_argument('--threads', type=int, default=1,
+                        help='packed-kernel and PyTorch threads')
+    parser.add_argument('--json', default=None, help='write results here')
+    args = parser.parse_args(argv)
+    if args.topk < 1:
+        parser.error(f'--topk must be >= 1, got {args.topk}')
+    return args
+
+
+def read_cloud(path: str, channels: int) -> np.ndarray:
+    """One cloud as (N, ``channels``) float32.
+
+    Args:
+        path (str): A comma-separated text file or a ``.npy`` array.
+        channels (int): Input channels of the model (the first columns
+            are used).
+
+    Returns:
+        np.ndarray: The points.
+    """
+    from mmbinpc.datasets.modelnet_io import parse_points_txt
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'point cloud {path!r} does not exist')
+    if path.endswith('.npy'):
+        points = np.load(path, allow_pickle=False)
+        if points.ndim != 2:
+            raise ValueError(f'{path}: expected an (N, C) array, got shape '
+                             f'{points.shape}')
+        if not np.isfinite(points).all():
+            raise ValueError(f'{path}: non-finite values')
+    else:
+        with open(path) as f:
+            first = next((line for line in f if line.strip()), '')
+        points = parse_points_txt(path, columns=first.count(',') + 1)
+    if points.shape[1] < channels:
+        raise ValueError(
+            f'{path}: {points.shape[1]} values per point, the model needs '
+            f'{channels} (xyz{" + normals" if channels == 6 else ""})')
+    return np.ascontiguousarray(points[:, :channels], dtype=np.float32)
+
+
+def class_names(path: Optional[str], num_classes: int) -> List[str]:
+    """Names of the model's outputs (indices when no file is given)."""
+    from mmbinpc.datasets.modelnet_io import read_lines
+    if path is None:
+        return [str(i) for i in range(num_classes)]
+    names = read_lines(path, 'class names file')
+    if len(names) < num_classes:
+        raise ValueError(f'{path} names {len(names)} classes, the model has '
+                         f'{num_classes} outputs')
+    return names[:num_classes]
+
+
+def main(argv=None) -> List[dict]:
+    args = parse_args(argv)
+    import torch
+
+    from mmbinpc.datasets.modelnet_io import sample_points
+    from mmbinpc.deploy import PackedModel, kernels
+
+    torch.set_num_threads(args.threads)
+    kernels.set_num_threads(args.threads)
+    model = PackedModel.load(args.packed)
+    trace = model.meta['trace']
+    num_points = args.points or trace['num_points']
+    rng = np.random.default_rng(0)
+    clouds = [
+        sample_points(read_cloud(path, trace['in_channels']), num_points,
+                      args.sample, source=path, rng=rng)
+        for path in args.files
+    ]
+    scores = model(np.stack(clouds)).softmax(dim=-1)
+    names = class_names(args.classes, scores.shape[1])
+    top = scores.topk(min(args.topk, scores.shape[1]), dim=-1)
+    results = []
+    for path, values, indices in zip(args.files, top.values, top.indices):
+        best = [dict(index=int(i), name=names[int(i)], score=float(v))
+                for v, i in zip(values, indices)]
+        results.append(dict(file=path, top=best))
+        print(f'{path}: ' + ', '.join(f'{b["name"]} {b["score"]:.3f}'
+                                      for b in best))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(dict(packed=args.packed, points=num_points,
+                           sample=args.sample, results=results), f, indent=2)
+        print(f'results written to {args.json}')
+    return results
+
+
+if __name__ == '__main__':
+    main()
