@@ -161,8 +161,8 @@ def test_predict_tool(trained, tmp_path, capsys):
     path = tmp_path / 'shape_2.npy'  # an xyz array
     np.save(path, rng.uniform(-1, 1, (80, 3)).astype(np.float32))
     files.append(str(path))
-    names = tmp_path / 'names.txt'
-    names.write_text('cup\nchair\nlamp\nbed\nextra\n')
+    names = tmp_path / 'names.txt'  # a 3-class data set, a 4-way head
+    names.write_text('cup\nchair\nlamp\n')
     out_json = tmp_path / 'pred.json'
     results = tool.main([packed, *files, '--classes', str(names), '--topk',
                          '2', '--json', str(out_json)])
@@ -177,12 +177,14 @@ def test_predict_tool(trained, tmp_path, capsys):
         top = score.topk(2)
         assert [b['index'] for b in res['top']] == top.indices.tolist()
         assert [b['name'] for b in res['top']] == [
-            ['cup', 'chair', 'lamp', 'bed'][i] for i in top.indices]
+            ['cup', 'chair', 'lamp', '3'][i] for i in top.indices]
         assert [b['score'] for b in res['top']] == pytest.approx(
             top.values.tolist(), abs=1e-4)
     saved = json.loads(out_json.read_text())
     assert saved['points'] == 64 and saved['results'] == results
-    assert 'shape_0.txt: ' in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert 'shape_0.txt: ' in printed
+    assert 'names 3 of the model\'s 4 outputs' in printed
 
 
 def test_predict_tool_errors(trained, tmp_path):
@@ -209,8 +211,9 @@ def test_predict_tool_errors(trained, tmp_path):
     with pytest.raises(ValueError, match=r'bad.txt:2: non-numeric'):
         tool.main([packed, str(bad)])
     names = tmp_path / 'names.txt'
-    names.write_text('cup\nchair\n')
-    with pytest.raises(ValueError, match='names 2 classes, the model has 4'):
+    names.write_text('cup\nchair\nlamp\nbed\nsofa\n')
+    with pytest.raises(ValueError, match='names 5 classes, the model has '
+                       'only 4 outputs'):
         tool.main([packed, str(cloud), '--classes', str(names)])
     with pytest.raises(SystemExit):
         tool.main([packed, str(cloud), '--topk', '0'])

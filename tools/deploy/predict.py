@@ -86,15 +86,24 @@ def read_cloud(path: str, channels: int) -> np.ndarray:
 
 
 def class_names(path: Optional[str], num_classes: int) -> List[str]:
-    """Names of the model's outputs (indices when no file is given)."""
+    """Names of the model's outputs (their indices when no file is given).
+
+    A file may name fewer classes than the model has outputs - a 10-class
+    data set trained with a 40-way head: the extra outputs, never a
+    target, keep their index - but not more.
+    """
     from mmbinpc.datasets.modelnet_io import read_lines
     if path is None:
         return [str(i) for i in range(num_classes)]
     names = read_lines(path, 'class names file')
-    if len(names) < num_classes:
+    if len(names) > num_classes:
         raise ValueError(f'{path} names {len(names)} classes, the model has '
-                         f'{num_classes} outputs')
-    return names[:num_classes]
+                         f'only {num_classes} outputs; is it the data set '
+                         f'the model was trained on?')
+    if len(names) < num_classes:
+        print(f'note: {path} names {len(names)} of the model\'s '
+              f'{num_classes} outputs; the others are shown by index')
+    return names + [str(i) for i in range(len(names), num_classes)]
 
 
 def main(argv=None) -> List[dict]:
