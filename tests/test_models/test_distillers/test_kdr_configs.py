@@ -80,55 +80,33 @@ def test_headline_dgcnn_kdr_config_trains(tmp_path):
     _check_run(runner, str(tmp_path / 'work'))
 
 
-def test_dgcnn_s3dis_seg_kdr_config_trains(tmp_path):
+def _shrink_dgcnn(backbone):
+    backbone.num_samples = (8, 8, 8)  # fewer neighbours
+
+
+def _shrink_pointnet2(backbone):
+    backbone.num_points = (32, 16, 8, 4)  # few sampled centres
+    backbone.num_samples = (8, 8, 8, 8)  # and neighbours
+
+
+@pytest.mark.parametrize('config,shrink,first_pair,eta', [
+    ('dgcnn/dgcnn_bin_kdr_s3dis-seg.py', _shrink_dgcnn,
+     'backbone.GF_modules.0', 0.01),
+    # the distilled pooling outputs are the set-abstraction layers' maxima
+    ('pointnet2/pointnet2-ssg_bin_kdr_s3dis-seg.py', _shrink_pointnet2,
+     'backbone.SA_modules.0', 0.002),
+])
+def test_s3dis_seg_kdr_config_trains(tmp_path, config, shrink, first_pair,
+                                     eta):
     data = str(tmp_path / 's3dis')
     create_synthetic_s3dis(data, areas=(1, 5), rooms_per_area=1,
                            points_per_room=256, num_points=64)
-    cfg = Config.fromfile(
-        osp.join(REPO, 'configs', 'dgcnn', 'dgcnn_bin_kdr_s3dis-seg.py'))
-    # Small teacher/student: fewer neighbours and patch points.
-    teacher_cfg, _ = load_model_config(cfg.model.teacher)
-    teacher_cfg.backbone.num_samples = (8, 8, 8)
-    teacher_cfg.test_cfg.num_points = 64
-    teacher_cfg.test_cfg.batch_size = 32
-    teacher_cfg.test_cfg.block_size = 2.0  # few sliding patches per room
-    teacher_cfg.test_cfg.sample_rate = 1.0
-    teacher_dir = tmp_path / 'teacher'
-    teacher_dir.mkdir()
-    _save_teacher(teacher_cfg, str(teacher_dir))
-    cfg.model.teacher = teacher_cfg.to_dict()
-    cfg.model.teacher_ckpt = str(teacher_dir)
-    _light(cfg, str(tmp_path / 'work'))
-    cfg.custom_hooks = [dict(type='TeacherValHook', max_batches=1)]
-    train = cfg.train_dataloader.dataset
-    train.data_root = data
-    train.ann_files = ['s3dis_infos_Area_1.pkl']
-    train.scene_idxs = ['seg_info/Area_1_resampled_scene_idxs.npy']
-    train.pipeline[3].num_points = 64
-    for name in ('val_dataloader', 'test_dataloader'):
-        cfg[name].dataset.data_root = data
-        cfg[name].batch_size = 1
-    runner = Runner.from_cfg(cfg)
-    model = runner.model
-    assert model.pair_names[0].startswith('backbone.GF_modules.0')
-    assert model.student.decode_head.ignore_index == 13
-    runner.train()
-    _check_run(runner, str(tmp_path / 'work'))
-
-
-def test_pointnet2_s3dis_seg_kdr_config_trains(tmp_path):
-    data = str(tmp_path / 's3dis')
-    create_synthetic_s3dis(data, areas=(1, 5), rooms_per_area=1,
-                           points_per_room=256, num_points=64)
-    cfg = Config.fromfile(
-        osp.join(REPO, 'configs', 'pointnet2',
-                 'pointnet2-ssg_bin_kdr_s3dis-seg.py'))
+    cfg = Config.fromfile(osp.join(REPO, 'configs', config))
     assert cfg.model.type == 'BinaryDistiller'
-    assert cfg.model.distill.eta == 0.002
-    # Small teacher/student: few sampled centres and neighbours.
+    assert cfg.model.distill.eta == eta
+    # Small teacher/student and few patch points.
     teacher_cfg, _ = load_model_config(cfg.model.teacher)
-    teacher_cfg.backbone.num_points = (32, 16, 8, 4)
-    teacher_cfg.backbone.num_samples = (8, 8, 8, 8)
+    shrink(teacher_cfg.backbone)
     teacher_cfg.test_cfg.num_points = 64
     teacher_cfg.test_cfg.batch_size = 32
     teacher_cfg.test_cfg.block_size = 2.0  # few sliding patches per room
@@ -151,8 +129,7 @@ def test_pointnet2_s3dis_seg_kdr_config_trains(tmp_path):
         cfg[name].batch_size = 1
     runner = Runner.from_cfg(cfg)
     model = runner.model
-    # the distilled pooling outputs are the set-abstraction layers' maxima
-    assert model.pair_names[0].startswith('backbone.SA_modules.0')
+    assert model.pair_names[0].startswith(first_pair)
     assert model.student.decode_head.ignore_index == 13
     runner.train()
     _check_run(runner, str(tmp_path / 'work'))
