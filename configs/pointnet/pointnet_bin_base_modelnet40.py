@@ -22,5 +22,14 @@ model = dict(
     distill=dict(
         temperature=2.0, lambda_=0.0, eta=0.0, reg_norm='1', pairs='auto'))
 
+# The binary-student recipe (docs/recipe.md): scale-relative learning rates
+# for the latent weights and no weight decay on them or on the binarizers'
+# scales; no point dropout in the training pipeline.
+optim_wrapper = dict(constructor='BinaryOptimWrapperConstructor',
+                     paramwise_cfg=dict(latent_lr='scaled',
+                                        latent_decay_mult=0.0))
+train_dataloader = dict(
+    dataset=dict(pipeline={{_base_.binary_train_pipeline}}))
+
 # Logs the FP32 teacher's validation accuracy once, as teacher/overall_acc.
 custom_hooks = [dict(type='TeacherValHook')]

@@ -33,6 +33,9 @@ from .layers import BINARY_LAYERS, BinaryMixin, from_float
 AGGREGATIONS = ('max', 'ema')
 KEEP_RULES = ('first', 'last')
 ACTIVATIONS = ('hardtanh', 'identity')
+DROPOUT_RULES = ('remove', 'keep')
+DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
+            nn.AlphaDropout)
 #: Activations that map every negative input to (almost) one value, so a
 #: sign taken after them carries (almost) no information.
 RECTIFIERS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU)
@@ -68,6 +71,8 @@ class BinarizeReport:
         pooling_modes (dict[str, str]): Site name -> mode after conversion.
         activations (dict[str, tuple[str, str]]): Replaced activation module
             name -> (old type, new type).
+        removed (dict[str, str]): Modules replaced by ``nn.Identity`` (name
+            -> why), e.g. dropout feeding a binary layer.
         method (str): Default binarizer.
         aggregation (str): ``'max'`` or ``'ema'``.
     """
@@ -78,6 +83,7 @@ class BinarizeReport:
     pooling_sites: List[str] = field(default_factory=list)
     pooling_modes: Dict[str, str] = field(default_factory=dict)
     activations: Dict[str, Tuple[str, str]] = field(default_factory=dict)
+    removed: Dict[str, str] = field(default_factory=dict)
     method: str = ''
     aggregation: str = ''
 
@@ -87,7 +93,8 @@ class BinarizeReport:
                 f'{self.aggregation!r}): {len(self.converted)} binary, '
                 f'{len(self.kept_fp)} kept FP, {len(self.skipped)} skipped, '
                 f'{len(self.pooling_sites)} pooling sites, '
-                f'{len(self.activations)} activations replaced')
+                f'{len(self.activations)} activations replaced, '
+                f'{len(self.removed)} dropouts removed')
 
     def rows(self) -> List[Tuple[str, str, str, str]]:
         """(name, type, precision, note) for every module, in model order."""
@@ -102,6 +109,8 @@ class BinarizeReport:
                          entry.reason))
         for name, (old, new) in self.activations.items():
             rows.append((name, old, f'-> {new}', 'activation'))
+        for name, why in self.removed.items():
+            rows.append((name, 'Dropout', '-> Identity', why))
         order = {name: i for i, name in enumerate(self._order)}
         rows.sort(key=lambda r: order.get(r[0], len(order)))
         for name in self.pooling_sites:
@@ -419,6 +428,32 @@ def _replace_activations(model: nn.Module, activation: str,
     return replaced
 
 
+def _dropouts_before_binary(model: nn.Module) -> Dict[str, str]:
+    """Dropout modules whose output is the input of a binary layer.
+
+    Found by registration order: a dropout registered after the most recent
+    conv/linear layer and before a binary one (``Linear -> BN -> ReLU ->
+    Dropout -> BinLinear``). Dropout zeroes a share of its output in
+    training, and ``sign(0) = +1``, so a binary layer after it sees that
+    share of its inputs forced to +1 in training but not at test time: the
+    statistics its BatchNorm learns in training do not hold at test time.
+    """
+    paconv, _ = _paconv_classes()
+    layer_types = tuple(BINARY_LAYERS) + (paconv, BinaryMixin)
+    pending: List[str] = []
+    found = {}
+    for name, module in model.named_modules():
+        if isinstance(module, DROPOUTS):
+            pending.append(name)
+        elif isinstance(module, layer_types):
+            if isinstance(module, BinaryMixin):
+                for drop in pending:
+                    found[drop] = (f'dropout before binary layer {name} '
+                                   '(sign(0) = +1)')
+            pending = []
+    return found
+
+
 def binarize(model: nn.Module,
              method: str = 'xnor',
              aggregation: str = 'ema',
@@ -426,7 +461,8 @@ def binarize(model: nn.Module,
              skip: Union[str, Sequence[str], None] = (),
              overrides: Optional[Mapping[str, BinarizerCfg]] = None,
              binarize_input: bool = True,
-             activation: Optional[str] = 'hardtanh') -> BinarizeReport:
+             activation: Optional[str] = 'hardtanh',
+             dropout: str = 'remove') -> BinarizeReport:
     """Binarize a built point model in place.
 
     Args:
@@ -455,6 +491,12 @@ def binarize(model: nn.Module,
             the activation right before an mmdet3d pooling site becomes
             ``Identity`` so that EMA sees the BN output. None keeps the
             activations. Defaults to 'hardtanh'.
+        dropout (str): ``'remove'`` replaces every dropout whose output a
+            binary layer binarizes by ``nn.Identity`` (in training dropout
+            zeroes inputs, and ``sign(0) = +1`` turns them into +1s that
+            never occur at test time); ``'keep'`` leaves them. Dropout
+            before an FP layer (e.g. the FP classifier) is always kept.
+            Defaults to 'remove'.
 
     Returns:
         BinarizeReport: What was converted, kept and skipped.
@@ -467,6 +509,9 @@ def binarize(model: nn.Module,
     if aggregation not in AGGREGATIONS:
         raise ValueError(f'unknown aggregation {aggregation!r}; valid: '
                          f'{", ".join(AGGREGATIONS)}')
+    if dropout not in DROPOUT_RULES:
+        raise ValueError(f'unknown dropout rule {dropout!r}; valid: '
+                         f'{", ".join(DROPOUT_RULES)}')
     if activation is not None and activation not in ACTIVATIONS:
         raise ValueError(f'unknown activation {activation!r}; valid: '
                          f'{", ".join(ACTIVATIONS)} or None')
@@ -565,6 +610,10 @@ def binarize(model: nn.Module,
     if activation is not None:
         report.activations = _replace_activations(model, activation,
                                                   aggregation)
+    if dropout == 'remove':
+        report.removed = _dropouts_before_binary(model)
+        for name in report.removed:
+            _set_child(model, name, nn.Identity())
     print_log(report.summary(), logger='current', level=logging.INFO)
     return report
 

@@ -37,6 +37,40 @@ def detect_format(data_root: str) -> str:
         f'ply_data_*.h5); see docs/datasets.md')
 
 
+SPLITS = ('train', 'val', 'test')
+
+
+def holdout_indices(labels: Sequence[int], fraction: float,
+                    seed: int = 0) -> set:
+    """Indices held out of a training list as its validation split.
+
+    Per class, ``round(fraction * n)`` shapes (at least one when the class
+    has two or more and ``fraction > 0``, never all of them), chosen by a
+    seeded shuffle, so the choice depends only on the labels, the fraction
+    and the seed.
+
+    Args:
+        labels (Sequence[int]): Class label of each training shape.
+        fraction (float): Share held out per class, in [0, 1).
+        seed (int): Seed of the choice. Defaults to 0.
+
+    Returns:
+        set[int]: The held-out indices.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    held = set()
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        count = int(round(fraction * len(members)))
+        if fraction > 0 and len(members) >= 2:
+            count = min(max(count, 1), len(members) - 1)
+        else:
+            count = 0
+        held.update(int(i) for i in rng.permutation(members)[:count])
+    return held
+
+
 @DATASETS.register_module()
 class ModelNet40Dataset(BaseDataset):
     """ModelNet40 (or ModelNet10) point-cloud classification.
@@ -53,7 +87,10 @@ class ModelNet40Dataset(BaseDataset):
 
     Args:
         data_root (str): The dataset directory.
-        split (str): 'train' or 'test'. Defaults to 'train'.
+        split (str): 'train', 'val' or 'test'. 'val' is a held-out part of
+            the training files (``val_fraction`` of each class), for picking
+            checkpoints without looking at the test split; 'train' then
+            leaves those shapes out. Defaults to 'train'.
         data_format (str): 'auto', 'normal_resampled' or 'hdf5'.
             Defaults to 'auto'.
         subset (str): List prefix for the text format: 'modelnet40' or
@@ -64,6 +101,11 @@ class ModelNet40Dataset(BaseDataset):
             (farthest point sampling, computed once and cached).
             Defaults to 'first'.
         use_normals (bool): Append normals (6 channels). Defaults to False.
+        val_fraction (float): Share of each class's training shapes held
+            out as the 'val' split (0 keeps them all in 'train'; 'val' needs
+            a value in (0, 1)). Defaults to 0.
+        val_seed (int): Seed of the held-out choice; 'train' and 'val' must
+            use the same value. Defaults to 0.
         cache (bool): Use the split cache. Defaults to True.
         cache_dir (str, optional): Where to keep it. Defaults to
             ``<data_root>/cache``; if that is not writable the dataset works
@@ -86,6 +128,8 @@ class ModelNet40Dataset(BaseDataset):
                  num_points: int = 1024,
                  sample_method: str = 'first',
                  use_normals: bool = False,
+                 val_fraction: float = 0.0,
+                 val_seed: int = 0,
                  cache: bool = True,
                  cache_dir: Optional[str] = None,
                  pipeline: Sequence[Union[dict, Callable]] = (),
@@ -94,8 +138,16 @@ class ModelNet40Dataset(BaseDataset):
                  indices: Optional[Union[int, Sequence[int]]] = None,
                  serialize_data: bool = True,
                  max_refetch: int = 1000) -> None:
-        if split not in ('train', 'test'):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        if split not in SPLITS:
+            raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
+        if not 0.0 <= float(val_fraction) < 1.0:
+            raise ValueError(f'val_fraction must be in [0, 1), got '
+                             f'{val_fraction}')
+        if split == 'val' and not float(val_fraction) > 0:
+            raise ValueError(
+                "split='val' is carved from the training files and needs "
+                'val_fraction > 0 (e.g. 0.1); set val_fraction on the train '
+                'and val datasets alike')
         if data_format not in FORMATS + ('auto', ):
             raise ValueError(f'data_format must be auto or one of {FORMATS}, '
                              f'got {data_format!r}')
@@ -105,6 +157,10 @@ class ModelNet40Dataset(BaseDataset):
         if int(num_points) < 1:
             raise ValueError(f'num_points must be >= 1, got {num_points}')
         self.split = split
+        # the files a split reads: 'val' is carved from the training files
+        self.file_split = 'train' if split == 'val' else split
+        self.val_fraction = float(val_fraction)
+        self.val_seed = int(val_seed)
         self.data_format = data_format
         self.subset = subset
         self.num_points = int(num_points)
@@ -138,7 +194,7 @@ class ModelNet40Dataset(BaseDataset):
         stored = 'all' if self.sample_method == 'random' else \
             f'{self.sample_method}{self.num_points}'
         name = f'{self.subset if fmt == "normal_resampled" else "h5"}_' \
-            f'{self.split}_{stored}_{self.num_channels}ch.pkl'
+            f'{self.file_split}_{stored}_{self.num_channels}ch.pkl'
         cache_dir = self.cache_dir or osp.join(self.data_root, 'cache')
         return osp.join(cache_dir, name)
 
@@ -158,11 +214,11 @@ class ModelNet40Dataset(BaseDataset):
 
     def _read_normal_resampled(self, root: str) -> dict:
         classes, ids, labels = mio.list_normal_resampled(
-            root, self.subset, self.split)
+            root, self.subset, self.file_split)
         files = [mio.shape_file(root, i) for i in ids]
         key = mio.fingerprint([
             osp.join(root, f'{self.subset}_shape_names.txt'),
-            osp.join(root, f'{self.subset}_{self.split}.txt')
+            osp.join(root, f'{self.subset}_{self.file_split}.txt')
         ] + files, ('normal_resampled', self.sample_method, self.num_points,
                     self.num_channels))
         cached = self._try_cache('normal_resampled', key)
@@ -181,11 +237,11 @@ class ModelNet40Dataset(BaseDataset):
     def _read_hdf5(self, root: str) -> dict:
         classes = mio.read_lines(osp.join(root, 'shape_names.txt'),
                                  'class-name list')
-        files = mio.hdf5_files(root, self.split)
+        files = mio.hdf5_files(root, self.file_split)
         key = mio.fingerprint(
             [
                 osp.join(root, 'shape_names.txt'),
-                osp.join(root, f'{self.split}_files.txt')
+                osp.join(root, f'{self.file_split}_files.txt')
             ] + files,
             ('hdf5', self.sample_method, self.num_points, self.num_channels))
         cached = self._try_cache('hdf5', key)
@@ -242,13 +298,19 @@ class ModelNet40Dataset(BaseDataset):
             raise ValueError(
                 f'metainfo gives {len(classes)} classes but the dataset has '
                 f'{len(split["classes"])}')
-        if not split['ids']:
+        keep = range(len(split['ids']))
+        if self.file_split == 'train' and self.val_fraction > 0:
+            held_out = holdout_indices(split['labels'], self.val_fraction,
+                                       self.val_seed)
+            keep = sorted(held_out) if self.split == 'val' else [
+                i for i in keep if i not in held_out
+            ]
+        if not keep:
             raise ValueError(f'the {self.split} split of {self.data_root!r} '
                              f'is empty')
         return [
-            dict(points=pts, gt_label=int(lab),
-                 shape_id=sid) for pts, lab, sid in zip(
-                     split['points'], split['labels'], split['ids'])
+            dict(points=split['points'][i], gt_label=int(split['labels'][i]),
+                 shape_id=split['ids'][i]) for i in keep
         ]
 
     def get_data_info(self, idx: int) -> dict:

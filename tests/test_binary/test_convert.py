@@ -305,3 +305,34 @@ def test_mmbinpc_pointnet_keeps_tnet_input_fp():
         logits = model._forward(
             dict(points=[torch.rand(32, 3) for _ in range(2)]))
     assert logits.shape == (2, 40) and torch.isfinite(logits).all()
+
+
+def test_dropout_before_a_binary_layer_is_removed():
+    """PointClsHead: Linear-BN-ReLU-Dropout-Linear-BN-ReLU-Dropout-fc_cls.
+
+    The first dropout feeds a binary Linear (its zeros would become +1s in
+    training only) and is removed; the second feeds the FP classifier and
+    stays. ``dropout='keep'`` keeps both.
+    """
+    init_default_scope('mmdet3d')
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'pointnet', 'pointnet_fp_modelnet40.py'))
+    model = MODELS.build(cfg.model)
+    assert isinstance(model.head.mlp[3], nn.Dropout)
+    report = binarize(model, method='lsr')
+    assert list(report.removed) == ['head.mlp.3']
+    assert 'head.mlp.4' in report.removed['head.mlp.3']
+    assert isinstance(model.head.mlp[3], nn.Identity)
+    assert isinstance(model.head.mlp[7], nn.Dropout)
+    assert ('head.mlp.3', 'Dropout', '-> Identity',
+            report.removed['head.mlp.3']) in report.rows()
+    # in training mode the binary layer now sees as many -1s as at test time
+    model.train()
+    x = torch.randn(64, 512)
+    assert torch.equal(model.head.mlp[3](x), x)
+
+    kept = MODELS.build(cfg.model)
+    report = binarize(kept, method='lsr', dropout='keep')
+    assert report.removed == {} and isinstance(kept.head.mlp[3], nn.Dropout)
+    with pytest.raises(ValueError, match='unknown dropout rule'):
+        binarize(MODELS.build(cfg.model), dropout='drop')

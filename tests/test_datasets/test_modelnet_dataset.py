@@ -266,3 +266,47 @@ def test_bad_options(tmp_path):
         ModelNet40Dataset(str(tmp_path), split='val')
     with pytest.raises(ValueError, match='sample_method'):
         ModelNet40Dataset(str(tmp_path), sample_method='grid')
+
+
+# ---------------------------------------------------------------------------
+# The validation split carved from the training files
+# ---------------------------------------------------------------------------
+def test_val_split_is_disjoint_stratified_and_reproducible(tmp_path):
+    write_txt_dataset(str(tmp_path), train=(10, 6), test=(1, 1))
+    kwargs = dict(data_root=str(tmp_path), num_points=8, val_fraction=0.3)
+    full = ModelNet40Dataset(split='train', num_points=8,
+                             data_root=str(tmp_path))
+    train = ModelNet40Dataset(split='train', **kwargs)
+    val = ModelNet40Dataset(split='val', **kwargs)
+    test = ModelNet40Dataset(split='test', **kwargs)
+    ids = lambda ds: [ds.get_data_info(i)['shape_id'] for i in range(len(ds))]
+    train_ids, val_ids = ids(train), ids(val)
+    assert not set(train_ids) & set(val_ids)
+    assert sorted(train_ids + val_ids) == sorted(ids(full))
+    # round(0.3 * 10) = 3 flower pots and round(0.3 * 6) = 2 chairs
+    labels = [val.get_data_info(i)['gt_label'] for i in range(len(val))]
+    assert sorted(labels) == [0, 0, 0, 1, 1]
+    assert len(test) == 2 and not set(ids(test)) & set(val_ids)
+    # same seed -> same choice; another seed -> another one
+    again = ModelNet40Dataset(split='val', **kwargs)
+    assert ids(again) == val_ids
+    other = ModelNet40Dataset(split='val', val_seed=5, **kwargs)
+    assert set(ids(other)) != set(val_ids)
+
+
+def test_val_split_keeps_one_training_shape_per_class(tmp_path):
+    from mmbinpc.datasets.modelnet import holdout_indices
+    held = holdout_indices([0, 0, 1, 2, 2, 2], 0.9)
+    # never all of a class, at least one when the class has two or more
+    assert len([i for i in held if i < 2]) == 1
+    assert 2 not in held
+    assert len([i for i in held if i >= 3]) == 2
+
+
+def test_val_split_needs_a_fraction(tmp_path):
+    write_txt_dataset(str(tmp_path))
+    with pytest.raises(ValueError, match='val_fraction > 0'):
+        ModelNet40Dataset(data_root=str(tmp_path), split='val', num_points=8)
+    with pytest.raises(ValueError, match=r'val_fraction must be in \[0, 1\)'):
+        ModelNet40Dataset(data_root=str(tmp_path), split='train',
+                          num_points=8, val_fraction=1.0)

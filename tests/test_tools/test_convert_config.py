@@ -70,3 +70,28 @@ def test_kdr_conversion_is_a_distiller_config(tmp_path):
     assert 'lambda_=0.0' in plain and 'eta=0.0' in plain
     with pytest.raises(ValueError, match='unknown --method'):
         convert_config.render(src, str(out), 'ternary', 'max')
+
+
+def test_converted_config_carries_the_student_recipe(tmp_path):
+    """The binary config keeps SRC's optimizer but adds the latent-LR
+    constructor, and drops point dropout from SRC's training pipeline (the
+    other transforms stay, in order)."""
+    src = osp.join(REPO, 'configs', 'pointnet', 'pointnet_fp_modelnet40.py')
+    out = tmp_path / 'pn_lsr.py'
+    convert_config.main([src, '-o', str(out), '--method', 'lsr',
+                         '--aggregation', 'ema', '--kdr'])
+    cfg = Config.fromfile(str(out))
+    source = Config.fromfile(src)
+    assert cfg.optim_wrapper.constructor == 'BinaryOptimWrapperConstructor'
+    assert cfg.optim_wrapper.optimizer == source.optim_wrapper.optimizer
+    types = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
+    source_types = [t['type'] for t in source.train_dataloader.dataset.pipeline]
+    assert 'RandomPointDropout' in source_types
+    assert types == [t for t in source_types if t != 'RandomPointDropout']
+    # a source without point dropout keeps its pipeline untouched
+    out2 = tmp_path / 'seg.py'
+    convert_config.main([SEG, '-o', str(out2), '--method', 'xnor',
+                         '--aggregation', 'max'])
+    assert 'train_dataloader' not in out2.read_text()
+    assert Config.fromfile(str(out2)).optim_wrapper.constructor == \
+        'BinaryOptimWrapperConstructor'
