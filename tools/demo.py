@@ -1,28 +1,32 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 """The main job on the embedded default data (what ``make demo`` runs).
 
-1. data     - uses ``data/modelnet40_normal_resampled`` when a ModelNet40 is
-              there, else generates the SYNTHETIC ModelNet-format stand-in;
-2. teacher  - trains the FP32 PointNet teacher (with both T-Nets);
-3. plain    - trains the binary student (LSR + EMA) with L_CE only;
-4. KDR      - trains the binary student (LSR + EMA) with the paper's
-              L = λ·L_DS + (1−λ)·L_CE + η·L_reg, guided by the teacher;
-5. deploy   - exports the KDR student to the bit-packed format, runs it on
+1. data     - the embedded CPU benchmark (generated ModelNet-format shapes,
+              10 classes, 500 test shapes; SYNTHETIC, not ModelNet40);
+2. train    - the FP32 PointNet teacher, then the plain (L_CE) and the KDR
+              (λ·L_DS + (1−λ)·L_CE + η·L_reg) binary LSR + EMA students, two
+              at a time, through ``tools/experiments/run.py`` (the runs of
+              Table 4 at the ``cpu`` scale, seed 0): each student's
+              checkpoint is picked on the validation split carved from the
+              training data and evaluated once on the test split;
+3. deploy   - exports the KDR student to the bit-packed format, runs it on
               the packed XNOR-popcount engine over the test set, and times
               every model at batch 1 in the same run;
-6. report   - prints accuracy, model size and CPU latency of all of them.
+4. report   - prints accuracy, model size and CPU latency of all of them,
+              with the seed spread of the committed results page.
 
-Every stage uses the repository's configs through mmengine's Runner, exactly
-as ``tools/train.py`` does, with a short schedule set on the command line.
+Runs that are already done are not retrained (the experiment runner skips
+them), so a second ``make demo`` only redoes the deploy step.
 
 Examples::
 
-    python tools/demo.py                       # about 11 min on 2 CPU cores
-    python tools/demo.py --teacher-epochs 40 --student-epochs 40
-    python tools/demo.py --quick               # a smoke run of a minute
+    python tools/demo.py                 # about 15 min on 2 CPU cores
+    python tools/demo.py --quick         # a smoke run of a minute
 """
 import argparse
+import csv
 import os.path as osp
+import statistics
 import sys
 import time
 from typing import Dict, List, Optional
@@ -31,36 +35,23 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 
-TEACHER_CFG = 'configs/pointnet/pointnet_fp_modelnet40.py'
-PLAIN_CFG = 'configs/pointnet/pointnet_bin_lsr-ema_modelnet40.py'
-KDR_CFG = 'configs/pointnet/pointnet_bin_lsr-ema-kdr_modelnet40.py'
-DATA_ROOT = 'data/modelnet40_normal_resampled'
+DEFINITION = 'configs/experiments/table4_methods.py'
+RUNS = ('lsr-ema', 'lsr-ema-kdr')
+RESULTS_CSV = 'docs/results/cpu/table4_methods.csv'
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='FP32 teacher -> plain binary -> KDR binary PointNet on '
-        'the embedded default data, with a comparison table')
-    parser.add_argument('--data-root', default=DATA_ROOT)
-    parser.add_argument('--work-dir', default='work_dirs/demo')
-    parser.add_argument('--teacher-epochs', type=int, default=5)
-    parser.add_argument('--student-epochs', type=int, default=8)
-    parser.add_argument('--points', type=int, default=512,
-                        help='points per shape for training and testing')
-    parser.add_argument('--batch-size', type=int, default=16)
-    parser.add_argument('--classes', type=int, default=10,
-                        help='classes of the generated data set')
-    parser.add_argument('--train-per-class', type=int, default=40)
-    parser.add_argument('--test-per-class', type=int, default=10)
+        'the embedded benchmark, with a comparison table')
+    parser.add_argument('--work-dir', default='work_dirs/experiments')
+    parser.add_argument('--jobs', type=int, default=2,
+                        help='students trained at once (default 2)')
+    parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--quick', action='store_true',
-                        help='tiny sizes: checks the pipeline in about a '
-                        'minute, accuracy is meaningless')
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.teacher_epochs = args.student_epochs = 1
-        args.points, args.batch_size = 128, 8
-        args.classes, args.train_per_class, args.test_per_class = 4, 8, 4
-    return args
+                        help='the smoke scale: checks the pipeline in about '
+                        'a minute, accuracy is meaningless')
+    return parser.parse_args(argv)
 
 
 def banner(step: str, text: str, start: float) -> None:
@@ -69,54 +60,43 @@ def banner(step: str, text: str, start: float) -> None:
           f'{"=" * 78}', flush=True)
 
 
-def prepare_data(args: argparse.Namespace) -> str:
-    """Return a description of the data, generating it if needed."""
-    from mmbinpc.datasets.synthetic_modelnet import BANNER, is_synthetic
-    names = osp.join(args.data_root, 'modelnet40_shape_names.txt')
-    if osp.isfile(names) and not is_synthetic(args.data_root):
-        return f'real ModelNet data in {args.data_root}'
-    if not osp.isfile(names):
-        import create_synthetic_modelnet
-        create_synthetic_modelnet.main([
-            args.data_root, '--classes', str(args.classes),
-            '--train-per-class', str(args.train_per_class),
-            '--test-per-class', str(args.test_per_class), '--points', '2048'
-        ])
-    print(BANNER, flush=True)
-    return f'SYNTHETIC ModelNet-format data in {args.data_root}'
+def train_runs(args: argparse.Namespace) -> Dict[str, dict]:
+    """Train (or find) the teacher and both students; their result.json."""
+    from experiments import run as run_tool
+    scale = 'smoke' if args.quick else 'cpu'
+    argv = [DEFINITION, '--scale', scale, '--seeds', str(args.seed),
+            '--work-dir', args.work_dir, '--jobs', str(args.jobs),
+            '--no-report']
+    for name in RUNS:
+        argv += ['--only', name]
+    outcome = run_tool.main(argv)
+    if outcome['summary'] is not None and outcome['summary'].failed:
+        raise SystemExit(f'demo: training failed: {outcome["summary"].failed}')
+    from mmbinpc.experiments import read_result
+    plan = outcome['plan']
+    results = {}
+    for job in plan.jobs:
+        results[job.name] = read_result(job.result_path)
+    return results
 
 
-def common_options(args: argparse.Namespace) -> List[str]:
-    opts = [
-        f'train_dataloader.dataset.data_root={args.data_root}',
-        f'val_dataloader.dataset.data_root={args.data_root}',
-        f'test_dataloader.dataset.data_root={args.data_root}',
-        f'train_dataloader.dataset.num_points={args.points}',
-        f'val_dataloader.dataset.num_points={args.points}',
-        f'test_dataloader.dataset.num_points={args.points}',
-        f'train_dataloader.batch_size={args.batch_size}',
-        f'val_dataloader.batch_size={args.batch_size}',
-        'default_hooks.logger.interval=10',
-        'default_hooks.checkpoint.max_keep_ckpts=1',
-    ]
-    return opts
-
-
-def train(config: str, work_dir: str, epochs: int, options: List[str]):
-    """Train ``config`` like ``tools/train.py`` and return the Runner."""
-    import train as train_tool
-    argv = [config, '--work-dir', work_dir, '--epochs', str(epochs),
-            '--cfg-options', *options]
-    return train_tool.main(argv)
-
-
-def evaluate(runner) -> Dict[str, float]:
-    """The metrics of the validation run after the last training epoch."""
-    hub = runner.message_hub
-    return {
-        key: float(hub.get_scalar(f'val/{key}').current())
-        for key in ('overall_acc', 'mean_class_acc')
-    }
+def seed_spread(path: str = RESULTS_CSV) -> Dict[str, str]:
+    """Mean ± std (n) of the committed results page, per run name."""
+    if not osp.isfile(path):
+        return {}
+    values: Dict[str, List[float]] = {}
+    with open(path, newline='') as f:
+        for row in csv.DictReader(f):
+            try:
+                values.setdefault(row['run'], []).append(
+                    float(row['test_overall_acc']))
+            except (KeyError, ValueError):
+                continue
+    out = {}
+    for run, accs in values.items():
+        std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        out[run] = f'{statistics.mean(accs):.1f} ± {std:.1f} (n={len(accs)})'
+    return out
 
 
 def model_size(model, num_points: int) -> Dict[str, float]:
@@ -126,6 +106,25 @@ def model_size(model, num_points: int) -> Dict[str, float]:
     report = count_complexity(model, forward)
     return dict(params=report.params, storage_kb=report.storage_bytes / 1024,
                 ops=report.ops)
+
+
+def load_runner(result: dict, work_dir: str):
+    """A Runner of a finished run with its best checkpoint loaded."""
+    from mmengine.config import Config, DictAction
+    from mmengine.runner import Runner
+
+    from mmbinpc.models.distillers import find_config_file
+    cfg = Config.fromfile(find_config_file(result['config']))
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--o', nargs='+', action=DictAction)
+    options = parser.parse_args(['--o', *result['options']]).o or {}
+    cfg.merge_from_dict(options)
+    cfg.work_dir = work_dir
+    cfg.load_from = result['checkpoint']
+    cfg.log_level = 'WARNING'
+    runner = Runner.from_cfg(cfg)
+    runner.load_or_resume()
+    return runner
 
 
 def deploy(args: argparse.Namespace, runner, models: Dict[str, object],
@@ -144,8 +143,6 @@ def deploy(args: argparse.Namespace, runner, models: Dict[str, object],
         shapes where it predicts what the PyTorch student predicts) and the
         back-to-back latencies ``warm_fp32_ms`` / ``warm_packed_ms``.
     """
-    import statistics
-
     import torch
 
     from mmbinpc.analysis import run_rounds
@@ -153,7 +150,7 @@ def deploy(args: argparse.Namespace, runner, models: Dict[str, object],
     from mmbinpc.deploy.builder import deploy_model_cfgs
 
     student = runner.model.student.eval()
-    path = osp.join(args.work_dir, 'pointnet_bin_lsr-ema-kdr.packed')
+    path = osp.join(args.work_dir, 'demo', 'pointnet_bin_lsr-ema-kdr.packed')
     bin_cfg, _ = deploy_model_cfgs(runner.cfg.model)
     summary = export_packed(student, path, bin_cfg, num_points=args.points)
     kernels.warmup()
@@ -162,9 +159,9 @@ def deploy(args: argparse.Namespace, runner, models: Dict[str, object],
           f'{len(summary.binary_layers)} packed binary layers); engine: '
           f'{packed.engine}', flush=True)
 
-    evaluator, agree, total, sample = runner.val_evaluator, 0, 0, None
+    evaluator, agree, total, sample = runner.test_evaluator, 0, 0, None
     with torch.no_grad():
-        for batch in runner.val_dataloader:
+        for batch in runner.test_dataloader:
             data = runner.model.data_preprocessor(batch, False)
             points = torch.stack(list(data['inputs']['points']))
             labels = packed.predict(points)
@@ -176,7 +173,7 @@ def deploy(args: argparse.Namespace, runner, models: Dict[str, object],
             evaluator.process(data_samples=data['data_samples'],
                               data_batch=batch)
             sample = points[:1] if sample is None else sample
-    metrics = evaluator.evaluate(len(runner.val_dataloader.dataset))
+    metrics = evaluator.evaluate(len(runner.test_dataloader.dataset))
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread each: a like-for-like ratio
@@ -209,60 +206,63 @@ def deploy(args: argparse.Namespace, runner, models: Dict[str, object],
 def main(argv: Optional[List[str]] = None) -> List[dict]:
     args = parse_args(argv)
     start = time.time()
-    banner('1/6', 'data', start)
-    data = prepare_data(args)
-    print(f'using {data}', flush=True)
+    banner('1/4', 'data and training: teacher, plain and KDR students', start)
+    results = train_runs(args)
+    teacher, plain, kdr = (results['pointnet'], results[RUNS[0]],
+                           results[RUNS[1]])
+    num_points = _num_points(kdr)
 
-    options = common_options(args)
-    teacher_dir = osp.join(args.work_dir, 'pointnet_fp')
+    banner('2/4', 'loading the best-on-validation checkpoints', start)
+    runners = {}
+    for key, result in (('teacher', teacher), ('plain', plain),
+                        ('kdr', kdr)):
+        runners[key] = load_runner(
+            result, osp.join(args.work_dir, 'demo', key))
     rows = []
+    for key, label, loss in (
+            ('teacher', 'PointNet FP32 (teacher)', 'L_CE'),
+            ('plain', 'PointNet binary LSR+EMA, plain', 'L_CE'),
+            ('kdr', 'PointNet binary LSR+EMA, KDR',
+             'λ·L_DS+(1−λ)·L_CE+η·L_reg')):
+        result = dict(teacher=teacher, plain=plain, kdr=kdr)[key]
+        model = runners[key].model
+        model = model if key == 'teacher' else model.student
+        rows.append(dict(model=label, loss=loss, run=result['run'],
+                         minutes=result['wall_minutes'],
+                         overall_acc=result['test_overall_acc'],
+                         mean_class_acc=result['test_mean_class_acc'],
+                         **model_size(model, num_points)))
+    models = {rows[0]['model']: runners['teacher'].model.eval(),
+              rows[1]['model']: runners['plain'].model.student.eval(),
+              rows[2]['model']: runners['kdr'].model.student.eval()}
 
-    banner('2/6', f'FP32 PointNet teacher, {args.teacher_epochs} epochs '
-           f'({TEACHER_CFG})', start)
-    t0 = time.time()
-    runner = train(TEACHER_CFG, teacher_dir, args.teacher_epochs, options)
-    rows.append(dict(model='PointNet FP32 (teacher)', loss='L_CE',
-                     minutes=(time.time() - t0) / 60,
-                     **evaluate(runner), **model_size(runner.model,
-                                                      args.points)))
-    models = {rows[-1]['model']: runner.model.eval()}
-
-    student_options = options + [f'model.teacher_ckpt={teacher_dir}']
-    for step, label, loss, config in (
-            ('3/6', 'binary LSR+EMA, plain', 'L_CE', PLAIN_CFG),
-            ('4/6', 'binary LSR+EMA, KDR', 'λ·L_DS+(1−λ)·L_CE+η·L_reg',
-             KDR_CFG)):
-        banner(step, f'{label} student, {args.student_epochs} epochs '
-               f'({config})', start)
-        t0 = time.time()
-        work_dir = osp.join(args.work_dir,
-                            osp.splitext(osp.basename(config))[0])
-        runner = train(config, work_dir, args.student_epochs,
-                       student_options)
-        student = runner.model.student
-        rows.append(dict(model=f'PointNet {label}', loss=loss,
-                         minutes=(time.time() - t0) / 60, **evaluate(runner),
-                         **model_size(student, args.points)))
-        models[rows[-1]['model']] = student.eval()
-
-    banner('5/6', 'deploy: bit-packed export and the packed CPU engine',
+    banner('3/4', 'deploy: bit-packed export and the packed CPU engine',
            start)
-    packed_row = deploy(args, runner, models, rows)
-    rows.append(packed_row)
+    args.points = num_points
+    rows.append(deploy(args, runners['kdr'], models, rows))
 
-    banner('6/6', 'results', start)
-    print_table(rows, data, args)
+    banner('4/4', 'results', start)
+    print_table(rows, kdr, args)
     return rows
 
 
-def print_table(rows: List[dict], data: str, args: argparse.Namespace) -> None:
+def _num_points(result: dict) -> int:
+    for option in result['options']:
+        if option.startswith('test_dataloader.dataset.num_points='):
+            return int(option.split('=', 1)[1])
+    return 1024
+
+
+def print_table(rows: List[dict], kdr: dict, args: argparse.Namespace) -> None:
     fp_storage = rows[0]['storage_kb']
+    data = kdr.get('data') or {}
+    kind = 'SYNTHETIC ModelNet-format' if data.get('synthetic') else 'real'
+    print(f'data: {kind} data in {data.get("root")}; {args.points} points '
+          f'per shape; seed {args.seed}; test split only for these figures, '
+          'checkpoints picked on the validation split')
     header = (f'{"model":<34} {"loss":<26} {"OA %":>6} {"mAcc %":>7} '
               f'{"params":>9} {"size KB":>9} {"smaller":>8} {"CPU ms":>7} '
               f'{"train min":>9}')
-    print(f'data: {data}; {args.points} points per shape; teacher '
-          f'{args.teacher_epochs} epochs, students {args.student_epochs} '
-          f'epochs')
     print(header)
     print('-' * len(header))
     for row in rows:
@@ -273,6 +273,18 @@ def print_table(rows: List[dict], data: str, args: argparse.Namespace) -> None:
               f'{fp_storage / row["storage_kb"]:>7.1f}x '
               f'{row["ms_b1"]:>7.2f} {minutes:>9}')
     packed = rows[-1]
+    gap = rows[2]['overall_acc'] - rows[1]['overall_acc']
+    verdict = ('KDR beat plain' if gap > 0 else
+               'KDR did NOT beat plain' if gap < 0 else 'KDR tied plain')
+    print(f'\n{verdict} in this run ({gap:+.2f} points on '
+          f'{"the test split" if not args.quick else "smoke data"}).')
+    spread = seed_spread()
+    if spread and not args.quick:
+        print('Seed spread on the committed results page '
+              f'({RESULTS_CSV}, test OA %): plain '
+              f'{spread.get(RUNS[0], "n/a")}, KDR '
+              f'{spread.get(RUNS[1], "n/a")}; one seed differs from '
+              'another by about that much.')
     print('size: 1 bit per binary weight, 32 bits for everything else '
           '(FP first/last layers, BatchNorm, scales); see '
           'tools/analysis/complexity.py for the per-layer table. The packed '

@@ -26,7 +26,9 @@ model = dict(
 # scales; no point dropout in the training pipeline.
 optim_wrapper = dict(constructor='BinaryOptimWrapperConstructor',
                      paramwise_cfg=dict(latent_lr='scaled',
-                                        latent_decay_mult=0.0))
+                                        latent_decay_mult=0.0,
+                                        binarizer_lr_mult=0.1,
+                                        binarizer_decay_mult=0.0))
 train_dataloader = dict(
     dataset=dict(pipeline={{_base_.binary_train_pipeline}}))
 

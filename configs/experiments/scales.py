@@ -51,13 +51,16 @@ cpu = dict(
                              train_per_class=120,
                              test_per_class=50,
                              num_points=1024)),
-    num_points=256,
+    num_points=128,
     batch_size=32,
-    teacher_epochs=20,
-    student_epochs=20,
+    teacher_epochs=15,
+    student_epochs=10,
     seeds=(0, 1, 2),
-    log_interval=10,
-    cfg_options={'default_hooks.checkpoint.max_keep_ckpts': 1})
+    log_interval=11,
+    cfg_options={'default_hooks.checkpoint.max_keep_ckpts': 1,
+                 'train_dataloader.num_workers': 1,
+                 'val_dataloader.num_workers': 1,
+                 'test_dataloader.num_workers': 1})
 
 paper = dict(
     description="the paper's setting: real ModelNet40, 1024 points, "

@@ -284,6 +284,26 @@ def test_force_retrains_and_a_stale_teacher_stops_the_grid(smoke):
             f.write(original)
 
 
+def test_jobs_trains_students_in_child_processes(smoke):
+    """--jobs 2 retrains both seeds of one run in two child processes;
+    each writes its own result.json and log, and the parent reports them."""
+    plan = smoke['outcome']['plan']
+    jobs = [j for j in plan.students if j.name == 'lsr-ema-kdr']
+    before = {j.key: os.stat(j.result_path).st_mtime_ns for j in jobs}
+    outcome = CLI.main(smoke['argv'] + ['--only', 'lsr-ema-kdr', '--force',
+                                        '--jobs', '2'])
+    assert sorted(outcome['summary'].ran) == sorted(before)
+    for job in jobs:
+        assert os.stat(job.result_path).st_mtime_ns != before[job.key]
+        with open(osp.join(job.work_dir, 'runner.log')) as f:
+            log = f.read()
+        assert f'[done]  {job.key}' in log  # the child trained this one only
+        other = next(j for j in jobs if j is not job)
+        assert f'[train] {other.key}' not in log
+    with pytest.raises(ExperimentError, match='jobs must be >= 1'):
+        CLI.main(smoke['argv'] + ['--jobs', '0'])
+
+
 def test_synthetic_data_of_other_arguments_is_refused(smoke, tmp_path):
     scales = tmp_path / 'scales.py'
     scales.write_text(

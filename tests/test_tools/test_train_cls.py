@@ -39,7 +39,7 @@ def tiny_root(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('tiny_mn'))
     write_synthetic_modelnet(root,
                              num_classes=2,
-                             train_per_class=4,
+                             train_per_class=5,  # 4 train + 1 val
                              test_per_class=2,
                              num_points=96,
                              log=None)
@@ -127,7 +127,8 @@ def test_dist_train_two_processes_gloo(tiny_root, tmp_path):
                           timeout=300)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
-    # 8 training shapes, 2 per process and batch -> 2 iterations per rank.
+    # 8 training shapes (one per class held out for validation), 2 per
+    # process and batch -> 2 iterations per rank.
     assert 'Epoch(train) [1][2/2]' in log, log[-4000:]
     assert 'overall_acc' in log
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))

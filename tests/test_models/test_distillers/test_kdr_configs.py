@@ -58,7 +58,7 @@ def _check_run(runner: Runner, work_dir: str) -> None:
 
 def test_headline_dgcnn_kdr_config_trains(tmp_path):
     data = str(tmp_path / 'modelnet')
-    write_synthetic_modelnet(data, num_classes=4, train_per_class=1,
+    write_synthetic_modelnet(data, num_classes=4, train_per_class=2,
                              test_per_class=1, num_points=64, log=None)
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'dgcnn_bin_kdr.py'))
     assert cfg.model.type == 'BinaryDistiller'
