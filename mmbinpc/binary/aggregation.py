@@ -7,6 +7,7 @@ sites get one attached by :func:`mmbinpc.binary.convert.binarize`). That makes
 the sites switchable between ``max`` and ``ema`` and gives the distiller one
 module per site whose forward output is the pooled tensor.
 """
+import functools
 import math
 from statistics import NormalDist
 from typing import Dict, List, Optional, Tuple, Union
@@ -39,6 +40,13 @@ def ema_offset(n: int) -> float:
     """
     if int(n) != n or n < 1:
         raise ValueError(f'ema_offset needs a pooled size n >= 1, got {n!r}')
+    return _ema_offset(int(n))
+
+
+@functools.lru_cache(maxsize=None)
+def _ema_offset(n: int) -> float:
+    """δ*(n), cached: every EMA site (and the distiller's L_reg alignment)
+    asks for it on every forward, almost always with the same few ``n``."""
     if n == 1:
         return 0.0
     upper_tail = -math.expm1(-math.log(2.0) / n)  # 1 - 2^(-1/n), exactly

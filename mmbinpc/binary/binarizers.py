@@ -117,9 +117,18 @@ def build_binarizer(cfg: BinarizerCfg, in_channels: Optional[int] = None,
 
 
 def hard_sign(x: Tensor) -> Tensor:
-    """Sign with ``sign(0) = +1``: returns a ±1 tensor of ``x``'s dtype."""
-    one = torch.ones((), dtype=x.dtype, device=x.device)
-    return torch.where(x >= 0, one, -one)
+    """Sign with ``sign(0) = +1``: returns a ±1 tensor of ``x``'s dtype.
+
+    ``+1`` where ``x >= 0`` (``-0.0`` included), ``-1`` elsewhere (NaN
+    included), as the packed engine's bits.
+    """
+    # ``2 · (x >= 0) − 1`` written into one tensor of x's dtype: three
+    # vectorised passes and one allocation. ``torch.where(x >= 0, 1, -1)``
+    # gives the same values but needs a bool temporary and runs a
+    # broadcasting kernel several times slower on CPU; this sign runs on
+    # every binary layer's input in every training step.
+    out = torch.empty_like(x, memory_format=torch.preserve_format)
+    return torch.ge(x, 0, out=out).mul_(2).sub_(1)
 
 
 # --------------------------------------------------------------------------
@@ -140,7 +149,12 @@ class SignClippedSTE(_SignSTE):
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
         x, = ctx.saved_tensors
-        return grad * (x.abs() <= 1).to(grad.dtype)
+        if x.dtype != grad.dtype:
+            return grad * (x.abs() <= 1).to(grad.dtype)
+        # the 0/1 mask built in place in one new tensor, then multiplied in
+        # place: the same products as ``grad * mask`` with one allocation
+        # instead of three
+        return x.abs().le_(1).mul_(grad)
 
 
 class SignApproxSTE(_SignSTE):
@@ -153,7 +167,13 @@ class SignApproxSTE(_SignSTE):
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
         x, = ctx.saved_tensors
-        return grad * 2.0 * (1.0 - x.abs()).clamp(min=0.0)
+        if x.dtype != grad.dtype:
+            return grad * 2.0 * (1.0 - x.abs()).clamp(min=0.0)
+        # (grad · 2) · max(0, −|x| + 1): the same operations in the same
+        # order as ``grad * 2.0 * (1.0 - x.abs()).clamp(min=0.0)``, with
+        # two new tensors instead of five
+        slope = x.abs().neg_().add_(1.0).clamp_(min=0.0)
+        return torch.mul(grad, 2.0).mul_(slope)
 
 
 class SignEDE(torch.autograd.Function):
@@ -172,7 +192,14 @@ class SignEDE(torch.autograd.Function):
     def backward(ctx, grad: Tensor) -> Tuple[Tensor, None, None]:
         x, = ctx.saved_tensors
         t, k = ctx.t, ctx.k
-        return grad * (k * t) * (1.0 - torch.tanh(t * x).pow(2)), None, None
+        if x.dtype != grad.dtype:
+            return (grad * (k * t) * (1.0 - torch.tanh(t * x).pow(2)), None,
+                    None)
+        # the same operations in the same order as
+        # ``grad * (k * t) * (1.0 - torch.tanh(t * x).pow(2))``, in place on
+        # two new tensors instead of five
+        slope = torch.mul(x, t).tanh_().pow_(2).neg_().add_(1.0)
+        return torch.mul(grad, k * t).mul_(slope), None, None
 
 
 def _std(x: Tensor) -> Tensor:
@@ -260,8 +287,16 @@ class Binarizer(nn.Module):
         Returns:
             Tensor: ``sign(·) * scale``, shaped like ``weight``.
         """
-        signed = self._sign_weight(self._weight_sign_input(weight))
-        return signed * _bcast0(self.weight_scale(weight), weight)
+        sign_input = self._weight_sign_input(weight)
+        signed = self._sign_weight(sign_input)
+        scale = self._weight_scale_from(weight, sign_input.detach())
+        return signed * _bcast0(scale, weight)
+
+    def _weight_scale_from(self, weight: Tensor, sign_input: Tensor) -> Tensor:
+        """:meth:`weight_scale` given the already computed (detached) sign
+        input, so that a scale derived from it (XNOR, IR-Net) does not
+        recompute it in every training step. Default: ``weight_scale``."""
+        return self.weight_scale(weight)
 
     def forward_input(self, x: Tensor, dim: int = 1) -> Tensor:
         """The binary activation (with STE gradients).
@@ -358,8 +393,16 @@ class XNORBinarizer(Binarizer):
         return weight - _bcast0(mean, weight)
 
     def weight_scale(self, weight: Tensor) -> Tensor:
-        centred = self._weight_sign_input(weight.detach())
+        return self._scale_of_centred(self._weight_sign_input(weight.detach()))
+
+    @staticmethod
+    def _scale_of_centred(centred: Tensor) -> Tensor:
         return _per_out_channel(lambda w: w.abs().mean(1), centred)
+
+    def _weight_scale_from(self, weight: Tensor, sign_input: Tensor) -> Tensor:
+        if type(self).weight_scale is not XNORBinarizer.weight_scale:
+            return self.weight_scale(weight)  # a subclass's own scale
+        return self._scale_of_centred(sign_input)
 
     def input_scale(self, x: Tensor, dim: int = 1) -> Tensor:
         return x.detach().abs().mean(dim=dim, keepdim=True)
@@ -422,7 +465,16 @@ class IRNetBinarizer(Binarizer):
             _bcast0(std, weight) + self.eps)
 
     def weight_scale(self, weight: Tensor) -> Tensor:
-        standard = self._weight_sign_input(weight.detach())
+        return self._scale_of_standard(
+            self._weight_sign_input(weight.detach()))
+
+    def _weight_scale_from(self, weight: Tensor, sign_input: Tensor) -> Tensor:
+        if type(self).weight_scale is not IRNetBinarizer.weight_scale:
+            return self.weight_scale(weight)  # a subclass's own scale
+        return self._scale_of_standard(sign_input)
+
+    @staticmethod
+    def _scale_of_standard(standard: Tensor) -> Tensor:
         mean_abs = _per_out_channel(lambda w: w.abs().mean(1), standard)
         # a constant channel standardises to 0; give it scale 1, not 2^-inf
         mean_abs = torch.where(mean_abs > 0, mean_abs,
