@@ -505,7 +505,7 @@ class Summary:
 
 
 #: Starts one student job in a child process (see :func:`execute`).
-Launcher = Callable[[Job], 'subprocess.Popen']
+Launcher = Callable[[Job], Any]  # returns a subprocess.Popen
 
 
 def execute(plan: Plan,

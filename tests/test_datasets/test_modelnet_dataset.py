@@ -279,7 +279,10 @@ def test_val_split_is_disjoint_stratified_and_reproducible(tmp_path):
     train = ModelNet40Dataset(split='train', **kwargs)
     val = ModelNet40Dataset(split='val', **kwargs)
     test = ModelNet40Dataset(split='test', **kwargs)
-    ids = lambda ds: [ds.get_data_info(i)['shape_id'] for i in range(len(ds))]
+
+    def ids(ds):
+        return [ds.get_data_info(i)['shape_id'] for i in range(len(ds))]
+
     train_ids, val_ids = ids(train), ids(val)
     assert not set(train_ids) & set(val_ids)
     assert sorted(train_ids + val_ids) == sorted(ids(full))

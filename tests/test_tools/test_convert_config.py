@@ -85,7 +85,9 @@ def test_converted_config_carries_the_student_recipe(tmp_path):
     assert cfg.optim_wrapper.constructor == 'BinaryOptimWrapperConstructor'
     assert cfg.optim_wrapper.optimizer == source.optim_wrapper.optimizer
     types = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
-    source_types = [t['type'] for t in source.train_dataloader.dataset.pipeline]
+    source_types = [
+        t['type'] for t in source.train_dataloader.dataset.pipeline
+    ]
     assert 'RandomPointDropout' in source_types
     assert types == [t for t in source_types if t != 'RandomPointDropout']
     # a source without point dropout keeps its pipeline untouched

@@ -1,7 +1,8 @@
 # Recipe ablation (docs/recipe.md): the LSR + EMA plain student without any
 # part of the binary-student recipe, as the project trained it before: one
-# learning rate (the teacher's, 1e-3) and weight decay for every parameter, the head's dropout
-# kept before its binary layer, RandomPointDropout in the pipeline.
+# learning rate (the teacher's, 1e-3) and weight decay for every parameter,
+# the head's dropout kept before its binary layer, RandomPointDropout in the
+# pipeline.
 _base_ = ['./pointnet_bin_lsr-ema_point-dropout_modelnet40.py']
 
 optim_wrapper = dict(optimizer=dict(lr=1e-3),

@@ -205,6 +205,3 @@ def _merge_groups(groups: List[dict]) -> List[dict]:
 
 __all__ = ['BinaryOptimWrapperConstructor', 'latent_lr_multipliers',
            'BINARY_PARAMWISE_DEFAULTS']
-
-
-
