@@ -51,7 +51,8 @@ def test_quick_demo_table_matches_the_runs(tmp_path, capsys):
     assert packed['agreement'] == 1.0
     assert packed['overall_acc'] == rows[2]['overall_acc']
     assert 1 < rows[0]['storage_kb'] / rows[2]['storage_kb']
-    assert osp.isfile(osp.join(work, 'demo', 'pointnet_bin_lsr-ema-kdr.packed'))
+    assert osp.isfile(
+        osp.join(work, 'demo', 'pointnet_bin_lsr-ema-kdr.packed'))
     gap = rows[2]['overall_acc'] - rows[1]['overall_acc']
     verdict = ('KDR beat plain' if gap > 0 else 'KDR did NOT beat plain'
                if gap < 0 else 'KDR tied plain')
