@@ -17,7 +17,8 @@ model = dict(
     teacher='configs/pointnet/pointnet_fp_modelnet40.py',
     # a work dir: its best checkpoint, else its latest
     teacher_ckpt='work_dirs/pointnet_fp_modelnet40',
-    binarize=dict(method='xnor', aggregation='max'),
+    # dropout='remove': no dropout before a binary layer (docs/recipe.md)
+    binarize=dict(method='xnor', aggregation='max', dropout='remove'),
     init_student_from_teacher=True,
     distill=dict(
         temperature=2.0, lambda_=0.0, eta=0.0, reg_norm='1', pairs='auto'))

@@ -461,14 +461,10 @@ def _check_option_keys(path: str, runs: Sequence[RunSpec]) -> None:
                 '(its model has no teacher_ckpt); runs are BinaryDistiller '
                 'configs, teachers go in `teachers`')
         for key in run.cfg_options:
-            # a new leaf in an existing dict (e.g. a binarize() option the
-            # config leaves at its default) is fine; its class checks it
-            parent = key.rpartition('.')[0]
-            if not _has_key(cfg, key) and not (parent
-                                               and _has_key(cfg, parent)):
+            if not _has_key(cfg, key):
                 raise ExperimentError(
                     f'{path}: run {run.name!r}: cfg option {key!r} names a '
-                    f'key whose parent {run.config} does not have (a typo?)')
+                    f'key that {run.config} does not have (a typo?)')
 
 
 def _check_plots(path: str, plots: Any,

@@ -379,7 +379,8 @@ def test_report_only_arithmetic_on_fabricated_results(tmp_path, capsys):
                          ids=[osp.basename(p) for p in DEFINITIONS])
 def test_shipped_definitions_expand(definition, tmp_path, capsys):
     expected = dict(table3_norms=28, table4_methods=16, table5_ablation=24,
-                    table6_backbones=8, fig2_temperature=20)
+                    table6_backbones=8, fig2_temperature=20,
+                    recipe_ablation=8, kdr_weights=2)
     name = osp.splitext(osp.basename(definition))[0]
     for scale in ('smoke', 'cpu', 'paper'):
         outcome = CLI.main([definition, '--scale', scale, '--dry-run',
