@@ -24,11 +24,7 @@ train_pipeline = [
 # of a cloud's points by copies of one point, and EMA's offset assumes n
 # distinct points (see docs/recipe.md). The student configs select it.
 binary_train_pipeline = [
-    dict(type='NormalizePointsToUnitSphere'),
-    dict(type='RandomAnisotropicScale', scale_range=(0.8, 1.25)),
-    dict(type='RandomShift', shift_range=0.1),
-    dict(type='PointShuffle'),
-    dict(type='PackClsInputs'),
+    t for t in train_pipeline if t['type'] != 'RandomPointDropout'
 ]
 test_pipeline = [
     dict(type='NormalizePointsToUnitSphere'),
