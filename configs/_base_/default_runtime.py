@@ -6,12 +6,17 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=10),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook',
+    # mmengine's CheckpointHook, written kill-safe: temp file + fsync +
+    # rename, the old best deleted only after the new one is in place.
+    checkpoint=dict(type='SafeCheckpointHook',
                     interval=1,
                     max_keep_ckpts=2,
                     save_best='overall_acc',
                     rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # Random state as a function of (seed, epoch, iteration), saved in each
+    # checkpoint: `--resume` reproduces the uninterrupted run.
+    rng_state=dict(type='RNGStateHook'),
 )
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -1,5 +1,10 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 """Training hooks."""
 from .irnet_schedule_hook import IRNetScheduleHook, set_irnet_progress
+from .rng_state_hook import BatchSeeding, RNGStateHook
+from .safe_checkpoint_hook import SafeCheckpointHook
 
-__all__ = ['IRNetScheduleHook', 'set_irnet_progress']
+__all__ = [
+    'IRNetScheduleHook', 'set_irnet_progress', 'RNGStateHook',
+    'BatchSeeding', 'SafeCheckpointHook'
+]
