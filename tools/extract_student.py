@@ -10,31 +10,41 @@ model, so it loads into a config whose ``model`` is the student with a
         work_dirs/dgcnn_bin_kdr/student.pth --config configs/dgcnn_bin_kdr.py
     python tools/test.py work_dirs/dgcnn_bin_kdr/student.py \\
         work_dirs/dgcnn_bin_kdr/student.pth
+
+With ``--config`` the extracted weights are checked against the student that
+config builds: every parameter and buffer present, no unknown key, no tensor
+of another shape, or the tool exits with status 1
+(``--allow-partial-checkpoint`` writes them anyway). Files are written
+atomically (temporary file, then rename).
 """
 import argparse
 import os
 import os.path as osp
+import sys
 from collections import OrderedDict
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 
 PREFIX = 'student.'
 
 
-def student_state_dict(state_dict: Dict[str, torch.Tensor]) -> OrderedDict:
+def student_state_dict(state_dict: Dict[str, torch.Tensor],
+                       path: str = '<checkpoint>') -> OrderedDict:
     """The ``student.*`` entries of a distiller state dict, prefix removed.
 
     Args:
         state_dict (dict): State dict of a ``BinaryDistiller`` (a leading
             ``module.`` from a DDP wrapper is allowed).
+        path (str): The checkpoint file, for the error message.
 
     Returns:
         OrderedDict: The student's state dict.
 
     Raises:
-        KeyError: If there is no ``student.`` entry.
+        CheckpointMismatchError: If there is no ``student.`` entry.
     """
+    from mmbinpc.errors import CheckpointMismatchError
     out = OrderedDict()
     for key, value in state_dict.items():
         if key.startswith('module.'):
@@ -42,11 +52,25 @@ def student_state_dict(state_dict: Dict[str, torch.Tensor]) -> OrderedDict:
         if key.startswith(PREFIX):
             out[key[len(PREFIX):]] = value
     if not out:
-        some = ', '.join(list(state_dict)[:5])
-        raise KeyError(
-            'no student.* weights in this checkpoint (is it a '
-            f'BinaryDistiller checkpoint?); first keys: {some}')
+        some = ', '.join(list(state_dict)[:4])
+        raise CheckpointMismatchError(
+            path, f'holds no student.* weights, so it is not a '
+            f'BinaryDistiller checkpoint (its {len(state_dict)} keys include '
+            f'{some})', 'Give the checkpoint of a distiller run (its work '
+            'dir\'s best_*.pth or epoch_*.pth); a plain model\'s checkpoint '
+            'needs no extraction')
     return out
+
+
+def build_student(cfg) -> torch.nn.Module:
+    """Build the plain student of :func:`student_config` (mmdet3d scope)."""
+    import copy
+
+    from mmengine.registry import DefaultScope
+
+    from mmdet3d.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmdet3d'):
+        return MODELS.build(copy.deepcopy(cfg.model))
 
 
 def student_config(config: str):
@@ -85,37 +109,64 @@ def student_config(config: str):
 def extract(ckpt: str,
             out: str,
             config: Optional[str] = None,
-            out_config: Optional[str] = None) -> Dict[str, str]:
-    """Extract the student; optionally write its plain config.
+            out_config: Optional[str] = None,
+            allow_partial: bool = False) -> Dict[str, str]:
+    """Extract the student; optionally check it and write its plain config.
 
     Args:
         ckpt (str): Distiller checkpoint.
         out (str): Output checkpoint path.
-        config (str, optional): The distiller's training config.
+        config (str, optional): The distiller's training config. The
+            extracted weights must fit the student it builds.
         out_config (str, optional): Where to write the student config
             (default: OUT with ``.py``).
+        allow_partial (bool): Write weights that do not fit the config's
+            student (a warning instead of an error).
 
     Returns:
         dict[str, str]: ``checkpoint`` and (with ``config``) ``config`` paths.
+
+    Raises:
+        CheckpointMismatchError: Unreadable file, no student weights, or
+            (with ``config``) weights that do not fit its student.
     """
-    from mmbinpc.compat import load_checkpoint_file
-    checkpoint = load_checkpoint_file(ckpt, map_location='cpu')
-    state = checkpoint.get('state_dict', checkpoint)
-    student = student_state_dict(state)
+    import logging
+
+    from mmengine.logging import print_log
+
+    from mmbinpc.apis.checkpoint import (check_state, checkpoint_state,
+                                         read_checkpoint)
+    from mmbinpc.engine.atomic_io import atomic_torch_save, atomic_write_text
+    checkpoint = read_checkpoint(ckpt)
+    student = student_state_dict(checkpoint_state(checkpoint, ckpt), ckpt)
+    cfg = None
+    if config is not None:
+        cfg = student_config(config)
+        match = check_state(
+            build_student(cfg), student, ckpt, allow_partial,
+            fix=(f'Give the checkpoint of a run of {config}, or the config '
+                 'that run used; --allow-partial-checkpoint extracts anyway'),
+            checkpoint=checkpoint)
+        if not match.ok:
+            print_log(f'the student of {ckpt} does not fit {config}: '
+                      f'{match.describe()}', logger='current',
+                      level=logging.WARNING)
     meta = dict(checkpoint.get('meta', {}) or {})
     meta['extracted_from'] = osp.abspath(ckpt)
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    torch.save(dict(meta=meta, state_dict=student), out)
+    atomic_torch_save(dict(meta=meta, state_dict=student), out)
     written = dict(checkpoint=out)
-    if config is not None:
-        cfg = student_config(config)
+    if cfg is not None:
         out_config = out_config or osp.splitext(out)[0] + '.py'
-        cfg.dump(out_config)
+        if out_config.endswith('.py'):
+            atomic_write_text(cfg.pretty_text, out_config)
+        else:
+            cfg.dump(out_config)
         written['config'] = out_config
     return written
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Write a student-only checkpoint from a BinaryDistiller '
         'checkpoint')
@@ -124,15 +175,29 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--config', help='the distiller training config; '
                         'writes the plain student config next to OUT')
     parser.add_argument('--out-config', help='where to write that config')
-    return parser.parse_args()
+    parser.add_argument(
+        '--allow-partial-checkpoint',
+        action='store_true',
+        help='with --config: extract even when the weights do not fit the '
+        'student that config builds (parameters or buffers missing, unknown '
+        'keys, tensors of another shape). Without it any mismatch exits '
+        'with status 1')
+    return parser.parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
-    written = extract(args.ckpt, args.out, args.config, args.out_config)
+def main(argv: Optional[List[str]] = None) -> Dict[str, str]:
+    """Run the tool; returns what :func:`extract` wrote."""
+    args = parse_args(argv)
+    written = extract(args.ckpt, args.out, args.config, args.out_config,
+                      args.allow_partial_checkpoint)
     for kind, path in written.items():
         print(f'wrote student {kind}: {path}')
+    return written
 
 
 if __name__ == '__main__':
-    main()
+    from mmbinpc.errors import MMBinPCFileError
+    try:
+        main()
+    except MMBinPCFileError as err:
+        sys.exit(f'error: {err}')

@@ -6,6 +6,12 @@ Examples::
     python tools/test.py configs/pointnet/pointnet_fp_modelnet40.py \
         work_dirs/pointnet_fp_modelnet40/best_overall_acc_epoch_200.pth
     bash tools/dist_test.sh CONFIG CHECKPOINT 2
+
+The checkpoint must fit the config's model exactly (every parameter and
+buffer loaded, no unknown key, no tensor of another shape); otherwise the
+tool exits with status 1 and says what does not fit (e.g. a teacher
+checkpoint given with a student config). ``--allow-partial-checkpoint``
+tests whatever fits instead.
 """
 import argparse
 import os
@@ -21,6 +27,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save logs and metrics')
+    parser.add_argument(
+        '--allow-partial-checkpoint',
+        action='store_true',
+        help='test even when the checkpoint does not fit the model '
+        '(parameters or buffers left unloaded, unknown keys, tensors of '
+        'another shape): what fits is loaded, the rest keeps its initial '
+        'values. Without it any mismatch exits with status 1')
     parser.add_argument('--cfg-options',
                         nargs='+',
                         action=DictAction,
@@ -44,8 +57,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     import mmbinpc  # noqa: F401
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint {args.checkpoint!r} not found')
+    from mmbinpc.apis import check_checkpoint_file, read_checkpoint
+    read_checkpoint(args.checkpoint)  # a bad file fails before the build
     from mmbinpc.models.distillers import find_config_file
     cfg = Config.fromfile(find_config_file(args.config))  # mmdet3d::... too
     cfg.launcher = args.launcher
@@ -61,9 +74,16 @@ def main(argv: Optional[List[str]] = None) -> dict:
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
     warn_if_synthetic(cfg, 'test_dataloader')
+    # The Runner loads non-strictly: check the fit first.
+    check_checkpoint_file(runner.model, args.checkpoint,
+                          allow_partial=args.allow_partial_checkpoint)
     return runner.test()
 
 
 if __name__ == '__main__':
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-    main()
+    from mmbinpc.errors import MMBinPCFileError
+    try:
+        main()
+    except MMBinPCFileError as err:
+        sys.exit(f'error: {err}')

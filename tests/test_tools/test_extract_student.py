@@ -1,6 +1,8 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 import copy
+import os
 import os.path as osp
+import subprocess
 import sys
 
 import pytest
@@ -8,6 +10,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
+from mmbinpc.errors import CheckpointMismatchError
 from mmdet3d.registry import MODELS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -63,5 +66,56 @@ def test_round_trip_into_plain_binary_config(tmp_path):
 
 def test_not_a_distiller_checkpoint(tmp_path):
     path = save_teacher(tiny_classifier(), str(tmp_path / 't.pth'))
-    with pytest.raises(KeyError, match='no student'):
+    with pytest.raises(CheckpointMismatchError,
+                       match=r't\.pth: holds no student\.\* weights'):
         extract_student.extract(path, str(tmp_path / 'out.pth'))
+    assert not (tmp_path / 'out.pth').exists()
+
+
+def _distiller_run(tmp_path, student_width=16):
+    """A checkpoint of a distiller whose student has width 16, and a
+    distiller config whose student has ``student_width``."""
+    teacher = tiny_classifier()
+    ckpt = save_teacher(teacher, str(tmp_path / 'teacher.pth'))
+    model = dict(type='BinaryDistiller', teacher=teacher, teacher_ckpt=ckpt,
+                 binarize=BIN)
+    distiller = MODELS.build(copy.deepcopy(model))
+    full = str(tmp_path / 'epoch_1.pth')
+    torch.save({'meta': {'epoch': 1}, 'state_dict': distiller.state_dict()},
+               full)
+    cfg_path = tmp_path / f'kdr_{student_width}.py'
+    model['student'] = tiny_classifier(width=student_width)
+    cfg_path.write_text("custom_imports = dict(imports=['mmbinpc'])\n"
+                        f'model = {model!r}\n')
+    return full, str(cfg_path)
+
+
+def test_weights_must_fit_the_configs_student(tmp_path):
+    full, cfg_path = _distiller_run(tmp_path, student_width=24)
+    out = str(tmp_path / 'student.pth')
+    with pytest.raises(CheckpointMismatchError) as err:
+        extract_student.main([full, out, '--config', cfg_path])
+    msg = str(err.value)
+    assert err.value.path == full and 'another shape' in msg
+    assert '(16, 16, 1) in the checkpoint vs (24, 16, 1)' in msg
+    assert '--allow-partial-checkpoint' in msg
+    assert not osp.exists(out)
+    written = extract_student.main([full, out, '--config', cfg_path,
+                                    '--allow-partial-checkpoint'])
+    assert torch.load(written['checkpoint'], weights_only=True)['state_dict']
+    # the matching config passes the check
+    ok = tmp_path / 'ok'
+    ok.mkdir()
+    full, cfg_path = _distiller_run(ok)
+    extract_student.main([full, out, '--config', cfg_path])
+
+
+def test_tool_exits_1_with_the_message(tmp_path):
+    path = save_teacher(tiny_classifier(), str(tmp_path / 't.pth'))
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'extract_student.py'), path,
+         str(tmp_path / 'out.pth')], capture_output=True, text=True,
+        cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS='1'), timeout=120)
+    assert proc.returncode == 1
+    assert f'error: checkpoint {path}: holds no student' in proc.stderr
+    assert 'Traceback' not in proc.stderr

@@ -2,13 +2,14 @@
 """Teacher-student distillation of binary point networks (KDR)."""
 from .binary_distiller import DISTILL_DEFAULTS, BinaryDistiller
 from .teacher_source import (find_config_file, load_model_config,
-                             resolve_checkpoint, scoped_config_path,
-                             train_command)
+                             load_teacher, resolve_checkpoint,
+                             scoped_config_path, train_command)
 from .teacher_val_hook import TeacherValHook
 
 __all__ = [
     'BinaryDistiller', 'DISTILL_DEFAULTS', 'TeacherValHook',
-    'find_config_file', 'load_model_config', 'resolve_checkpoint',
+    'find_config_file', 'load_model_config', 'load_teacher',
+    'resolve_checkpoint',
     'scoped_config_path',
     'train_command'
 ]

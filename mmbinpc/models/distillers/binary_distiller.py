@@ -21,13 +21,13 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from mmengine.logging import MessageHub, MMLogger, print_log
 from mmengine.model import BaseModel
-from mmengine.runner.checkpoint import load_checkpoint
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
 from mmbinpc.binary.aggregation import PointPool, ema_offset
 from ..losses import PoolingNormLoss, check_norm, soft_target_loss
-from .teacher_source import load_model_config, resolve_checkpoint
+from .teacher_source import (load_model_config, load_teacher,
+                             resolve_checkpoint)
 
 DISTILL_DEFAULTS = dict(
     temperature=2.0, lambda_=0.5, eta=0.1, reg_norm='1', pairs='auto',
@@ -138,11 +138,10 @@ class BinaryDistiller(BaseModel):
         logger = MMLogger.get_current_instance()
 
         # Teacher: built, loaded once, frozen, always in eval mode.
-        ckpt = resolve_checkpoint(teacher_ckpt, self.teacher_config_path)
-        self.teacher_ckpt = ckpt
+        resolve_checkpoint(teacher_ckpt, self.teacher_config_path)
         self.teacher = MODELS.build(teacher_cfg)
-        load_checkpoint(self.teacher, ckpt, map_location='cpu', strict=True,
-                        logger=logger)
+        self.teacher_ckpt = load_teacher(self.teacher, teacher_ckpt,
+                                         self.teacher_config_path)
         _attach_pooling(self.teacher)
         for p in self.teacher.parameters():
             p.requires_grad_(False)

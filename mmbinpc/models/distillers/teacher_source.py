@@ -6,6 +6,7 @@ import re
 from typing import Optional, Tuple, Union
 
 from mmengine.config import Config, ConfigDict
+from torch import nn
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
@@ -161,3 +162,60 @@ def resolve_checkpoint(ckpt: Optional[str],
             f'first with:\n    {how}\nthen set teacher_ckpt to the '
             'checkpoint file or to the work directory.')
     return ckpt
+
+
+def load_teacher(teacher: nn.Module,
+                 ckpt: Optional[str],
+                 config_path: Optional[str] = None) -> str:
+    """Resolve ``teacher_ckpt``, verify the file and load it into ``teacher``.
+
+    The file must be readable and fit the teacher exactly: every parameter
+    and buffer loaded, no key the teacher lacks, no tensor of another shape.
+    A student (``BinaryDistiller``) checkpoint given as the teacher's fails
+    here with a message that says so.
+
+    Args:
+        teacher (nn.Module): The built FP32 teacher.
+        ckpt (str | None): ``teacher_ckpt``: a file or a work directory.
+        config_path (str, optional): The teacher's config path, for the
+            messages (how to train it).
+
+    Returns:
+        str: The checkpoint file that was loaded.
+
+    Raises:
+        FileNotFoundError: No checkpoint (see :func:`resolve_checkpoint`).
+        CheckpointMismatchError: The file is unreadable (e.g. truncated by
+            a killed run) or does not fit the teacher; the message names the
+            file and what to do.
+    """
+    import logging
+
+    from mmengine.logging import print_log
+
+    from mmbinpc.apis.checkpoint import (checkpoint_state, load_state_checked,
+                                         read_checkpoint, trained_binary)
+    path = resolve_checkpoint(ckpt, config_path)
+    how = train_command(config_path)
+    if osp.isdir(ckpt):
+        unreadable = (
+            f'teacher_ckpt={ckpt!r} is a work directory and this is the '
+            'checkpoint picked from it (the newest best_*.pth, else the one '
+            'named in last_checkpoint, else the highest epoch_*.pth). Delete '
+            'or move this file, or set teacher_ckpt to another checkpoint '
+            f'file of that run; or train the teacher again:\n    {how}')
+    else:
+        unreadable = ('Set teacher_ckpt to another checkpoint of the teacher '
+                      f'run, or train the teacher again:\n    {how}')
+    checkpoint = read_checkpoint(path, fix=unreadable)
+    state = checkpoint_state(checkpoint, path)
+    what = config_path or 'the teacher model config'
+    load_state_checked(
+        teacher, state, path, checkpoint=checkpoint,
+        fix=(f'teacher_ckpt must be a checkpoint of the FP32 teacher ({what}),'
+             f' as written by:\n    {how}'))
+    if trained_binary(checkpoint):
+        print_log(f'teacher checkpoint {path} was written by a run whose '
+                  'config binarizes its model; the teacher is meant to be '
+                  'the FP32 model', logger='current', level=logging.WARNING)
+    return path

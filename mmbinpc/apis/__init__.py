@@ -1,0 +1,15 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""What the tools share: reading checkpoints and loading them strictly."""
+from .checkpoint import (ALLOW_PARTIAL_FLAG, ALLOW_PARTIAL_HELP, TOOL_FIX,
+                         StateMatch, check_checkpoint_file, check_state,
+                         checkpoint_state,
+                         load_checkpoint_checked, load_state_checked,
+                         match_state, read_checkpoint, select_student,
+                         trained_binary)
+
+__all__ = [
+    'ALLOW_PARTIAL_FLAG', 'ALLOW_PARTIAL_HELP', 'TOOL_FIX', 'StateMatch',
+    'check_checkpoint_file', 'check_state',
+    'checkpoint_state', 'load_checkpoint_checked', 'load_state_checked',
+    'match_state', 'read_checkpoint', 'select_student', 'trained_binary'
+]
