@@ -8,6 +8,14 @@ Binary weights are stored 1 bit each (64 per uint64 word) with per-channel
 scales, BatchNorm is folded where it directly follows a layer, FP32 layers
 stay FP32, and the model config is stored as the architecture description.
 Load the result with ``mmbinpc.deploy.PackedModel.load(OUT)``.
+
+The checkpoint must fit the binary model exactly (every parameter and buffer,
+no unknown key, no tensor of another shape; a distiller checkpoint gives its
+``student.*`` weights) and must come from a binary run: a checkpoint whose
+recorded config trained an FP32 model (e.g. the teacher's) is refused, as is
+a config whose model has no binary layer. Each is an error with exit status
+1; ``--allow-partial-checkpoint`` and ``--allow-fp32-checkpoint`` export
+anyway.
 """
 import argparse
 import os
@@ -24,6 +32,16 @@ def parse_args(argv=None):
     parser.add_argument('out', help='output file')
     parser.add_argument('--points', type=int, default=1024,
                         help='points of the tracing input (default 1024)')
+    parser.add_argument(
+        '--allow-partial-checkpoint', action='store_true',
+        help='export even when the checkpoint does not fit the model '
+        '(parameters or buffers left unloaded, unknown keys, tensors of '
+        'another shape): what fits is loaded, the rest keeps its initial '
+        'values. Without it any mismatch exits with status 1')
+    parser.add_argument(
+        '--allow-fp32-checkpoint', action='store_true',
+        help='export a checkpoint whose recorded config trained an FP32 '
+        'model (packing the signs of FP32 weights); refused by default')
     return parser.parse_args(argv)
 
 
@@ -31,19 +49,36 @@ def main(argv=None):
     args = parse_args(argv)
     from mmengine.config import Config
 
+    from mmbinpc.apis.checkpoint import (checkpoint_state,
+                                         load_state_checked, read_checkpoint,
+                                         select_student, trained_binary)
+    from mmbinpc.binary.layers import BinaryMixin
     from mmbinpc.deploy import export_packed, state_dict_bytes
-    from mmbinpc.deploy.builder import (build_model, deploy_model_cfgs,
-                                        load_weights)
+    from mmbinpc.deploy.builder import build_model, deploy_model_cfgs
+    from mmbinpc.errors import CheckpointMismatchError
     if not os.path.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint {args.checkpoint} not found; train the '
                          f'model first (tools/train.py {args.config})')
+    checkpoint = read_checkpoint(args.checkpoint)
     cfg = Config.fromfile(args.config)
     bin_cfg, fp_cfg = deploy_model_cfgs(cfg.model)
     if 'binarize' not in bin_cfg:
         raise SystemExit(f'{args.config} is not a binary model (no binarize= '
                          f'key); nothing to pack')
+    if trained_binary(checkpoint) is False and not args.allow_fp32_checkpoint:
+        raise CheckpointMismatchError(
+            args.checkpoint, 'was written by a run whose config trains an '
+            'FP32 model (no binarize= or BinaryDistiller in it), so packing '
+            'it would store the signs of FP32 weights, not a trained binary '
+            'model', 'Export a checkpoint of the binary run (the distiller '
+            "or binary config's work dir), or pass --allow-fp32-checkpoint")
     model = build_model(bin_cfg)
-    load_weights(model, args.checkpoint)
+    if not any(isinstance(m, BinaryMixin) for m in model.modules()):
+        raise SystemExit(f'{args.config}: the model has no binary layer after '
+                         f'binarize={bin_cfg["binarize"]!r}; nothing to pack')
+    load_state_checked(
+        model, select_student(checkpoint_state(checkpoint, args.checkpoint)),
+        args.checkpoint, args.allow_partial_checkpoint, checkpoint=checkpoint)
     out_dir = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(out_dir, exist_ok=True)
     summary = export_packed(model, args.out, bin_cfg, num_points=args.points)
@@ -59,4 +94,8 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from mmbinpc.errors import MMBinPCFileError
+    try:
+        main()
+    except MMBinPCFileError as err:
+        sys.exit(f'error: {err}')
