@@ -134,7 +134,11 @@ def render(src: str,
         f'# by: {command}' if command else '#',
         f'_base_ = [{_base_path(src, out)!r}]', '',
         "custom_imports = dict(imports=['mmbinpc'], "
-        'allow_failed_imports=False)', ''
+        'allow_failed_imports=False)', '',
+        '# Kill-safe checkpoints and a resume that reproduces the '
+        'uninterrupted run', '# (docs/security_and_reliability.md).',
+        "default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'),",
+        "                     rng_state=dict(type='RNGStateHook'))", ''
     ]
     if not kdr and teacher_ckpt is None:
         lines += [

@@ -8,6 +8,11 @@ Examples::
     python tools/train.py CONFIG --resume                 # latest checkpoint
     bash tools/dist_train.sh CONFIG 2                     # torchrun, CPU: gloo
 
+Checkpoints are written kill-safe (SafeCheckpointHook: temporary file, then
+rename) and carry the random state (RNGStateHook), so ``--resume`` after a
+crash or a SIGKILL continues the run as if it had not stopped; see
+docs/security_and_reliability.md.
+
 ``--epochs N`` (or ``--cfg-options train_cfg.max_epochs=N``) sets
 ``train_cfg.max_epochs`` and stretches every epoch-based parameter scheduler
 that ended at the old ``max_epochs`` (e.g. the cosine decay) to end at
@@ -39,7 +44,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         type=str,
         const='auto',
         help='resume from this checkpoint, or from the latest one in the '
-        'work dir when no path is given')
+        'work dir when no path is given. With the default runtime '
+        '(RNGStateHook) and randomness.deterministic=True the resumed run '
+        'ends with the same weights as an uninterrupted one')
     parser.add_argument('--amp',
                         action='store_true',
                         help='automatic mixed precision')

@@ -22,3 +22,8 @@ model = dict(
         temperature=2.0, lambda_=0.5, eta=0.01, reg_norm='1', pairs='auto'))
 
 custom_hooks = [dict(type='TeacherValHook')]
+
+# Kill-safe checkpoints and a resume that reproduces the uninterrupted run
+# (docs/security_and_reliability.md); mmdet3d's runtime has neither.
+default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'),
+                     rng_state=dict(type='RNGStateHook'))

@@ -35,6 +35,10 @@ def test_mmdet3d_config_to_binary_builds_and_trains(tmp_path):
     assert f"_base_ = ['{SEG}']" in text and 'binarize' in text
     cfg = Config.fromfile(str(out))
     assert cfg.model.type == 'EncoderDecoder3D'  # inherited, only binarize
+    # mmdet3d's runtime gets the kill-safe checkpoints and the RNG hook
+    assert cfg.default_hooks.checkpoint.type == 'SafeCheckpointHook'
+    assert cfg.default_hooks.checkpoint.interval == 2  # the rest inherited
+    assert cfg.default_hooks.rng_state.type == 'RNGStateHook'
     model = MODELS.build(copy.deepcopy(cfg.model))
     assert model.binarize_report.converted
     inputs, samples = _seg_batch()
