@@ -88,22 +88,38 @@ def _collate(batch):
     return dict(inputs=list(batch))
 
 
-def test_checkpoint_stores_seeds_and_states(tmp_path):
-    runner = Runner(
-        model=Dropper(), work_dir=str(tmp_path),
+def _runner(work_dir, max_epochs, seed, name, **kwargs):
+    return Runner(
+        model=Dropper(), work_dir=str(work_dir),
         train_dataloader=dict(dataset=Augmented(), batch_size=4,
                               sampler=dict(type='DefaultSampler',
                                            shuffle=True),
                               collate_fn=_collate),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-        train_cfg=dict(by_epoch=True, max_epochs=1),
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
         default_hooks=dict(rng_state=dict(type='RNGStateHook'),
                            checkpoint=dict(type='SafeCheckpointHook')),
-        randomness=dict(seed=11), default_scope='mmdet3d',
-        experiment_name=f'rng_{tmp_path.name}')
-    runner.train()
+        randomness=dict(seed=seed), default_scope='mmdet3d',
+        experiment_name=f'{name}_{work_dir.name}', **kwargs)
+
+
+def test_checkpoint_stores_seeds_and_states(tmp_path):
+    _runner(tmp_path, 1, 11, 'rng').train()
     saved = load_checkpoint_file(str(tmp_path / 'epoch_1.pth'))
     rng = saved[RNG_STATE_KEY]
     assert rng['seed'] == 11 and rng['sampler_seed'] == 11
     assert set(rng['state']) >= {'python', 'numpy', 'torch'}
     set_rng_state(rng['state'])  # loads back from a weights_only file
+
+
+def test_resume_gives_back_a_random_sampler_seed(tmp_path):
+    # seed=None: mmengine draws one; the resumed Runner draws another and
+    # builds its sampler with it before it reads the checkpoint
+    _runner(tmp_path, 1, None, 'first').train()
+    ckpt = str(tmp_path / 'epoch_1.pth')
+    saved = load_checkpoint_file(ckpt)[RNG_STATE_KEY]['sampler_seed']
+    resumed = _runner(tmp_path, 2, None, 'resumed', resume=True,
+                      load_from=ckpt)
+    resumed.train()
+    assert resumed.train_loop.dataloader.sampler.seed == saved
+    assert resumed.seed == saved  # mmengine restores the run's seed itself

@@ -139,7 +139,10 @@ class BatchSeeding:
         """
         if getattr(dataset, '_mmbinpc_batch_seeding', None) is self:
             return
-        fetch_many = getattr(dataset, '__getitems__', None)
+        if not hasattr(dataset, '_mmbinpc_batch_seeding'):  # first install
+            dataset._mmbinpc_fetch_many = getattr(dataset, '__getitems__',
+                                                  None)
+        fetch_many = dataset._mmbinpc_fetch_many
         seed, epoch = self.seed, self.epoch
 
         def seeded_getitems(indices: List[int]) -> list:
@@ -207,7 +210,9 @@ class RNGStateHook(Hook):
         from the config's, so the states are applied later.)
         """
         saved = checkpoint.get(RNG_STATE_KEY)
-        if isinstance(saved, dict) and runner.cfg.get('resume', False):
+        resuming = getattr(runner, '_resume', False) or runner.cfg.get(
+            'resume', False)
+        if isinstance(saved, dict) and resuming:
             self._resumed = saved
 
     # -------------------------------------------------------------- train
