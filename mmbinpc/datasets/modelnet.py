@@ -77,7 +77,8 @@ class ModelNet40Dataset(BaseDataset):
 
     Reads ``modelnet40_normal_resampled`` (text shapes with normals) or
     ``modelnet40_ply_hdf5_2048`` (HDF5, needs ``h5py``). The parsed,
-    sampled split is cached in one pickle per split (``cache_dir``), keyed
+    sampled split is cached in one ``.npz`` file per split (``cache_dir``;
+    data only, never unpickled), keyed
     by the list, the shape files' sizes and mtimes, and the options, so later
     runs and epochs do not re-parse text.
 
@@ -194,7 +195,7 @@ class ModelNet40Dataset(BaseDataset):
         stored = 'all' if self.sample_method == 'random' else \
             f'{self.sample_method}{self.num_points}'
         name = f'{self.subset if fmt == "normal_resampled" else "h5"}_' \
-            f'{self.file_split}_{stored}_{self.num_channels}ch.pkl'
+            f'{self.file_split}_{stored}_{self.num_channels}ch.npz'
         cache_dir = self.cache_dir or osp.join(self.data_root, 'cache')
         return osp.join(cache_dir, name)
 
@@ -235,8 +236,9 @@ class ModelNet40Dataset(BaseDataset):
                     points=points)
 
     def _read_hdf5(self, root: str) -> dict:
-        classes = mio.read_lines(osp.join(root, 'shape_names.txt'),
-                                 'class-name list')
+        names_file = osp.join(root, 'shape_names.txt')
+        classes = mio.unique_names(
+            mio.read_lines(names_file, 'class-name list'), names_file)
         files = mio.hdf5_files(root, self.file_split)
         key = mio.fingerprint(
             [

@@ -2,18 +2,27 @@
 """Readers for the two community ModelNet formats, point sampling and cache.
 
 Every reader raises an error naming the file (and line, for text files) on
-bad input: nothing is skipped silently.
+bad input: nothing is skipped silently. Malformed content is a
+:class:`~mmbinpc.errors.DatasetFormatError`; a missing file a
+``FileNotFoundError``.
+
+The split cache is data only (an ``.npz`` archive read with
+``allow_pickle=False`` plus a JSON description): a planted or damaged cache
+file is ignored and rebuilt, never executed.
 """
 import hashlib
+import json
 import os
 import os.path as osp
-import pickle
+import zipfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from mmbinpc.errors import DatasetFormatError
+
 SAMPLE_METHODS = ('first', 'random', 'fps')
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def read_lines(path: str, what: str) -> List[str]:
@@ -26,10 +35,46 @@ def read_lines(path: str, what: str) -> List[str]:
     Returns:
         list[str]: The lines.
     """
+    return [line.strip() for line in read_text(path, what).splitlines()
+            if line.strip()]
+
+
+def read_text(path: str, what: str) -> str:
+    """The UTF-8 text of a file, with errors that name it.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        DatasetFormatError: If it is a directory or not UTF-8 text.
+    """
+    if osp.isdir(path):
+        raise DatasetFormatError(path, f'the {what} is a directory',
+                                 'give the file itself')
     if not osp.isfile(path):
         raise FileNotFoundError(f'{what} {path!r} does not exist')
-    with open(path) as f:
-        return [line.strip() for line in f if line.strip()]
+    with open(path, 'rb') as f:
+        raw = f.read()
+    try:
+        return raw.decode('utf-8')
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b'\n') + 1
+        raise DatasetFormatError(
+            path, f'line {line}: byte 0x{raw[err.start]:02x} at offset '
+            f'{err.start} is not UTF-8 text', f'the {what} must be plain '
+            f'text; re-export or re-download it') from None
+
+
+def unique_names(names: List[str], path: str) -> List[str]:
+    """``names`` if no name repeats; a repeated class name would shift the
+    labels of every class after it."""
+    seen: Dict[str, int] = {}
+    for i, name in enumerate(names, start=1):
+        if name in seen:
+            raise DatasetFormatError(
+                path, f'class {name!r} is listed twice (lines {seen[name]} '
+                f'and {i} of the non-empty lines)', 'each class name must '
+                'appear once; remove the duplicate')
+        seen[name] = i
+    return names
 
 
 def parse_points_txt(path: str, columns: int = 6) -> np.ndarray:
@@ -49,10 +94,7 @@ def parse_points_txt(path: str, columns: int = 6) -> np.ndarray:
         ValueError: Naming ``file:line`` for a row with the wrong number of
             values, a non-numeric or non-finite value, or an empty file.
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'shape file {path!r} does not exist')
-    with open(path) as f:
-        text = f.read()
+    text = read_text(path, 'shape file')
     lines = text.splitlines()
     commas = [line.count(',') for line in lines]
     rows = sum(1 for line in lines if line.strip())
@@ -60,7 +102,9 @@ def parse_points_txt(path: str, columns: int = 6) -> np.ndarray:
     if rows and all(c == columns - 1
                     for c, line in zip(commas, lines) if line.strip()):
         try:
-            arr = np.array(text.replace(',', ' ').split(), dtype=np.float32)
+            with np.errstate(over='ignore'):  # checked below, per line
+                arr = np.array(text.replace(',', ' ').split(),
+                               dtype=np.float32)
         except ValueError:
             arr = None
     if arr is not None and arr.size == rows * columns and \
@@ -83,6 +127,13 @@ def parse_points_txt(path: str, columns: int = 6) -> np.ndarray:
         if not np.isfinite(values).all():
             raise ValueError(f'{path}:{lineno}: non-finite value in '
                              f'{line[:80]!r}')
+        with np.errstate(over='ignore'):
+            if not np.isfinite(np.asarray(values, np.float32)).all():
+                raise ValueError(f'{path}:{lineno}: a value beyond the '
+                                 f'float32 range (+-3.4e38) in '
+                                 f'{line[:80]!r}')
+    if rows:
+        raise ValueError(f'{path}: cannot parse its points')
     raise ValueError(f'{path}: no points (the file is empty)')
 
 
@@ -168,8 +219,15 @@ def list_normal_resampled(
     """
     names_file = osp.join(root, f'{subset}_shape_names.txt')
     list_file = osp.join(root, f'{subset}_{split}.txt')
-    classes = read_lines(names_file, 'class-name list')
+    classes = unique_names(read_lines(names_file, 'class-name list'),
+                           names_file)
     ids = read_lines(list_file, 'split list')
+    if not classes:
+        raise DatasetFormatError(names_file, 'names no classes',
+                                 'list one class name per line')
+    if not ids:
+        raise DatasetFormatError(list_file, 'lists no shapes',
+                                 'list one shape id per line')
     index = {name: i for i, name in enumerate(classes)}
     labels = []
     for lineno, shape_id in enumerate(ids, start=1):
@@ -267,28 +325,79 @@ def fingerprint(files: Sequence[str], extra: Sequence[object]) -> str:
 
 
 def load_cache(path: str, key: str) -> Optional[Dict]:
-    """The cached split if ``path`` exists and matches ``key``, else None."""
+    """The cached split if ``path`` is a valid cache matching ``key``.
+
+    Anything else - a missing, truncated, foreign or edited file, another
+    fingerprint - gives None and the caller rebuilds the split. Nothing is
+    unpickled: the file is an ``.npz`` read with ``allow_pickle=False``
+    whose JSON part is checked field by field.
+    """
     if not osp.isfile(path):
         return None
     try:
-        with open(path, 'rb') as f:
-            data = pickle.load(f)
-    except Exception:  # a truncated or foreign file: rebuild it
+        with np.load(path, allow_pickle=False) as data:
+            if sorted(data.files) != ['meta', 'points']:
+                return None
+            meta = json.loads(data['meta'].tobytes().decode('utf-8'))
+            points = data['points']
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile,
+            UnicodeDecodeError, RecursionError):
         return None
-    if not isinstance(data, dict) or data.get('fingerprint') != key:
+    return _split_from_cache(meta, points, key)
+
+
+def _split_from_cache(meta: object, points: np.ndarray,
+                      key: str) -> Optional[Dict]:
+    if not isinstance(meta, dict) or meta.get('fingerprint') != key:
         return None
-    return data
+    classes, ids = meta.get('classes'), meta.get('ids')
+    labels, lengths = meta.get('labels'), meta.get('lengths')
+    lists = (classes, ids, labels, lengths)
+    if not all(isinstance(v, list) for v in lists):
+        return None
+    if not (all(isinstance(c, str) for c in classes + ids)
+            and all(type(v) is int for v in labels + lengths)):
+        return None
+    if len({len(ids), len(labels), len(lengths)}) != 1 or \
+            any(not 0 <= lab < len(classes) for lab in labels) or \
+            any(n <= 0 for n in lengths):
+        return None
+    if points.dtype != np.float32 or points.ndim != 2 or \
+            points.shape[0] != sum(lengths) or \
+            not np.isfinite(points).all():
+        return None
+    split = np.split(points, np.cumsum(lengths)[:-1]) if lengths else []
+    return dict(fingerprint=key, classes=classes, ids=ids, labels=labels,
+                points=list(split))
 
 
 def save_cache(path: str, data: Dict) -> bool:
-    """Write the cache atomically; returns False if the directory is not
-    writable (the dataset then works without a cache)."""
+    """Write the cache atomically (temp file, then rename).
+
+    Returns:
+        bool: False if the directory is not writable (the dataset then
+        works without a cache).
+    """
+    shapes = list(data['points'])
+    channels = shapes[0].shape[1] if shapes else 0
+    meta = dict(fingerprint=data['fingerprint'],
+                classes=list(data['classes']),
+                ids=list(data['ids']),
+                labels=[int(v) for v in data['labels']],
+                lengths=[int(p.shape[0]) for p in shapes])
+    points = (np.concatenate(shapes).astype(np.float32, copy=False)
+              if shapes else np.zeros((0, channels), np.float32))
+    tmp = f'{path}.{os.getpid()}.tmp'
     try:
         os.makedirs(osp.dirname(path), exist_ok=True)
-        tmp = f'{path}.{os.getpid()}.tmp'
         with open(tmp, 'wb') as f:
-            pickle.dump(data, f, protocol=4)
+            np.savez(f,
+                     meta=np.frombuffer(json.dumps(meta).encode('utf-8'),
+                                        dtype=np.uint8),
+                     points=points)
         os.replace(tmp, path)
         return True
     except OSError:
+        if osp.exists(tmp):
+            os.remove(tmp)
         return False

@@ -6,8 +6,9 @@ so importing this package does not JIT-compile anything.
 """
 from .bitpack import (WORD_BITS, num_words, pack_signs, popcount64,
                       unpack_signs, xnor_dot)
-from .export import (ExportSummary, export_packed, find_foldable_bn, read_meta,
-                     state_dict_bytes)
+from .export import (ExportSummary, export_packed, find_foldable_bn,
+                     preprocess_steps, state_dict_bytes)
+from .format import PackedFormatError, read_meta, read_packed
 from .packed_layers import PackedBinaryLayer
 from .packed_model import PackedModel
 from .support import BINARIZER_INPUT_RULES, NotSupportedError, check_supported
@@ -15,6 +16,7 @@ from .support import BINARIZER_INPUT_RULES, NotSupportedError, check_supported
 __all__ = [
     'WORD_BITS', 'num_words', 'pack_signs', 'unpack_signs', 'popcount64',
     'xnor_dot', 'export_packed', 'ExportSummary', 'find_foldable_bn',
-    'read_meta', 'state_dict_bytes', 'PackedBinaryLayer', 'PackedModel',
+    'read_meta', 'read_packed', 'PackedFormatError', 'preprocess_steps',
+    'state_dict_bytes', 'PackedBinaryLayer', 'PackedModel',
     'BINARIZER_INPUT_RULES', 'NotSupportedError', 'check_supported'
 ]

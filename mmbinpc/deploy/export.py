@@ -1,28 +1,16 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 """Export a binarized model to the packed format.
 
-The file is an uncompressed ``.npz`` archive (loaded with
-``allow_pickle=False``) holding:
-
-* ``__meta__`` - JSON: format name and version, the model config as
-  mmengine Python text (the architecture description), the input size used
-  for tracing, and one entry per packed binary layer and per folded
-  BatchNorm;
-* ``<layer>.weight_words`` - packed weight signs, (O, ceil(C / 64)) uint64
-  (1 bit per weight, 64 per word, zero padding);
-* ``<layer>.out_scale`` / ``<layer>.out_shift`` - (O,) float32: the weight
-  scale α, the bias and the folded BatchNorm in one affine map;
-* ``<layer>.threshold`` - (C,) float32, only for binarizers with a learned
-  input threshold (react);
-* ``fp/<key>`` - every remaining FP32 tensor of the state dict (FP first and
-  last layers, BatchNorms that could not be folded, ...), with BatchNorms
-  that follow an FP layer folded into that layer.
+The file layout, its schema and its validation live in
+:mod:`mmbinpc.deploy.format`: an ``.npz`` archive of the packed sign bits,
+per-channel affine maps and remaining FP32 tensors, described by a JSON
+``__meta__`` entry that holds the architecture as a plain JSON config
+(data only: nothing in a packed file is executed when it is loaded).
 """
 import io
-import json
-import zipfile
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import (Any, Callable, Dict, List, Optional, Sequence, Set,
+                    Tuple)
 
 import numpy as np
 import torch
@@ -31,10 +19,10 @@ from torch.overrides import TorchFunctionMode
 
 from mmbinpc.analysis.complexity import is_binary_layer, model_forward
 from .bitpack import pack_signs
+from .format import (FORMAT_NAME, FORMAT_VERSION, PREPROCESS_STEPS,
+                     plain_config, write_packed)
 from .support import BINARIZER_INPUT_RULES, NotSupportedError, check_supported
 
-FORMAT_NAME = 'mmbinpc-packed'
-FORMAT_VERSION = 1
 _BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
@@ -318,35 +306,41 @@ def _fold_fp_layer(module: nn.Module, bn: nn.Module) -> Tuple[Tensor, Tensor]:
     return w.float(), (b * scale + shift).float()
 
 
-def model_config_text(model_cfg: Any) -> str:
-    """The model config as mmengine Python text (round-trips tuples)."""
-    from mmengine.config import Config
-    return Config(dict(model=model_cfg)).pretty_text
-
-
 def export_packed(model: nn.Module,
                   path: str,
                   model_cfg: Any,
                   num_points: int = 1024,
-                  in_channels: Optional[int] = None) -> ExportSummary:
+                  in_channels: Optional[int] = None,
+                  preprocess: Sequence[str] = ()) -> ExportSummary:
     """Write ``model`` (a binarized model) in the packed format.
 
     Args:
         model (nn.Module): The binary model, weights loaded.
         path (str): Output file (``.npz`` content; any extension).
         model_cfg (dict): Config that builds the same (binarized)
-            architecture; stored as the architecture description.
+            architecture; stored as plain JSON, the architecture
+            description.
         num_points (int): Points of the tracing input. Defaults to 1024.
         in_channels (int, optional): Channels per point of the tracing
             input; read from the backbone when None.
+        preprocess (Sequence[str]): The test pipeline's steps that
+            ``tools/deploy/predict.py`` must replay on raw clouds (names in
+            :data:`~mmbinpc.deploy.format.PREPROCESS_STEPS`); see
+            :func:`preprocess_steps`.
 
     Returns:
         ExportSummary: What was written.
 
     Raises:
         NotSupportedError: For layers or binarizers the engine cannot run.
+        TypeError: If ``model_cfg`` holds values JSON cannot store.
     """
     check_supported(model)
+    unknown = [p for p in preprocess if p not in PREPROCESS_STEPS]
+    if unknown:
+        raise ValueError(f'unknown preprocessing steps {unknown}; known: '
+                         f'{", ".join(PREPROCESS_STEPS)}')
+    cfg_json = plain_config(model_cfg)
     model.eval()
     forward, points = model_forward(model, num_points=num_points,
                                     in_channels=in_channels)
@@ -409,14 +403,12 @@ def export_packed(model: nn.Module,
     meta = dict(
         format=FORMAT_NAME,
         version=FORMAT_VERSION,
-        model_cfg=model_config_text(model_cfg),
+        model_cfg=cfg_json,
         trace=dict(num_points=num_points, in_channels=points.shape[-1]),
+        preprocess=list(preprocess),
         binary_layers=entries,
         fp_folded=fp_folded)
-    arrays['__meta__'] = np.frombuffer(
-        json.dumps(meta).encode('utf-8'), dtype=np.uint8)
-    with open(path, 'wb') as f:
-        np.savez(f, **arrays)
+    write_packed(path, meta, arrays)
     file_bytes = _file_size(path)
     return ExportSummary(
         path=path,
@@ -443,19 +435,37 @@ def state_dict_bytes(model: nn.Module) -> int:
     return buf.getbuffer().nbytes
 
 
-def read_meta(path: str) -> Dict[str, Any]:
-    """The JSON description stored in a packed file."""
-    with zipfile.ZipFile(path) as zf:
-        if '__meta__.npy' not in zf.namelist():
-            raise ValueError(f'{path} is not an mmbinpc packed model (no '
-                             f'__meta__ entry); write it with '
-                             f'tools/deploy/export_packed.py')
-    with np.load(path, allow_pickle=False) as data:
-        meta = json.loads(bytes(data['__meta__']).decode('utf-8'))
-    if meta.get('format') != FORMAT_NAME:
-        raise ValueError(f'{path}: unknown format {meta.get("format")!r}')
-    if meta.get('version') != FORMAT_VERSION:
-        raise ValueError(f'{path}: packed format version '
-                         f'{meta.get("version")} is not supported by this '
-                         f'mmbinpc (expects {FORMAT_VERSION}); re-export it')
-    return meta
+#: Test-pipeline transforms and the packed-file step that replays each
+#: (None: nothing to replay on a raw cloud).
+PIPELINE_STEPS = {
+    'NormalizePointsToUnitSphere': 'normalize_unit_sphere',
+    'PackClsInputs': None,
+}
+
+
+def preprocess_steps(pipeline: Sequence[Any]) -> List[str]:
+    """The steps ``predict.py`` replays for a test pipeline.
+
+    Args:
+        pipeline (Sequence[dict]): The test dataloader's pipeline configs.
+
+    Returns:
+        list[str]: Step names, in order (see
+        :data:`~mmbinpc.deploy.format.PREPROCESS_STEPS`).
+
+    Raises:
+        NotSupportedError: For a transform the packed runtime cannot
+            replay, so that predictions never run on differently
+            preprocessed clouds.
+    """
+    steps = []
+    for transform in pipeline:
+        kind = transform.get('type') if hasattr(transform, 'get') else None
+        if kind not in PIPELINE_STEPS:
+            raise NotSupportedError(
+                f'not supported yet: the test pipeline step {kind!r}; a '
+                f'packed model replays only '
+                f'{", ".join(sorted(PIPELINE_STEPS))}')
+        if PIPELINE_STEPS[kind] is not None:
+            steps.append(PIPELINE_STEPS[kind])
+    return steps

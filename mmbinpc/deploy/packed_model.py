@@ -1,29 +1,127 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 """Run a packed model (see :mod:`mmbinpc.deploy.export`) on the CPU."""
 import os
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from mmbinpc.analysis.complexity import is_binary_layer
-from .export import read_meta
+from mmbinpc.binary.aggregation import PointPool
+from mmbinpc.errors import PackedFormatError
+from .format import read_packed
 from .packed_layers import FusedPoolTail, PackedBinaryLayer
 from .plan import PointNetPlan, Unplannable
-from .support import check_supported
+from .support import NotSupportedError, check_supported
 
 #: ``engine`` values of :meth:`PackedModel.load`.
 ENGINES = ('auto', 'plan', 'modules')
 
 
-def _build_model(cfg_text: str) -> nn.Module:
-    from mmengine.config import Config
+_BUILD_ERRORS = (KeyError, TypeError, ValueError, AttributeError,
+                 RuntimeError, IndexError, AssertionError, ZeroDivisionError,
+                 OverflowError, NotImplementedError)
+
+
+def _build_model(model_cfg: Dict[str, Any], path: str,
+                 stored_values: int) -> nn.Module:
+    """Build the architecture described by a (validated) JSON config.
+
+    The config is a plain dict of registered type names (checked by
+    :func:`~mmbinpc.deploy.format.check_model_config`); it is turned into
+    an mmengine ``ConfigDict`` without parsing any text, so nothing in the
+    file is executed or imported. It is first built on PyTorch's ``meta``
+    device (no memory) and refused if it has far more parameters than the
+    file stores, so an edited width cannot make loading allocate
+    gigabytes.
+    """
+    from mmengine.config import ConfigDict
 
     import mmbinpc  # noqa: F401  (registers the models)
     from mmdet3d.registry import MODELS
-    cfg = Config.fromstring(cfg_text, '.py')
-    return MODELS.build(cfg.model)
+    try:
+        with torch.device('meta'):
+            probe = MODELS.build(ConfigDict(model_cfg))
+        size = sum(p.numel() for p in probe.parameters())
+        if size > 2 * stored_values + 4096:
+            raise PackedFormatError(
+                path, f'its architecture has {size:,} parameters but the '
+                f'file stores {stored_values:,} values', _REEXPORT)
+        return MODELS.build(ConfigDict(model_cfg))
+    except _BUILD_ERRORS as err:
+        if isinstance(err, PackedFormatError):
+            raise
+        raise PackedFormatError(
+            path, f'its architecture (meta.model_cfg) cannot be built: '
+            f'{type(err).__name__}: {err}', _REEXPORT) from None
+
+
+_REEXPORT = ('export it again from its config and checkpoint with '
+             'tools/deploy/export_packed.py')
+_BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
+_ACT_TYPES = (nn.Hardtanh, nn.ReLU, nn.ReLU6)
+_LAYER_TYPES = dict(conv1d=nn.Conv1d, conv2d=nn.Conv2d, linear=nn.Linear)
+
+
+def _replace(model: nn.Module, modules: Dict[str, nn.Module], name: str,
+             kinds: Tuple[type, ...], new: nn.Module, path: str,
+             what: str) -> None:
+    """Swap ``name`` for ``new`` after checking it is one of ``kinds``."""
+    module = modules.get(name)
+    if not isinstance(module, kinds):
+        found = 'missing' if module is None else type(module).__name__
+        raise PackedFormatError(
+            path, f'the {what} {name!r} named by the file is {found} in the '
+            f'architecture built from its config', _REEXPORT)
+    model.set_submodule(name, new)
+
+
+def _swap_binary_layer(model: nn.Module, modules: Dict[str, nn.Module],
+                       entry: Dict[str, Any], arrays: Dict[str, np.ndarray],
+                       path: str) -> None:
+    """Put the packed form of one binary layer (and its fusions) in place.
+
+    ``entry`` and ``arrays`` are validated against each other already
+    (:func:`~mmbinpc.deploy.format.read_packed`); here they are checked
+    against the module they replace.
+    """
+    name = entry['name']
+    module = modules.get(name)
+    if module is None or not is_binary_layer(module):
+        raise PackedFormatError(
+            path, f'layer {name!r} is binary in the file but '
+            f'{"missing" if module is None else "not binary"} in the '
+            f'architecture built from its config', _REEXPORT)
+    if not isinstance(module, _LAYER_TYPES[entry['kind']]) or \
+            module.binarizer.name != entry['binarizer'] or \
+            tuple(module.weight.shape[:2]) != (entry['out_channels'],
+                                               entry['in_channels']):
+        raise PackedFormatError(
+            path, f'layer {name!r} does not match the rebuilt architecture '
+            f'({type(module).__name__}, {module.binarizer.name}, '
+            f'{tuple(module.weight.shape)}; the file says {entry["kind"]}, '
+            f'{entry["binarizer"]}, {entry["out_channels"]}x'
+            f'{entry["in_channels"]})', _REEXPORT)
+    act, pool = entry['act'], entry['pool']
+    packed = PackedBinaryLayer(
+        entry['kind'], entry['in_channels'], entry['out_channels'],
+        arrays[f'{name}.weight_words'], arrays[f'{name}.out_scale'],
+        arrays[f'{name}.out_shift'],
+        threshold=arrays.get(f'{name}.threshold'),
+        scale_mode=entry['scale_mode'],
+        clamp=None if act is None else act['bounds'],
+        pool=pool is not None, name=name)
+    model.set_submodule(name, packed)
+    if entry['folded_bn']:
+        _replace(model, modules, entry['folded_bn'], _BN_TYPES,
+                 nn.Identity(), path, 'folded BatchNorm')
+    if act is not None:
+        _replace(model, modules, act['name'], _ACT_TYPES, nn.Identity(),
+                 path, 'fused activation')
+    if pool is not None:
+        _replace(model, modules, pool['name'], (PointPool, ),
+                 FusedPoolTail(packed, pool['mode']), path, 'fused pooling')
 
 
 class PackedModel:
@@ -85,74 +183,49 @@ class PackedModel:
         if engine not in ENGINES:
             raise ValueError(f'unknown packed engine {engine!r}; valid: '
                              f'{", ".join(ENGINES)}')
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f'packed model {path!r} not found; write one with '
-                f'tools/deploy/export_packed.py CONFIG CHECKPOINT OUT')
-        meta = read_meta(path)
-        model = _build_model(meta['model_cfg'])
+        meta, arrays = read_packed(path)
+        stored = sum(
+            e['in_channels'] * e['out_channels']
+            for e in meta['binary_layers']) + sum(
+                a.size for k, a in arrays.items() if k.startswith('fp/'))
+        model = _build_model(meta['model_cfg'], path, stored)
         model.eval()
-        check_supported(model)
+        try:
+            check_supported(model)
+        except NotSupportedError as err:
+            raise PackedFormatError(path, str(err), _REEXPORT) from None
         modules = dict(model.named_modules())
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-        replaced: List[str] = []
         for entry in meta['binary_layers']:
-            name = entry['name']
-            module = modules.get(name)
-            if module is None or not is_binary_layer(module):
-                raise ValueError(
-                    f'{path}: layer {name!r} is binary in the file but '
-                    f'{"missing" if module is None else "not binary"} in the '
-                    f'architecture built from its config')
-            if module.binarizer.name != entry['binarizer'] or \
-                    module.weight.shape[:2] != (entry['out_channels'],
-                                                entry['in_channels']):
-                raise ValueError(
-                    f'{path}: layer {name!r} does not match the rebuilt '
-                    f'architecture ({module.binarizer.name}, '
-                    f'{tuple(module.weight.shape)} vs {entry})')
-            act, pool = entry.get('act'), entry.get('pool')
-            packed = PackedBinaryLayer(
-                entry['kind'], entry['in_channels'], entry['out_channels'],
-                arrays[f'{name}.weight_words'], arrays[f'{name}.out_scale'],
-                arrays[f'{name}.out_shift'],
-                threshold=arrays.get(f'{name}.threshold'),
-                scale_mode=entry['scale_mode'],
-                clamp=None if act is None else act['bounds'],
-                pool=pool is not None, name=name)
-            model.set_submodule(name, packed)
-            replaced.append(name)
-            if entry['folded_bn']:
-                model.set_submodule(entry['folded_bn'], nn.Identity())
-                replaced.append(entry['folded_bn'])
-            if act is not None:
-                model.set_submodule(act['name'], nn.Identity())
-            if pool is not None:
-                model.set_submodule(pool['name'],
-                                    FusedPoolTail(packed, pool['mode']))
+            _swap_binary_layer(model, modules, entry, arrays, path)
         for entry in meta['fp_folded']:
-            model.set_submodule(entry['folded_bn'], nn.Identity())
-            replaced.append(entry['folded_bn'])
+            _replace(model, modules, entry['folded_bn'], _BN_TYPES,
+                     nn.Identity(), path, 'folded BatchNorm')
         state = {
             k[3:]: torch.from_numpy(np.array(v))
             for k, v in arrays.items() if k.startswith('fp/')
         }
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as err:  # a tensor of another shape
+            raise PackedFormatError(
+                path, f'its FP32 tensors do not fit the architecture: '
+                f'{str(err).splitlines()[-1].strip()}', _REEXPORT) from None
         missing = [
             k for k in missing if not k.endswith('num_batches_tracked')
             and not k.startswith('data_preprocessor.')
         ]
         if missing or unexpected:
-            raise ValueError(f'{path}: state does not match the rebuilt '
-                             f'architecture; missing {missing[:5]}, '
-                             f'unexpected {unexpected[:5]}')
+            raise PackedFormatError(
+                path, f'its FP32 tensors do not match the architecture: '
+                f'missing {missing[:5]}, unexpected {unexpected[:5]}',
+                _REEXPORT)
         not_packed = [
             n for n, m in model.named_modules() if is_binary_layer(m)
         ]
         if not_packed:
-            raise ValueError(f'{path}: binary layers without packed weights: '
-                             f'{not_packed[:5]}')
+            raise PackedFormatError(
+                path, f'binary layers without packed weights: '
+                f'{not_packed[:5]}', _REEXPORT)
         for p in model.parameters():
             p.requires_grad_(False)
         plan = None

@@ -147,7 +147,7 @@ def test_cache_is_written_reused_and_invalidated(tmp_path):
     cache_dir = str(tmp_path / 'cache')
     ModelNet40Dataset(root, num_points=8, cache_dir=cache_dir)
     files = os.listdir(cache_dir)
-    assert len(files) == 1 and files[0].endswith('.pkl')
+    assert len(files) == 1 and files[0].endswith('.npz')
     # A second build reads the cache, not the text: corrupt a shape file
     # without changing its size or mtime -> still loads the cached values.
     path = osp.join(root, 'chair', 'chair_0001.txt')
@@ -313,3 +313,103 @@ def test_val_split_needs_a_fraction(tmp_path):
     with pytest.raises(ValueError, match=r'val_fraction must be in \[0, 1\)'):
         ModelNet40Dataset(data_root=str(tmp_path), split='train',
                           num_points=8, val_fraction=1.0)
+
+
+def test_planted_pickle_cache_is_never_executed(tmp_path):
+    """A pickle planted under the cache's name runs no code: the cache is
+    an .npz read without pickle, so the foreign file is ignored and
+    replaced by a rebuilt one."""
+    import pickle
+
+    root = str(tmp_path / 'mn')
+    write_txt_dataset(root)
+    cache_dir = str(tmp_path / 'cache')
+    ds = ModelNet40Dataset(root, num_points=8, cache_dir=cache_dir)
+    (name, ) = os.listdir(cache_dir)
+    marker = tmp_path / 'executed'
+
+    class Payload:
+
+        def __reduce__(self):
+            return (open, (str(marker), 'w'))
+
+    with open(osp.join(cache_dir, name), 'wb') as f:
+        pickle.dump(dict(fingerprint='x', payload=Payload()), f)
+    again = ModelNet40Dataset(root, num_points=8, cache_dir=cache_dir)
+    assert not marker.exists()
+    assert np.array_equal(again.get_data_info(2)['points'].tensor.numpy(),
+                          ds.get_data_info(2)['points'].tensor.numpy())
+    with np.load(osp.join(cache_dir, name), allow_pickle=False) as data:
+        assert sorted(data.files) == ['meta', 'points']
+
+
+@pytest.mark.parametrize('edit', ['truncate', 'fingerprint', 'labels',
+                                  'lengths', 'dtype'])
+def test_damaged_cache_is_rebuilt(tmp_path, edit):
+    import json
+
+    root = str(tmp_path / 'mn')
+    write_txt_dataset(root)
+    cache_dir = str(tmp_path / 'cache')
+    ref = ModelNet40Dataset(root, num_points=8, cache_dir=cache_dir)
+    (name, ) = os.listdir(cache_dir)
+    path = osp.join(cache_dir, name)
+    if edit == 'truncate':
+        data = open(path, 'rb').read()
+        open(path, 'wb').write(data[:len(data) // 2])
+    else:
+        with np.load(path) as npz:
+            meta = json.loads(npz['meta'].tobytes())
+            points = npz['points']
+        if edit == 'fingerprint':
+            meta['fingerprint'] = '0' * 40
+        elif edit == 'labels':
+            meta['labels'][0] = 99
+        elif edit == 'lengths':
+            meta['lengths'][0] += 1
+        else:
+            points = points.astype(np.float64)
+        np.savez(open(path, 'wb'),
+                 meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+                 points=points)
+    ds = ModelNet40Dataset(root, num_points=8, cache_dir=cache_dir)
+    for i in range(len(ref)):
+        assert ds.get_data_info(i)['gt_label'] == ref.get_data_info(
+            i)['gt_label']
+        assert np.array_equal(ds.get_data_info(i)['points'].tensor.numpy(),
+                              ref.get_data_info(i)['points'].tensor.numpy())
+
+
+def test_duplicate_class_name_is_an_error(tmp_path):
+    from mmbinpc.errors import DatasetFormatError
+    root = str(tmp_path / 'mn')
+    write_txt_dataset(root)
+    names = osp.join(root, 'modelnet40_shape_names.txt')
+    with open(names, 'a') as f:
+        f.write(CLASSES[0] + '\n')
+    with pytest.raises(DatasetFormatError,
+                       match=rf'shape_names.txt: class {CLASSES[0]!r} is '
+                       r'listed twice'):
+        ModelNet40Dataset(root, num_points=8, cache=False)
+
+
+def test_bad_shape_files_name_the_file(tmp_path):
+    from mmbinpc.datasets.modelnet_io import parse_points_txt, read_lines
+    from mmbinpc.errors import DatasetFormatError
+    latin = tmp_path / 'latin.txt'
+    latin.write_bytes(b'0,0,0\n1,2,3\n4,5,\xe96\n')
+    with pytest.raises(DatasetFormatError,
+                       match=r'latin.txt: line 3: byte 0xe9 .* not UTF-8'):
+        parse_points_txt(str(latin), columns=3)
+    huge = tmp_path / 'huge.txt'
+    huge.write_text('0,0,0\n1,1e39,2\n')
+    with pytest.raises(ValueError, match=r'huge.txt:2: a value beyond the '
+                       r'float32 range'):
+        parse_points_txt(str(huge), columns=3)
+    with pytest.raises(DatasetFormatError, match='is a directory'):
+        parse_points_txt(str(tmp_path), columns=3)
+    with pytest.raises(DatasetFormatError, match='class-name list is a '
+                       'directory'):
+        read_lines(str(tmp_path), 'class-name list')
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        read_lines(str(tmp_path / 'nope.txt'), 'class-name list')

@@ -4,6 +4,7 @@ tools/deploy/benchmark.py end to end on a tiny config."""
 import importlib.util
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -62,6 +63,21 @@ def test_complexity_tool_json(trained, tmp_path, capsys):
     assert data['bops'] > 0 and data['speedup'] > 1
     assert data['compression'] > 1
     assert 'BOPs' in capsys.readouterr().out
+
+
+def test_complexity_tool_cfg_options_are_data(trained, tmp_path):
+    """--cfg-options values are parsed as data, never evaluated: a Python
+    expression stays a string, and a real override changes the count."""
+    cfg_path, _, _ = trained
+    tool = load_tool('tools/analysis/complexity.py')
+    marker = tmp_path / 'executed'
+    code = f"__import__('pathlib').Path({str(marker)!r}).touch()"
+    base = tool.main([cfg_path, '--points', '64', '--quiet',
+                      '--cfg-options', f'note={code}'])
+    assert not marker.exists()
+    wider = tool.main([cfg_path, '--points', '64', '--quiet',
+                       '--cfg-options', 'model.head.num_classes=40'])
+    assert wider['params'] > base['params']
 
 
 def test_export_then_benchmark(trained, tmp_path, capsys):
@@ -167,9 +183,12 @@ def test_predict_tool(trained, tmp_path, capsys):
     results = tool.main([packed, *files, '--classes', str(names), '--topk',
                          '2', '--json', str(out_json)])
 
-    # the PyTorch binary model on the same points: the first 64 xyz rows
+    # the PyTorch binary model on the same points: the first 64 xyz rows,
+    # centred and scaled into the unit sphere as the test pipeline does
     clouds = torch.from_numpy(np.stack(
-        [tool.read_cloud(f, 3)[:64] for f in files]))
+        [tool.read_cloud(f, 3)[:64] for f in files])).double()
+    clouds = clouds - clouds.mean(dim=1, keepdim=True)
+    clouds = (clouds / clouds.norm(dim=-1).amax(dim=1)[:, None, None]).float()
     with torch.no_grad():
         scores = model._forward(dict(points=clouds)).softmax(-1)
     assert [r['file'] for r in results] == files
@@ -187,7 +206,7 @@ def test_predict_tool(trained, tmp_path, capsys):
     assert 'names 3 of the model\'s 4 outputs' in printed
 
 
-def test_predict_tool_errors(trained, tmp_path):
+def test_predict_tool_errors(trained, tmp_path, capsys):
     import numpy as np
 
     cfg_path, ckpt, _ = trained
@@ -197,23 +216,56 @@ def test_predict_tool_errors(trained, tmp_path):
     tool = load_tool('tools/deploy/predict.py')
     cloud = tmp_path / 'c.npy'
     np.save(cloud, np.zeros((70, 3), np.float32))
-    with pytest.raises(FileNotFoundError, match='missing.txt'):
-        tool.main([packed, str(tmp_path / 'missing.txt')])
-    with pytest.raises(ValueError, match='fewer than num_points=500'):
-        tool.main([packed, str(cloud), '--points', '500'])
+
+    def fails(argv, pattern, model=packed):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exc:
+            tool.main([model, *argv])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert re.search(pattern, err), err
+
+    fails([str(tmp_path / 'missing.txt')], 'missing.txt.*does not exist')
+    fails([str(tmp_path)], 'is a directory')
+    fails([str(cloud), '--points', '500'], 'fewer than num_points=500')
+    fails([str(cloud), '--points', '0'], '--points must be >= 1, got 0')
+    fails([str(cloud), '--points', '-5'], '--points must be >= 1, got -5')
+    fails([str(cloud), '--threads', '0'], '--threads must be >= 1')
+    fails([str(cloud), '--topk', '0'], '--topk must be >= 1')
     flat = tmp_path / 'flat.npy'
     np.save(flat, np.zeros((70, 2), np.float32))
-    with pytest.raises(ValueError, match='2 values per point, the model '
-                       'needs 3'):
-        tool.main([packed, str(flat)])
+    fails([str(flat)], '2 values per point, the model needs 3')
+    huge = tmp_path / 'huge.npy'  # finite in float64, inf in float32
+    np.save(huge, np.full((70, 3), 1e300))
+    fails([str(huge)], 'huge.npy: values that are not finite in float32')
     bad = tmp_path / 'bad.txt'
     bad.write_text('0,0,0\n1,x,2\n')
-    with pytest.raises(ValueError, match=r'bad.txt:2: non-numeric'):
-        tool.main([packed, str(bad)])
+    fails([str(bad)], r'bad.txt:2: non-numeric')
     names = tmp_path / 'names.txt'
     names.write_text('cup\nchair\nlamp\nbed\nsofa\n')
-    with pytest.raises(ValueError, match='names 5 classes, the model has '
-                       'only 4 outputs'):
-        tool.main([packed, str(cloud), '--classes', str(names)])
-    with pytest.raises(SystemExit):
-        tool.main([packed, str(cloud), '--topk', '0'])
+    fails([str(cloud), '--classes', str(names)],
+          'names 5 classes, the model has only 4 outputs')
+    broken = tmp_path / 'broken.packed'
+    broken.write_bytes(open(packed, 'rb').read()[:500])
+    fails([str(cloud)], 'broken.packed.*truncated', model=str(broken))
+
+
+def test_predict_tool_replays_test_preprocessing(trained, tmp_path):
+    """A shifted and scaled copy of a cloud gets the same prediction: the
+    tool normalises into the unit sphere as the test pipeline does."""
+    import numpy as np
+
+    cfg_path, ckpt, _ = trained
+    packed = str(tmp_path / 'tiny.packed')
+    load_tool('tools/deploy/export_packed.py').main(
+        [cfg_path, ckpt, packed, '--points', '64'])
+    tool = load_tool('tools/deploy/predict.py')
+    rng = np.random.default_rng(3)
+    base = rng.uniform(-1, 1, (64, 3)).astype(np.float32)
+    np.save(tmp_path / 'a.npy', base)
+    np.save(tmp_path / 'b.npy', base * 7.5 + np.float32(40))
+    a, b = tool.main([packed, str(tmp_path / 'a.npy'),
+                      str(tmp_path / 'b.npy'), '--topk', '4'])
+    assert [t['index'] for t in a['top']] == [t['index'] for t in b['top']]
+    assert [t['score'] for t in a['top']] == pytest.approx(
+        [t['score'] for t in b['top']], abs=1e-4)

@@ -221,11 +221,16 @@ def test_unsupported_layers_and_binarizers(tmp_path):
 
 
 def test_load_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match='export_packed.py'):
+    from mmbinpc.errors import PackedFormatError
+    with pytest.raises(PackedFormatError,
+                       match='missing.packed: does not exist.*'
+                       'export_packed.py'):
         PackedModel.load(str(tmp_path / 'missing.packed'))
     bogus = tmp_path / 'bogus.npz'
     np.savez(bogus, x=np.zeros(3))
-    with pytest.raises(ValueError, match='not an mmbinpc packed model'):
+    with pytest.raises(PackedFormatError,
+                       match='bogus.npz: no __meta__ entry: not an mmbinpc '
+                       'packed model'):
         PackedModel.load(str(bogus))
 
 

@@ -17,6 +17,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
 
+from mmengine.config import DictAction  # noqa: E402
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
@@ -30,9 +32,12 @@ def parse_args(argv=None):
     parser.add_argument('--json', default=None, help='write the totals here')
     parser.add_argument('--quiet', action='store_true',
                         help='print only the totals')
-    parser.add_argument('--cfg-options', nargs='+', default=None,
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        default=None,
                         help='override config keys, e.g. model.head.'
-                        'num_classes=10')
+                        'num_classes=10 (parsed as data by mmengine\'s '
+                        'DictAction: numbers, booleans, lists, tuples, '
+                        'strings; never evaluated)')
     return parser.parse_args(argv)
 
 
@@ -40,20 +45,13 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.points < 1:
         raise SystemExit(f'--points must be >= 1, got {args.points}')
-    from mmengine.config import Config, DictAction  # noqa: F401
+    from mmengine.config import Config
 
     from mmbinpc.analysis import count_complexity, model_forward
     from mmbinpc.deploy.builder import build_model, deploy_model_cfgs
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
-        opts = {}
-        for item in args.cfg_options:
-            key, _, value = item.partition('=')
-            try:
-                opts[key] = eval(value, {}, {})  # numbers, tuples, strings
-            except Exception:
-                opts[key] = value
-        cfg.merge_from_dict(opts)
+        cfg.merge_from_dict(args.cfg_options)
     if 'model' not in cfg:
         raise SystemExit(f'{args.config} has no model= entry')
     bin_cfg, fp_cfg = deploy_model_cfgs(cfg.model)

@@ -53,7 +53,8 @@ def main(argv=None):
                                          load_state_checked, read_checkpoint,
                                          select_student, trained_binary)
     from mmbinpc.binary.layers import BinaryMixin
-    from mmbinpc.deploy import export_packed, state_dict_bytes
+    from mmbinpc.deploy import (export_packed, preprocess_steps,
+                                state_dict_bytes)
     from mmbinpc.deploy.builder import build_model, deploy_model_cfgs
     from mmbinpc.errors import CheckpointMismatchError
     if not os.path.isfile(args.checkpoint):
@@ -81,7 +82,10 @@ def main(argv=None):
         args.checkpoint, args.allow_partial_checkpoint, checkpoint=checkpoint)
     out_dir = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(out_dir, exist_ok=True)
-    summary = export_packed(model, args.out, bin_cfg, num_points=args.points)
+    pipeline = cfg.get('test_dataloader', {}).get('dataset', {}).get(
+        'pipeline', [])
+    summary = export_packed(model, args.out, bin_cfg, num_points=args.points,
+                            preprocess=preprocess_steps(pipeline))
     fp_model = build_model(fp_cfg)
     fp_bytes = state_dict_bytes(fp_model)
     print(f'wrote {summary.path}: {summary.file_bytes:,} bytes, '

@@ -10,8 +10,13 @@ FILE is a ModelNet-style text file (one point per line, comma-separated
 ``x,y,z[,nx,ny,nz]``) or a ``.npy`` array (N, C). Each cloud is reduced to
 ``--points`` points (default: the number the model was exported with, as
 the dataset does at training time: EMA pooling depends on it) and the
-model's input channels (xyz, or xyz + normals). ``--classes`` names the
-outputs, one name per line (e.g. ``modelnet40_shape_names.txt``).
+model's input channels (xyz, or xyz + normals), then prepared by the test
+pipeline's steps recorded in the packed file (e.g. centring and scaling into
+the unit sphere), exactly as in testing. ``--classes`` names the outputs,
+one name per line (e.g. ``modelnet40_shape_names.txt``).
+
+Any bad input (a malformed packed file, an unreadable cloud, an invalid
+option) ends with a message naming it and exit status 2.
 
 Example::
 
@@ -50,6 +55,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.topk < 1:
         parser.error(f'--topk must be >= 1, got {args.topk}')
+    if args.points is not None and args.points < 1:
+        parser.error(f'--points must be >= 1, got {args.points}')
+    if args.threads < 1:
+        parser.error(f'--threads must be >= 1, got {args.threads}')
     return args
 
 
@@ -65,15 +74,27 @@ def read_cloud(path: str, channels: int) -> np.ndarray:
         np.ndarray: The points.
     """
     from mmbinpc.datasets.modelnet_io import parse_points_txt
+    if os.path.isdir(path):
+        raise ValueError(f'point cloud {path!r} is a directory; give the '
+                         f'.txt or .npy files in it')
     if not os.path.isfile(path):
         raise FileNotFoundError(f'point cloud {path!r} does not exist')
     if path.endswith('.npy'):
-        points = np.load(path, allow_pickle=False)
-        if points.ndim != 2:
-            raise ValueError(f'{path}: expected an (N, C) array, got shape '
-                             f'{points.shape}')
+        try:
+            points = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise ValueError(f'{path}: not a readable .npy array ({err}); '
+                             f'save clouds with numpy.save') from None
+        if points.ndim != 2 or points.shape[0] == 0:
+            raise ValueError(f'{path}: expected an (N, C) array with N > 0, '
+                             f'got shape {points.shape}')
+        if points.dtype.kind not in 'fiu':
+            raise ValueError(f'{path}: dtype {points.dtype} is not numeric')
+        with np.errstate(over='ignore', invalid='ignore'):
+            points = points.astype(np.float32)  # what the model reads
         if not np.isfinite(points).all():
-            raise ValueError(f'{path}: non-finite values')
+            raise ValueError(f'{path}: values that are not finite in '
+                             f'float32 (NaN, inf or beyond +-3.4e38)')
     else:
         with open(path) as f:
             first = next((line for line in f if line.strip()), '')
@@ -108,21 +129,33 @@ def class_names(path: Optional[str], num_classes: int) -> List[str]:
 
 def main(argv=None) -> List[dict]:
     args = parse_args(argv)
+    try:
+        return predict(args)
+    except (ValueError, FileNotFoundError) as err:  # incl. MMBinPCFileError
+        print(f'error: {err}', file=sys.stderr)
+        raise SystemExit(2)
+
+
+def predict(args: argparse.Namespace) -> List[dict]:
+    """Classify ``args.files`` with ``args.packed`` (see the module doc)."""
     import torch
 
     from mmbinpc.datasets.modelnet_io import sample_points
     from mmbinpc.deploy import PackedModel, kernels
+    from mmbinpc.deploy.preprocess import apply_preprocess
 
     torch.set_num_threads(args.threads)
     kernels.set_num_threads(args.threads)
     model = PackedModel.load(args.packed)
     trace = model.meta['trace']
-    num_points = args.points or trace['num_points']
+    num_points = (trace['num_points']
+                  if args.points is None else args.points)
     rng = np.random.default_rng(0)
     clouds = [
-        sample_points(read_cloud(path, trace['in_channels']), num_points,
-                      args.sample, source=path, rng=rng)
-        for path in args.files
+        apply_preprocess(
+            sample_points(read_cloud(path, trace['in_channels']),
+                          num_points, args.sample, source=path, rng=rng),
+            model.meta['preprocess']) for path in args.files
     ]
     scores = model(np.stack(clouds)).softmax(dim=-1)
     names = class_names(args.classes, scores.shape[1])

@@ -62,8 +62,8 @@ def test_headline_dgcnn_kdr_config_trains(tmp_path):
                              test_per_class=1, num_points=64, log=None)
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'dgcnn_bin_kdr.py'))
     assert cfg.model.type == 'BinaryDistiller'
-    assert cfg.model.binarize == dict(method='lsr', aggregation='ema',
-                                  dropout='remove')
+    assert cfg.model.binarize == dict(
+        method='lsr', aggregation='ema', dropout='remove')
     assert cfg.model.distill.temperature == 2.0
     assert cfg.model.distill.reg_norm == '1'
     assert cfg.model.teacher == 'configs/dgcnn/dgcnn_fp_modelnet40.py'
