@@ -88,7 +88,7 @@ def _collate(batch):
     return dict(inputs=list(batch))
 
 
-def _runner(work_dir, max_epochs, seed, name, **kwargs):
+def _runner(work_dir, max_epochs, seed, name, hook=None, **kwargs):
     return Runner(
         model=Dropper(), work_dir=str(work_dir),
         train_dataloader=dict(dataset=Augmented(), batch_size=4,
@@ -97,9 +97,10 @@ def _runner(work_dir, max_epochs, seed, name, **kwargs):
                               collate_fn=_collate),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
-        default_hooks=dict(rng_state=dict(type='RNGStateHook'),
+        default_hooks=dict(rng_state=hook or dict(type='RNGStateHook'),
                            checkpoint=dict(type='SafeCheckpointHook')),
-        randomness=dict(seed=seed), default_scope='mmdet3d',
+        randomness=kwargs.pop('randomness', dict(seed=seed)),
+        default_scope='mmdet3d',
         experiment_name=f'{name}_{work_dir.name}', **kwargs)
 
 
@@ -123,3 +124,27 @@ def test_resume_gives_back_a_random_sampler_seed(tmp_path):
     resumed.train()
     assert resumed.train_loop.dataloader.sampler.seed == saved
     assert resumed.seed == saved  # mmengine restores the run's seed itself
+
+
+def _weight(work_dir, **kwargs):
+    torch.manual_seed(0)  # the model is built before the runner seeds
+    runner = _runner(work_dir, 2, 3, 'streams', **kwargs)
+    runner.train()
+    return runner.model.linear.weight.detach().clone()
+
+
+def test_reseeds_only_deterministic_runs_by_default(tmp_path):
+    """A default run keeps mmengine's random streams (results trained
+    before the hook existed reproduce); a deterministic one is reseeded."""
+    plain = _weight(tmp_path / 'a')
+    kept = _weight(tmp_path / 'b', hook=dict(type='RNGStateHook',
+                                              reseed=False))
+    forced = _weight(tmp_path / 'c', hook=dict(type='RNGStateHook',
+                                                reseed=True))
+    assert torch.equal(plain, kept)
+    assert not torch.equal(plain, forced)
+    det = dict(seed=3, deterministic=True)
+    assert torch.equal(
+        _weight(tmp_path / 'd', randomness=det),
+        _weight(tmp_path / 'e', randomness=det,
+                hook=dict(type='RNGStateHook', reseed=True)))

@@ -161,20 +161,22 @@ class RNGStateHook(Hook):
     """Reseed per epoch and iteration, seed workers per batch, save states.
 
     On by default in ``configs/_base_/default_runtime.py``
-    (``default_hooks.rng_state``). ``default_hooks.rng_state.reseed=False``
-    gives mmengine's random streams back (mmengine does not accept ``None``
-    for a default hook it does not know).
+    (``default_hooks.rng_state``). By default it reseeds only runs that ask
+    for reproducibility (``randomness=dict(seed=..., deterministic=True)``);
+    other runs keep mmengine's random streams (so their results do not
+    change with this hook) and get their states saved and restored.
 
     Args:
-        reseed (bool): Reseed the generators at every training epoch and
-            iteration (epoch-based loops). Defaults to True. With False only
-            the states are saved and restored.
+        reseed (bool, optional): Reseed the generators at every training
+            epoch and iteration (epoch-based loops). None (default): when
+            the runner is deterministic. With False only the states are
+            saved and restored.
     """
 
     priority = 'VERY_HIGH'
 
-    def __init__(self, reseed: bool = True) -> None:
-        self.reseed = bool(reseed)
+    def __init__(self, reseed: Optional[bool] = None) -> None:
+        self.reseed = None if reseed is None else bool(reseed)
         self.seed: Optional[int] = None
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._resumed: Optional[Dict[str, Any]] = None
@@ -200,7 +202,7 @@ class RNGStateHook(Hook):
             version=RNG_STATE_VERSION,
             seed=runner.seed,
             sampler_seed=getattr(sampler, 'seed', None),
-            reseed=self.reseed,
+            reseed=self._active,
             state=get_rng_state())
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
@@ -230,10 +232,12 @@ class RNGStateHook(Hook):
                 sampler.seed = saved['sampler_seed']
             if saved.get('state'):
                 set_rng_state(saved['state'])
-        self._active = self.reseed and isinstance(runner.train_loop,
-                                                  EpochBasedTrainLoop)
+        reseed = bool(runner.deterministic) if self.reseed is None \
+            else self.reseed
+        self._active = reseed and isinstance(runner.train_loop,
+                                             EpochBasedTrainLoop)
         if not self._active:
-            if self.reseed:
+            if reseed:
                 runner.logger.info(
                     'RNGStateHook: not an epoch-based training loop; the '
                     'generator states are saved and restored, but not '
