@@ -137,10 +137,10 @@ def test_reseeds_only_deterministic_runs_by_default(tmp_path):
     """A default run keeps mmengine's random streams (results trained
     before the hook existed reproduce); a deterministic one is reseeded."""
     plain = _weight(tmp_path / 'a')
-    kept = _weight(tmp_path / 'b', hook=dict(type='RNGStateHook',
-                                              reseed=False))
-    forced = _weight(tmp_path / 'c', hook=dict(type='RNGStateHook',
-                                                reseed=True))
+    kept = _weight(tmp_path / 'b',
+                   hook=dict(type='RNGStateHook', reseed=False))
+    forced = _weight(tmp_path / 'c',
+                     hook=dict(type='RNGStateHook', reseed=True))
     assert torch.equal(plain, kept)
     assert not torch.equal(plain, forced)
     det = dict(seed=3, deterministic=True)

@@ -155,3 +155,25 @@ def test_resume_does_not_execute_meta_config(tmp_path):
     resumed.train()
     assert resumed.epoch == 2
     assert not marker.exists()
+
+
+class WiderRegressor(ToyRegressor):
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 2)
+
+
+def test_resume_from_another_models_checkpoint_names_the_file(tmp_path):
+    """--resume with a checkpoint of another architecture stops with the
+    file and the mismatch, not torch's optimizer-group error."""
+    from mmbinpc.errors import CheckpointMismatchError
+    _runner(tmp_path, max_epochs=1, name='first').train()
+    other = _runner(tmp_path, max_epochs=2, name='other', resume=True)
+    other.model = WiderRegressor()
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'epoch_1\.pth.*another shape.*linear.weight'):
+        other.train()
+    same = _runner(tmp_path, max_epochs=2, name='same', resume=True)
+    same.train()
+    assert same.epoch == 2

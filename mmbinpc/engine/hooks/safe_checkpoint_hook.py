@@ -25,6 +25,7 @@ from typing import Any, List, Optional
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
+from mmengine.runner.checkpoint import find_latest_checkpoint
 
 from mmdet3d.registry import HOOKS
 from ..atomic_io import atomic_write_text, remove_stale_temp_files
@@ -93,12 +94,28 @@ class SafeCheckpointHook(CheckpointHook):
                                    'that a killed run left unfinished')
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Drop a ``meta['config']`` text, which mmengine's resume executes.
+        """Check a resumed checkpoint fits; drop a ``meta['config']`` text.
 
-        mmengine never writes that key itself (it records ``meta['cfg']``),
-        but ``Runner.resume`` parses one with ``Config.fromstring``, which
-        runs Python; a checkpoint is data and must not run code.
+        Resuming from another model's checkpoint is a
+        :class:`~mmbinpc.errors.CheckpointMismatchError` naming the file
+        (mmengine loads the weights non-strictly and then fails on the
+        optimizer's parameter groups, or resumes a half-loaded model).
+
+        mmengine never writes ``meta['config']`` itself (it records
+        ``meta['cfg']``), but ``Runner.resume`` parses one with
+        ``Config.fromstring``, which runs Python; a checkpoint is data and
+        must not run code.
         """
+        resuming = getattr(runner, '_resume', False)
+        state = checkpoint.get('state_dict')
+        if resuming and isinstance(state, dict):
+            from mmbinpc.apis.checkpoint import check_state
+            path = getattr(runner, '_load_from', None) or \
+                find_latest_checkpoint(runner.work_dir) or runner.work_dir
+            check_state(
+                runner.model, state, str(path), checkpoint=checkpoint,
+                fix='resume only from a checkpoint of this config (its work '
+                'dir), or start a new run without --resume')
         meta = checkpoint.get('meta')
         if isinstance(meta, dict) and 'config' in meta:
             meta.pop('config')
