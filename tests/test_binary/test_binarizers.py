@@ -42,8 +42,9 @@ def test_sign_of_zero_is_plus_one(name):
     w = torch.zeros(2, 2, 1)
     sign, _ = binarizer.weight_parts(w)
     assert torch.equal(sign, torch.ones_like(w))
-    assert set(hard_sign(torch.tensor([-0.0, 0.0, -1e-9])).tolist()) == {
-        1.0, -1.0}
+    # sign(x) = +1 for x >= 0: -0.0 included (-0.0 >= 0), -1e-9 excluded
+    assert hard_sign(torch.tensor([-0.0, 0.0, -1e-9, 1e-9])).tolist() == [
+        1.0, 1.0, -1.0, 1.0]
 
 
 @pytest.mark.parametrize('name', ALL)

@@ -1,6 +1,7 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 """tools/train.py, tools/test.py and tools/dist_train.sh on a tiny dataset."""
 import glob
+import json
 import importlib.util
 import os
 import os.path as osp
@@ -93,6 +94,24 @@ def test_train_then_test_tools(tiny_root, tmp_path, capsys):
     ] + _small_options(tiny_root))
     assert set(metrics) == {'overall_acc', 'mean_class_acc'}
     assert 0 <= metrics['overall_acc'] <= 100
+    # test.py on the validation split gives the Runner's own validation
+    # metric of the same checkpoint (same model, loading and metric)
+    logged = [
+        json.loads(line) for path in glob.glob(
+            osp.join(work, '*', 'vis_data', 'scalars.json'))
+        for line in open(path)
+    ]
+    val_acc = [r['overall_acc'] for r in logged if 'overall_acc' in r]
+    assert len(val_acc) == 1
+    on_val = test.main([
+        CONFIG,
+        osp.join(work, 'epoch_1.pth'), '--work-dir',
+        str(tmp_path / 'test_val'), '--cfg-options'
+    ] + _small_options(tiny_root) + [
+        'test_dataloader.dataset.split=val',
+        'test_dataloader.dataset.val_fraction=0.1'
+    ])
+    assert on_val['overall_acc'] == pytest.approx(val_acc[0], abs=1e-6)
     # --resume picks the latest checkpoint and continues to epoch 2.
     runner = train.main([
         CONFIG, '--work-dir', work, '--epochs', '2', '--resume',
