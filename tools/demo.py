@@ -20,7 +20,7 @@ them), so a second ``make demo`` only redoes the deploy step.
 
 Examples::
 
-    python tools/demo.py                 # about 15 min on 2 CPU cores
+    python tools/demo.py                 # about 12 min on 2 CPU cores
     python tools/demo.py --quick         # a smoke run of a minute
 """
 import argparse
