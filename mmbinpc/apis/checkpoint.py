@@ -356,6 +356,14 @@ def load_state_checked(model: nn.Module,
     return match
 
 
+def _read_state(path: str, student: bool) -> Tuple[Dict[str, Any], Any]:
+    """The checkpoint of ``path`` and its state dict (the ``student.*``
+    entries of a distiller checkpoint when ``student``)."""
+    checkpoint = read_checkpoint(path)
+    state = checkpoint_state(checkpoint, path)
+    return checkpoint, select_student(state) if student else state
+
+
 def load_checkpoint_checked(model: nn.Module,
                             path: str,
                             allow_partial: bool = False,
@@ -374,10 +382,7 @@ def load_checkpoint_checked(model: nn.Module,
     Returns:
         StateMatch: How the checkpoint fitted.
     """
-    checkpoint = read_checkpoint(path)
-    state = checkpoint_state(checkpoint, path)
-    if student:
-        state = select_student(state)
+    checkpoint, state = _read_state(path, student)
     return load_state_checked(model, state, path, allow_partial, fix,
                               checkpoint)
 
@@ -407,10 +412,7 @@ def check_checkpoint_file(model: nn.Module,
     import logging
 
     from mmengine.logging import print_log
-    checkpoint = read_checkpoint(path)
-    state = checkpoint_state(checkpoint, path)
-    if student:
-        state = select_student(state)
+    checkpoint, state = _read_state(path, student)
     match = check_state(model, state, path, allow_partial, fix, checkpoint)
     if not match.ok:
         print_log(f'checkpoint {path} does not fit the model and is loaded '
