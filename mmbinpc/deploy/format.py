@@ -32,6 +32,7 @@ from typing import Any, Dict, List, Mapping, Tuple
 import numpy as np
 
 from mmbinpc.errors import PackedFormatError
+from .bitpack import num_words
 from .preprocess import STEPS
 
 FORMAT_NAME = 'mmbinpc-packed'
@@ -57,13 +58,9 @@ FORBIDDEN_KEYS = frozenset({
     'teacher', 'teacher_ckpt', 'pretrained', 'checkpoint', 'init_cfg',
     'custom_imports', '_base_', 'ckpt', 'filename'
 })
-_REEXPORT = ('re-export it from its config and checkpoint with '
-             'tools/deploy/export_packed.py')
-
-
-def num_words(channels: int) -> int:
-    """64-bit words holding ``channels`` bits."""
-    return (channels + 63) // 64
+#: The fix named by every packed-file error.
+REEXPORT_FIX = ('re-export it from its config and checkpoint with '
+                'tools/deploy/export_packed.py')
 
 
 # ------------------------------------------------------------ model config
@@ -105,12 +102,12 @@ def check_model_config(cfg: Any, path: str, where: str = 'model_cfg') -> None:
             if key in FORBIDDEN_KEYS:
                 raise PackedFormatError(
                     path, f'{where} has the key {key!r}, which would make '
-                    f'loading read other files', _REEXPORT)
+                    f'loading read other files', REEXPORT_FIX)
             if key == 'type' and not (isinstance(value, str)
                                       and _TYPE_NAME.match(value)):
                 raise PackedFormatError(
                     path, f'{where}.type is {value!r}, not a plain '
-                    f'registered type name (no dots or scopes)', _REEXPORT)
+                    f'registered type name (no dots or scopes)', REEXPORT_FIX)
             check_model_config(value, path, f'{where}.{key}')
     elif isinstance(cfg, list):
         for i, value in enumerate(cfg):
@@ -120,7 +117,7 @@ def check_model_config(cfg: Any, path: str, where: str = 'model_cfg') -> None:
 # -------------------------------------------------------------------- meta
 def _need(cond: bool, path: str, problem: str) -> None:
     if not cond:
-        raise PackedFormatError(path, problem, _REEXPORT)
+        raise PackedFormatError(path, problem, REEXPORT_FIX)
 
 
 def _is_int(value: Any) -> bool:
@@ -176,7 +173,7 @@ def validate_meta(meta: Any, path: str) -> Dict[str, Any]:
             path, f'packed format version {version!r} is not the one this '
             f'mmbinpc reads ({FORMAT_VERSION}; version 1 stored the model '
             f'config as Python text, which is no longer executed)',
-            _REEXPORT)
+            REEXPORT_FIX)
     _check_fields(
         meta,
         dict(model_cfg=lambda v: isinstance(v, dict) and 'type' in v,
@@ -335,12 +332,12 @@ def _read_archive(path: str) -> Tuple[bytes, Dict[str, np.ndarray]]:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as err:
         raise PackedFormatError(path, f'not a readable archive ({err}); the '
                                 f'file is truncated or not a packed model',
-                                _REEXPORT) from None
+                                REEXPORT_FIX) from None
     except (ValueError, OSError, KeyError, NotImplementedError,
             RuntimeError, MemoryError) as err:
         raise PackedFormatError(path, f'an array cannot be read '
                                 f'({type(err).__name__}: {err})',
-                                _REEXPORT) from None
+                                REEXPORT_FIX) from None
     meta_array = arrays.pop(META_KEY)
     _need(meta_array.dtype == np.uint8 and meta_array.ndim == 1
           and meta_array.size <= MAX_META_BYTES, path,
@@ -355,7 +352,7 @@ def decode_meta(raw: bytes, path: str) -> Dict[str, Any]:
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise PackedFormatError(path, f'__meta__ is not valid JSON '
                                 f'({type(err).__name__}: {err})',
-                                _REEXPORT) from None
+                                REEXPORT_FIX) from None
     return validate_meta(meta, path)
 
 

@@ -10,7 +10,8 @@ from torch import Tensor, nn
 from mmbinpc.analysis.complexity import is_binary_layer
 from mmbinpc.binary.aggregation import PointPool
 from mmbinpc.errors import PackedFormatError
-from .format import read_packed
+from .export import _ACT_TYPES, _BN_TYPES
+from .format import REEXPORT_FIX, read_packed
 from .packed_layers import FusedPoolTail, PackedBinaryLayer
 from .plan import PointNetPlan, Unplannable
 from .support import NotSupportedError, check_supported
@@ -47,20 +48,16 @@ def _build_model(model_cfg: Dict[str, Any], path: str,
         if size > 2 * stored_values + 4096:
             raise PackedFormatError(
                 path, f'its architecture has {size:,} parameters but the '
-                f'file stores {stored_values:,} values', _REEXPORT)
+                f'file stores {stored_values:,} values', REEXPORT_FIX)
         return MODELS.build(ConfigDict(model_cfg))
     except _BUILD_ERRORS as err:
         if isinstance(err, PackedFormatError):
             raise
         raise PackedFormatError(
             path, f'its architecture (meta.model_cfg) cannot be built: '
-            f'{type(err).__name__}: {err}', _REEXPORT) from None
+            f'{type(err).__name__}: {err}', REEXPORT_FIX) from None
 
 
-_REEXPORT = ('export it again from its config and checkpoint with '
-             'tools/deploy/export_packed.py')
-_BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
-_ACT_TYPES = (nn.Hardtanh, nn.ReLU, nn.ReLU6)
 _LAYER_TYPES = dict(conv1d=nn.Conv1d, conv2d=nn.Conv2d, linear=nn.Linear)
 
 
@@ -73,7 +70,7 @@ def _replace(model: nn.Module, modules: Dict[str, nn.Module], name: str,
         found = 'missing' if module is None else type(module).__name__
         raise PackedFormatError(
             path, f'the {what} {name!r} named by the file is {found} in the '
-            f'architecture built from its config', _REEXPORT)
+            f'architecture built from its config', REEXPORT_FIX)
     model.set_submodule(name, new)
 
 
@@ -92,7 +89,7 @@ def _swap_binary_layer(model: nn.Module, modules: Dict[str, nn.Module],
         raise PackedFormatError(
             path, f'layer {name!r} is binary in the file but '
             f'{"missing" if module is None else "not binary"} in the '
-            f'architecture built from its config', _REEXPORT)
+            f'architecture built from its config', REEXPORT_FIX)
     if not isinstance(module, _LAYER_TYPES[entry['kind']]) or \
             module.binarizer.name != entry['binarizer'] or \
             tuple(module.weight.shape[:2]) != (entry['out_channels'],
@@ -102,7 +99,7 @@ def _swap_binary_layer(model: nn.Module, modules: Dict[str, nn.Module],
             f'({type(module).__name__}, {module.binarizer.name}, '
             f'{tuple(module.weight.shape)}; the file says {entry["kind"]}, '
             f'{entry["binarizer"]}, {entry["out_channels"]}x'
-            f'{entry["in_channels"]})', _REEXPORT)
+            f'{entry["in_channels"]})', REEXPORT_FIX)
     act, pool = entry['act'], entry['pool']
     packed = PackedBinaryLayer(
         entry['kind'], entry['in_channels'], entry['out_channels'],
@@ -193,7 +190,7 @@ class PackedModel:
         try:
             check_supported(model)
         except NotSupportedError as err:
-            raise PackedFormatError(path, str(err), _REEXPORT) from None
+            raise PackedFormatError(path, str(err), REEXPORT_FIX) from None
         modules = dict(model.named_modules())
         for entry in meta['binary_layers']:
             _swap_binary_layer(model, modules, entry, arrays, path)
@@ -209,7 +206,7 @@ class PackedModel:
         except RuntimeError as err:  # a tensor of another shape
             raise PackedFormatError(
                 path, f'its FP32 tensors do not fit the architecture: '
-                f'{str(err).splitlines()[-1].strip()}', _REEXPORT) from None
+                f'{str(err).splitlines()[-1].strip()}', REEXPORT_FIX) from None
         missing = [
             k for k in missing if not k.endswith('num_batches_tracked')
             and not k.startswith('data_preprocessor.')
@@ -218,14 +215,14 @@ class PackedModel:
             raise PackedFormatError(
                 path, f'its FP32 tensors do not match the architecture: '
                 f'missing {missing[:5]}, unexpected {unexpected[:5]}',
-                _REEXPORT)
+                REEXPORT_FIX)
         not_packed = [
             n for n, m in model.named_modules() if is_binary_layer(m)
         ]
         if not_packed:
             raise PackedFormatError(
                 path, f'binary layers without packed weights: '
-                f'{not_packed[:5]}', _REEXPORT)
+                f'{not_packed[:5]}', REEXPORT_FIX)
         for p in model.parameters():
             p.requires_grad_(False)
         plan = None
