@@ -411,8 +411,8 @@ def _pre_pool_activations(model: nn.Module) -> List[str]:
     return found
 
 
-def _replace_activations(model: nn.Module,
-                         activation: str) -> Dict[str, Tuple[str, str]]:
+def _replace_activations(model: nn.Module, activation: str,
+                         aggregation: str) -> Dict[str, Tuple[str, str]]:
     """Swap rectifiers for sign-friendly activations (see the docs)."""
     new_type = {'hardtanh': nn.Hardtanh, 'identity': nn.Identity}[activation]
     before_pool = set(_pre_pool_activations(model))
@@ -421,10 +421,8 @@ def _replace_activations(model: nn.Module,
         if not isinstance(module, RECTIFIERS):
             continue
         cls = new_type
-        if name in before_pool:
-            # EMA expects the (BN) pre-activation; a max over Hardtanh
-            # outputs is 1 almost everywhere, with no gradient (recipe.md)
-            cls = nn.Identity
+        if aggregation == 'ema' and name in before_pool:
+            cls = nn.Identity  # EMA expects the (BN) pre-activation
         _set_child(model, name, cls())
         replaced[name] = (type(module).__name__, cls.__name__)
     return replaced
@@ -489,12 +487,10 @@ def binarize(model: nn.Module,
         activation (str, optional): What replaces the rectifier activation
             modules (ReLU, ReLU6, LeakyReLU), whose outputs are (almost)
             never negative so that their sign carries no information:
-            ``'hardtanh'`` (BiPointNet's choice) or ``'identity'``. The
-            activation right before a pooling site becomes ``Identity``
-            with either aggregation: EMA's offset assumes the BN output,
-            and a max over ``Hardtanh`` outputs is 1 almost everywhere,
-            with no gradient. None keeps the activations. Defaults to
-            'hardtanh'.
+            ``'hardtanh'`` (BiPointNet's choice) or ``'identity'``; with EMA
+            the activation right before an mmdet3d pooling site becomes
+            ``Identity`` so that EMA sees the BN output. None keeps the
+            activations. Defaults to 'hardtanh'.
         dropout (str): ``'remove'`` replaces every dropout whose output a
             binary layer binarizes by ``nn.Identity`` (in training dropout
             zeroes inputs, and ``sign(0) = +1`` turns them into +1s that
@@ -612,7 +608,8 @@ def binarize(model: nn.Module,
     report.pooling_modes = set_pooling_mode(model, aggregation)
     report.pooling_sites = list(report.pooling_modes)
     if activation is not None:
-        report.activations = _replace_activations(model, activation)
+        report.activations = _replace_activations(model, activation,
+                                                  aggregation)
     if dropout == 'remove':
         report.removed = _dropouts_before_binary(model)
         for name in report.removed:
