@@ -1,6 +1,7 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 """Complexity counts on toy models computed by hand, and on PointNet."""
 import json
+import os.path as osp
 
 import pytest
 import torch
@@ -148,6 +149,78 @@ def _pointnet_cfg(**binarize):
     return cfg
 
 
+# PointNet with both T-Nets, 40 classes, one cloud of P = 1024 points:
+# the 17 binary convs/linears as (input channels, output channels, rows),
+# rows = P for a shared conv, 1 for a linear layer on the pooled feature.
+P = 1024
+BINARY_LAYERS = {
+    'backbone.input_tnet.convs.1.0': (64, 128, P),
+    'backbone.input_tnet.convs.2.0': (128, 1024, P),
+    'backbone.input_tnet.fcs.0.0': (1024, 512, 1),
+    'backbone.input_tnet.fcs.1.0': (512, 256, 1),
+    'backbone.input_tnet.transform': (256, 9, 1),
+    'backbone.mlp.1.0': (64, 64, P),
+    'backbone.feature_tnet.convs.0.0': (64, 64, P),
+    'backbone.feature_tnet.convs.1.0': (64, 128, P),
+    'backbone.feature_tnet.convs.2.0': (128, 1024, P),
+    'backbone.feature_tnet.fcs.0.0': (1024, 512, 1),
+    'backbone.feature_tnet.fcs.1.0': (512, 256, 1),
+    'backbone.feature_tnet.transform': (256, 4096, 1),
+    'backbone.mlp.2.0': (64, 64, P),
+    'backbone.mlp.3.0': (64, 128, P),
+    'backbone.mlp.4.0': (128, 1024, P),
+    'head.mlp.0': (1024, 512, 1),
+    'head.mlp.4': (512, 256, 1),
+}
+# FP32 everywhere: the two convs reading raw xyz and the classifier.
+FP_LAYER_MACS = 3 * 64 * P + 3 * 64 * P + 256 * 40
+TRANSFORMS = ('backbone.input_tnet.transform',
+              'backbone.feature_tnet.transform')
+# docs/complexity.md, "FP32 PointNet" (the paper's Table 7 convention)
+FP_MACS = 443_822_336
+FP_PARAMS = 3_480_049
+FP_BYTES = 13_920_196
+
+
+def _expected_binary(xnor_layers=(), ema=False, scales=()):
+    """Counts of a binary PointNet by the docs' convention, by hand.
+
+    Args:
+        xnor_layers: Layers with XNOR-Net's per-row activation scale β: one
+            op per input and one per output element.
+        ema: EMA pooling: one subtraction per pooled output (three sites of
+            1024 channels: both T-Nets and the global feature).
+        scales: Per-layer count of stored 32-bit weight scales.
+
+    Returns:
+        dict: flops, bops, ops, storage_bytes.
+    """
+    bops = sum(i * o * r for i, o, r in BINARY_LAYERS.values())
+    weights = sum(i * o for i, o, _ in BINARY_LAYERS.values())
+    flops = FP_LAYER_MACS + sum(o * r for _, o, r in BINARY_LAYERS.values())
+    flops += sum((BINARY_LAYERS[n][0] + BINARY_LAYERS[n][1]) *
+                 BINARY_LAYERS[n][2] for n in xnor_layers)
+    flops += 3 * 1024 if ema else 0
+    n_scales = sum(scales)
+    # 1 bit per binary weight; every other parameter and each scale 32 bits
+    bits = weights + 32 * (FP_PARAMS - weights + n_scales)
+    assert bits % 8 == 0
+    return dict(flops=flops, bops=bops, ops=flops + bops / 64,
+                storage_bytes=bits // 8)
+
+
+def test_hand_layout_adds_up_to_the_fp32_model():
+    # the table above, checked against the documented FP32 totals
+    assert FP_LAYER_MACS + sum(
+        i * o * r for i, o, r in BINARY_LAYERS.values()) == FP_MACS
+    assert FP_BYTES == 4 * FP_PARAMS
+    # docs: "Binary MACs alone give 443.42 M"; "3.74 M" output affine
+    assert sum(i * o * r for i, o, r in BINARY_LAYERS.values()) == \
+        443_418_880 == FP_MACS - (2 * 196_608 + 10_240)
+    assert round(sum(o * r for _, o, r in BINARY_LAYERS.values()) / 1e6,
+                 2) == 3.74
+
+
 def test_fp32_pointnet_matches_paper_table7():
     from mmdet3d.registry import MODELS
     model = MODELS.build(_pointnet_cfg())
@@ -155,9 +228,10 @@ def test_fp32_pointnet_matches_paper_table7():
     assert points.shape == (1, 1024, 3)
     report = count_complexity(model, forward)
     # paper Table 7: 443.38 M FLOPs/sample, 3.48 M parameters
-    assert report.flops == 443_822_336
-    assert report.params == 3_480_049
+    assert report.flops == FP_MACS
+    assert report.params == FP_PARAMS
     assert round(report.params / 1e6, 2) == 3.48
+    assert report.storage_bytes == FP_BYTES
     assert report.bops == 0
     # T-Net bmm (3x3 and 64x64 transforms, + I) listed apart; the
     # feature-transform regulariser is not computed at inference
@@ -175,14 +249,109 @@ def test_binary_pointnet_ratios_and_json(tmp_path):
     # first layers (raw xyz) and the classifier stay FP32
     assert fp_rows == {'backbone.input_tnet.convs.0.0', 'backbone.mlp.0.0',
                        'head.fc_cls'}
-    assert report.bops == 443_822_336 - (2 * 196_608 + 10_240)
+    assert {r.name for r in report.layers
+            if r.precision == '1-bit'} == set(BINARY_LAYERS)
+    want = _expected_binary()  # plain BNN: no scale, no beta
+    assert report.bops == want['bops'] == FP_MACS - FP_LAYER_MACS
+    assert report.flops == want['flops']
+    assert report.storage_bytes == want['storage_bytes'] == 562_916  # docs
     assert report.params == fp_report.params
-    assert 20 < report.compression < 30  # paper: 23x
-    assert 20 < report.speedup < 60
+    assert report.speedup == FP_MACS / want['ops']
+    assert report.compression == FP_BYTES / 562_916
+    assert round(report.compression, 1) == 24.7  # docs; paper: 23x
+    assert round(report.speedup, 1) == 40.1  # docs; paper: 53x
     totals = report.totals()
     path = tmp_path / 'totals.json'
     path.write_text(json.dumps(totals))
     loaded = json.loads(path.read_text())
     for key in ('flops', 'bops', 'ops', 'params', 'storage_bytes', 'speedup',
                 'compression'):
-        assert key in loaded
+        assert loaded[key] == totals[key]
+    assert loaded['ops'] == want['ops']
+
+
+_ALL_OUT = tuple(o for _, o, _ in BINARY_LAYERS.values())
+DOC_BYTES = {'lsr-max': 562_984, 'lsr-ema': 562_984, 'xnor-max': 603_144,
+             'xnor-ema': 603_144}
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+@pytest.fixture(scope='module')
+def fp_pointnet_report():
+    """Counts of the FP32 PointNet, the reference of every binary row."""
+    from mmdet3d.registry import MODELS
+    model = MODELS.build(_pointnet_cfg())
+    return count_complexity(model, model_forward(model)[0])
+
+
+_TRANSFORM_OUT = (9, 4096)
+
+
+# docs/complexity.md "Binary PointNet (the paper's settings)": one row per
+# config. BNN and IR-Net configs give the T-Net transform layers XNOR's
+# weight (one per output channel) and activation scales (the configs'
+# ``overrides={'*tnet.transform': 'xnor'}``); the doc's table predates
+# that and still lists 562,916 B / 24.7x for those rows.
+@pytest.mark.parametrize('setting,xnor_layers,ema,scales,speedup,compress', [
+    ('bnn-max', TRANSFORMS, False, _TRANSFORM_OUT, 40.1, 24.0),
+    ('irnet-max', TRANSFORMS, False, _TRANSFORM_OUT, 40.1, 24.0),
+    ('xnor-max', tuple(BINARY_LAYERS), False, _ALL_OUT, 28.4, 23.1),
+    ('lsr-max', (), False, (1, ) * 17, 40.1, 24.7),
+    ('bnn-ema', TRANSFORMS, True, _TRANSFORM_OUT, 40.1, 24.0),
+    ('xnor-ema', tuple(BINARY_LAYERS), True, _ALL_OUT, 28.4, 23.1),
+    ('lsr-ema', (), True, (1, ) * 17, 40.1, 24.7),
+])
+def test_documented_pointnet_configs_pinned(fp_pointnet_report, setting,
+                                            xnor_layers, ema, scales,
+                                            speedup, compress):
+    from mmengine.config import Config
+
+    from mmbinpc.deploy.builder import build_model, deploy_model_cfgs
+    cfg = Config.fromfile(osp.join(
+        REPO, 'configs', 'pointnet',
+        f'pointnet_bin_{setting}-kdr_modelnet40.py'))
+    bin_cfg, _ = deploy_model_cfgs(cfg.model)
+    model = build_model(bin_cfg)
+    report = count_complexity(model, model_forward(model)[0],
+                              fp_pointnet_report)
+    want = _expected_binary(xnor_layers, ema, scales)
+    assert report.bops == want['bops'] == 443_418_880
+    assert report.flops == want['flops']
+    assert report.ops == want['ops']
+    assert report.storage_bytes == want['storage_bytes']
+    # LSR's alpha is one learned parameter per binary layer
+    assert report.params == FP_PARAMS + (17 if setting.startswith('lsr')
+                                         else 0)
+    assert report.speedup == FP_MACS / want['ops']
+    assert report.compression == FP_BYTES / want['storage_bytes']
+    # the figures as docs/complexity.md prints them
+    assert round(report.flops / 1e6, 2) == (8.68 if 'xnor' in setting
+                                            else 4.15)
+    assert round(report.speedup, 1) == speedup
+    assert round(report.compression, 1) == compress
+    if setting in DOC_BYTES:  # the rows the docs still match
+        assert report.storage_bytes == DOC_BYTES[setting]
+
+
+def test_complexity_tool_json_is_the_documented_row(tmp_path):
+    """The docs' command on the LSR + MAX config writes that row's counts."""
+    import importlib.util
+    path = osp.join(REPO, 'tools', 'analysis', 'complexity.py')
+    spec = importlib.util.spec_from_file_location('complexity_tool', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = tmp_path / 'lsr.json'
+    tool.main([osp.join(REPO, 'configs', 'pointnet',
+                        'pointnet_bin_lsr-max-kdr_modelnet40.py'),
+               '--json', str(out), '--quiet'])
+    data = json.loads(out.read_text())
+    want = _expected_binary(scales=(1, ) * 17)
+    assert data['flops'] == want['flops'] == 4_145_417
+    assert data['bops'] == 443_418_880
+    assert data['ops'] == want['ops']
+    assert data['storage_bytes'] == want['storage_bytes'] == 562_984
+    assert data['params'] == FP_PARAMS + 17
+    assert data['other_flops'] == 4_207_625
+    assert data['speedup'] == pytest.approx(FP_MACS / want['ops'], rel=1e-12)
+    assert data['compression'] == pytest.approx(FP_BYTES / 562_984,
+                                                rel=1e-12)

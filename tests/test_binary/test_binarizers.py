@@ -156,17 +156,87 @@ def test_irnet_ede_gradients():
     y.backward(g)
     expected = g * k * t * (1 - torch.tanh(t * x.detach())**2)
     assert torch.allclose(x.grad, expected)
-    # weights: EDE through the (exact) standardisation; compare with the
-    # autograd of the smooth surrogate k * tanh(t * W^) whose derivative is
-    # the EDE, times the detached power-of-two scale.
-    w = torch.tensor([[0.2, -0.7, 1.1], [0.4, 0.0, -0.9]], requires_grad=True)
-    gw = torch.tensor([[1.0, -1.0, 2.0], [0.5, 3.0, -2.0]])
-    binarizer.forward_weight(w).backward(gw)
-    w_ref = w.detach().clone().requires_grad_(True)
-    scale = binarizer.weight_parts(w_ref.detach())[1]
-    std_w = binarizer._weight_sign_input(w_ref)
-    (gw * scale[:, None] * k * torch.tanh(t * std_w)).sum().backward()
-    assert torch.allclose(w.grad, w_ref.grad, atol=1e-6)
+
+
+def _irnet_weight_reference(w: torch.Tensor, grad_out: torch.Tensor, t: float,
+                            k: float, eps: float = 1e-8):
+    """IR-Net's binary weight and its gradient, from the paper's formulas.
+
+    Everything in float64 with the chain rule written out (no autograd, no
+    mmbinpc code). Per output channel ``o`` with ``n`` weights ``w``:
+    ``μ = mean(w)``, ``σ = sqrt(Σ (w − μ)² / (n − 1))``,
+    ``Ŵ = (w − μ) / (σ + eps)``, forward ``sign(Ŵ) · s`` with the detached
+    ``s = 2^round(log2(mean |Ŵ|))``. Backward: the EDE gives
+    ``g = ∂L/∂Ŵ = grad_out · s · k · t · (1 − tanh²(t · Ŵ))`` and the
+    standardisation's Jacobian
+    ``∂Ŵ_i/∂w_j = (δ_ij − 1/n) / (σ + eps)
+    − (w_i − μ)(w_j − μ) / ((n − 1) σ (σ + eps)²)`` gives
+    ``∂L/∂w_j = (g_j − mean(g)) / (σ + eps)
+    − (w_j − μ) Σ_i g_i (w_i − μ) / ((n − 1) σ (σ + eps)²)``.
+
+    Returns:
+        tuple[Tensor, Tensor]: The binary weight and ``∂L/∂w``, float64,
+        shaped like ``w``.
+    """
+    flat = w.detach().double().reshape(w.shape[0], -1)
+    g_out = grad_out.double().reshape(w.shape[0], -1)
+    n = flat.shape[1]
+    centred = flat - flat.sum(1, keepdim=True) / n
+    sigma = ((centred**2).sum(1, keepdim=True) / (n - 1)).sqrt()
+    denom = sigma + eps
+    std = centred / denom
+    scale = 2.0**torch.round(torch.log2(std.abs().sum(1, keepdim=True) / n))
+    binary = torch.where(std >= 0, 1.0, -1.0).double() * scale
+    g = g_out * scale * k * t * (1 - torch.tanh(t * std)**2)
+    grad = ((g - g.sum(1, keepdim=True) / n) / denom - centred *
+            (g * centred).sum(1, keepdim=True) / ((n - 1) * sigma * denom**2))
+    return binary.reshape(w.shape), grad.reshape(w.shape)
+
+
+def test_irnet_weight_reference_by_hand():
+    # The reference itself, checked on channels worked out on paper (eps=0).
+    # w = (0, 3): mu = 1.5, sigma = sqrt(4.5), W^ = (-1, 1) / sqrt(2),
+    # mean|W^| = 0.7071 -> s = 2^round(-0.5) = 2^0 (round half to even).
+    # t = k = 1, grad_out = (1, 0): g = (c, 0), c = 1 - tanh²(1/sqrt 2);
+    # d/dw = (g - mean g) / sigma - centred <g, centred> / ((n-1) sigma³)
+    #      = (c/2, -c/2) / sigma - (-1.5, 1.5)(-1.5 c) / (4.5 sigma) = 0:
+    # two standardised weights are always (-1, 1) / sqrt(2), whatever w is.
+    w = torch.tensor([[0.0, 3.0]])
+    binary, grad = _irnet_weight_reference(w, torch.tensor([[1.0, 0.0]]),
+                                           t=1.0, k=1.0, eps=0.0)
+    assert binary.tolist() == [[-1.0, 1.0]]
+    assert torch.allclose(grad, torch.zeros(1, 2, dtype=torch.float64),
+                          atol=1e-15)
+    # three weights: w = (0, 1, 5), mu = 2, sigma = sqrt(7), W^ = (-2,-1,3)/
+    # sqrt 7, mean|W^| = 6/(3 sqrt 7) = 0.756 -> s = 1. grad_out = (0, 1, 0),
+    # t = k = 1: g = (0, c, 0), c = 1 - tanh²(1/sqrt 7);
+    # d/dw = (-c/3, 2c/3, -c/3)/sqrt 7 - (-2,-1,3)(-c)/(2 * 7 sqrt 7)
+    w = torch.tensor([[0.0, 1.0, 5.0]])
+    binary, grad = _irnet_weight_reference(w, torch.tensor([[0.0, 1.0, 0.0]]),
+                                           t=1.0, k=1.0, eps=0.0)
+    assert binary.tolist() == [[-1.0, -1.0, 1.0]]
+    c = 1 - math.tanh(1 / math.sqrt(7))**2
+    want = [(-c / 3 - 2 * c / 14) / math.sqrt(7),
+            (2 * c / 3 - c / 14) / math.sqrt(7),
+            (-c / 3 + 3 * c / 14) / math.sqrt(7)]
+    assert grad.flatten().tolist() == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize('progress', [0.5, 0.9])
+@pytest.mark.parametrize('shape', [(2, 3), (4, 3, 5)])
+def test_irnet_weight_gradient_matches_paper(progress, shape):
+    binarizer = build_binarizer('irnet')
+    binarizer.set_progress(progress)
+    t = 10.0**(-3 + 4 * progress)  # IR-Net's schedule, written out
+    k = max(1 / t, 1.0)
+    w = torch.randn(shape, requires_grad=True)
+    gw = torch.randn(shape)
+    out = binarizer.forward_weight(w)
+    out.backward(gw)
+    binary, grad = _irnet_weight_reference(w, gw, t, k)
+    assert torch.equal(out.detach().double(), binary)
+    assert torch.allclose(w.grad.double(), grad, rtol=1e-4, atol=1e-6)
+    assert grad.abs().max() > 1e-3  # not a vacuous comparison of zeros
 
 
 def test_irnet_warns_without_schedule():

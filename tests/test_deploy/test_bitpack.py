@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from mmbinpc.binary.binarizers import hard_sign
 from mmbinpc.deploy import (num_words, pack_signs, popcount64, unpack_signs,
                             xnor_dot)
 
@@ -66,6 +67,20 @@ def test_bit_order_is_little_endian():
     assert words.tolist() == [0b0101]
     words = pack_signs(np.r_[-np.ones(64), 1.0])
     assert words.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+def test_signed_zero_and_tiny_values_per_bit(dtype):
+    # The packed engine must binarize like training's hard_sign: -0.0 and
+    # 0.0 are +1 (bit 1), -1e-9 is -1 (bit 0). Bits are little-endian, so
+    # element i is bit i: 1, 1, 0, 1, 0, 1 -> 0b101011.
+    x = np.array([-0.0, 0.0, -1e-9, 1e-9, -np.inf, np.inf], dtype=dtype)
+    assert np.signbit(x[0]) and x[2] < 0  # the inputs are what they claim
+    words = pack_signs(x)
+    assert words.tolist() == [0b101011]
+    back = unpack_signs(words, len(x))
+    assert back.tolist() == [1.0, 1.0, -1.0, 1.0, -1.0, 1.0]
+    assert back.tolist() == hard_sign(torch.from_numpy(x)).tolist()
 
 
 def test_bad_input():

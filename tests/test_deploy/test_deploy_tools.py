@@ -106,6 +106,23 @@ def test_export_then_benchmark(trained, tmp_path, capsys):
         assert key in data and data[key] > 0
     assert data['engine'] == 'plan'
     assert data['pred_agreement_b1'] == 1.0
+    # every speed-up is baseline time / packed time of the same statistic
+    for bs, sfx in (('1', ''), ('2', ''), ('1', '_warm'), ('2', '_warm')):
+        ms = {k: data[f'{k}_ms_b{bs}{sfx}'] for k in ('fp32', 'packed')}
+        low = {k: data[f'{k}_ms_b{bs}{sfx}_min'] for k in ('fp32', 'packed')}
+        assert data[f'speedup_b{bs}{sfx}'] == pytest.approx(
+            ms['fp32'] / ms['packed'])
+        assert data[f'speedup_b{bs}{sfx}_min'] == pytest.approx(
+            low['fp32'] / low['packed'])
+        assert data[f'speedup_vs_binary_torch_b{bs}{sfx}'] == pytest.approx(
+            data[f'binary_torch_ms_b{bs}{sfx}'] / ms['packed'])
+    for sfx in ('', '_warm'):
+        packed_ms = data[f'packed_binary_layers_ms_b1{sfx}']
+        assert data[f'binary_layers_speedup{sfx}'] == pytest.approx(
+            data[f'fp32_binary_layers_ms_b1{sfx}'] / packed_ms)
+        assert data[f'binary_layers_fused_work_speedup{sfx}'] == \
+            pytest.approx(data[f'fp32_binary_layers_fused_work_ms_b1{sfx}'] /
+                          packed_ms)
     assert data['size_ratio'] == pytest.approx(results['size_ratio'])
     printed = capsys.readouterr().out
     assert 'packed vs FP32' in printed and 'CPU:' in printed

@@ -37,7 +37,6 @@ BN/activation/pooling modules whose work the packed layers absorbed
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -96,7 +95,7 @@ def main(argv=None) -> dict:
     import torch
     from mmengine.config import Config
 
-    from mmbinpc.analysis import cpu_name, run_rounds
+    from mmbinpc.analysis import cpu_name, run_rounds, speedup, timing_stats
     from mmbinpc.deploy import PackedModel, export_packed, state_dict_bytes
     from mmbinpc.deploy.builder import (build_model, deploy_model_cfgs,
                                         load_weights)
@@ -163,16 +162,17 @@ def main(argv=None) -> dict:
             for order, suffix in (('interleaved', ''),
                                   ('back to back', '_warm')):
                 times = run_rounds(runners, points, rounds, order)
-                med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-                low = {k: min(v) * 1e3 for k, v in times.items()}
+                stats = timing_stats(times)
+                med, low = stats['median'], stats['min']
                 for k in runners:
                     results[f'{k}_ms_b{bs}{suffix}'] = med[k]
                     results[f'{k}_ms_b{bs}{suffix}_min'] = low[k]
-                results[f'speedup_b{bs}{suffix}'] = med['fp32'] / med['packed']
-                results[f'speedup_b{bs}{suffix}_min'] = \
-                    low['fp32'] / low['packed']
-                results[f'speedup_vs_binary_torch_b{bs}{suffix}'] = \
-                    med['binary_torch'] / med['packed']
+                results[f'speedup_b{bs}{suffix}'] = speedup(
+                    med, 'fp32', 'packed')
+                results[f'speedup_b{bs}{suffix}_min'] = speedup(
+                    low, 'fp32', 'packed')
+                results[f'speedup_vs_binary_torch_b{bs}{suffix}'] = speedup(
+                    med, 'binary_torch', 'packed')
                 for stat, d in (('median', med), ('min', low)):
                     modules = (f' | packed (module engine) '
                                f'{d["packed_modules"]:.2f} ms'
@@ -182,8 +182,9 @@ def main(argv=None) -> dict:
                         f'({rounds} rounds, {stat}): FP32 {d["fp32"]:.2f} ms '
                         f'| binary torch {d["binary_torch"]:.2f} ms | packed '
                         f'({packed.engine}) {d["packed"]:.2f} ms{modules} | '
-                        f'packed vs FP32 {d["fp32"] / d["packed"]:.1f}x, vs '
-                        f'binary torch {d["binary_torch"] / d["packed"]:.1f}x')
+                        f'packed vs FP32 {speedup(d, "fp32", "packed"):.1f}x,'
+                        ' vs binary torch '
+                        f'{speedup(d, "binary_torch", "packed"):.1f}x')
             # equivalence on the same input
             ref = runners['binary_torch'](points)
             out = runners['packed'](points)
@@ -238,27 +239,27 @@ def main(argv=None) -> dict:
             samples = dict(fp=[f[0] for f, _ in pairs],
                            fp_all=[f[0] + f[1] for f, _ in pairs],
                            packed=[p for _, p in pairs])
-            med = {k: statistics.median(v) * 1e3 for k, v in samples.items()}
-            low = {k: min(v) * 1e3 for k, v in samples.items()}
+            stats = timing_stats(samples)
+            med, low = stats['median'], stats['min']
             results[f'fp32_binary_layers_ms_b1{suffix}'] = med['fp']
             results[f'fp32_binary_layers_fused_work_ms_b1{suffix}'] = \
                 med['fp_all']
             results[f'packed_binary_layers_ms_b1{suffix}'] = med['packed']
-            results[f'binary_layers_speedup{suffix}'] = \
-                med['fp'] / med['packed']
-            results[f'binary_layers_speedup{suffix}_min'] = \
-                low['fp'] / low['packed']
-            results[f'binary_layers_fused_work_speedup{suffix}'] = \
-                med['fp_all'] / med['packed']
+            results[f'binary_layers_speedup{suffix}'] = speedup(
+                med, 'fp', 'packed')
+            results[f'binary_layers_speedup{suffix}_min'] = speedup(
+                low, 'fp', 'packed')
+            results[f'binary_layers_fused_work_speedup{suffix}'] = speedup(
+                med, 'fp_all', 'packed')
             results[f'binary_layers_fused_work_speedup{suffix}_min'] = \
-                low['fp_all'] / low['packed']
+                speedup(low, 'fp_all', 'packed')
             layer_lines += [
                 f'binary layers alone ({len(names)} layers, batch 1), {order}'
                 f', {stat}: FP32 conv/linear {d["fp"]:.2f} ms (+ the '
                 f'BN/activation/pooling fused into the packed layers: '
                 f'{d["fp_all"]:.2f} ms) | packed {d["packed"]:.2f} ms | '
-                f'{d["fp"] / d["packed"]:.1f}x '
-                f'({d["fp_all"] / d["packed"]:.1f}x same work)'
+                f'{speedup(d, "fp", "packed"):.1f}x '
+                f'({speedup(d, "fp_all", "packed"):.1f}x same work)'
                 for stat, d in (('median', med), ('min', low))
             ]
         results['num_binary_layers'] = len(names)

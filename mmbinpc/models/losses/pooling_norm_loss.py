@@ -33,6 +33,42 @@ Several sites are combined by their mean (``reduction='mean'``, default) or
 their sum. The SVD-based norms use :func:`torch.linalg.svdvals`, whose
 backward pass is ``U diag(∂L/∂σ) Vᴴ`` with no ``1 / (σ_i² − σ_j²)`` terms, so
 gradients stay finite for repeated or zero singular values.
+
+Gradients and subgradients
+--------------------------
+Where the norm is differentiable (no zero entries for the entrywise and
+column/row-sum norms, a unique maximum, distinct non-zero singular values)
+autograd returns the gradient of ``g`` at ``H = h_q − h_f``:
+
+* ``'fro'``: ``H / ‖H‖_F``;
+* ``'l1'``: ``sign(H)``;
+* ``'1'``: ``sign(h_ij)`` in the column ``j*`` of largest abs sum, 0
+  elsewhere; ``'inf'``: the same for the row of largest abs sum;
+* ``'2'``: ``u₁ v₁ᵀ`` (top singular pair); ``'nuclear'``: ``U Vᵀ`` (thin SVD).
+
+At the non-smooth points autograd picks one element of the subdifferential
+``∂g(H) = {G : ⟨G, H⟩ = g(H), g*(G) ≤ 1}`` (``g*`` the dual norm), namely:
+
+* ``sign(0) = 0``: a zero entry of ``H`` gets no gradient in ``'l1'``,
+  ``'1'`` and ``'inf'``;
+* ties in the max (``'1'``, ``'inf'``): :func:`torch.amax` splits the
+  gradient evenly, so each of the ``k`` tied columns (rows) gets
+  ``sign(h_ij) / k``;
+* ``H = 0`` (student equals teacher): ``'fro'``, ``'1'``, ``'inf'`` and
+  ``'l1'`` return exactly 0; ``'2'`` returns ``u₁ v₁ᵀ`` and ``'nuclear'``
+  returns ``U Vᵀ`` for whatever orthonormal bases LAPACK returns for the zero
+  matrix, i.e. a non-zero gradient of unit spectral norm in an arbitrary
+  direction (a valid subgradient, but not the minimum-norm one, 0);
+* a repeated largest singular value (``'2'``): ``u₁ v₁ᵀ`` for LAPACK's choice
+  of basis of the top singular subspaces, one element of
+  ``{U₁ S V₁ᵀ : S ⪰ 0, tr S = 1}``;
+* zero singular values (``'nuclear'``, rank-deficient ``H``): ``U Vᵀ`` keeps
+  the singular vectors of the zero singular values, i.e.
+  ``U_r V_rᵀ + W`` with ``W`` orthogonal to the range of ``H`` on both sides
+  and ``‖W‖₂ = 1`` (the unique part ``U_r V_rᵀ`` plus an arbitrary one).
+
+``pooling_norm`` scales these by ``1 / B**e`` (global) or ``1 / B`` (local,
+batch mean). The teacher output is detached and gets no gradient.
 """
 from typing import Dict, List, Optional, Sequence
 

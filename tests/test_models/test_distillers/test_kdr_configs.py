@@ -7,18 +7,22 @@ import sys
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.config import Config
+from mmengine.optim import OptimWrapper
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
 from mmbinpc.datasets.synthetic_modelnet import write_synthetic_modelnet
 from mmbinpc.models.distillers import load_model_config
+from mmbinpc.models.losses import PoolingNormLoss
 from mmdet3d.registry import MODELS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 sys.path.insert(0, osp.join(REPO, 'tools'))
 from create_synthetic_s3dis import create_synthetic_s3dis  # noqa: E402
+from distill_helpers import batch  # noqa: E402
 
 
 def _save_teacher(model_cfg, work_dir) -> str:
@@ -146,3 +150,108 @@ def test_every_binary_config_parses(path):
     kdr = '-kdr_' in osp.basename(path)
     assert (m.distill.lambda_ > 0 and m.distill.eta > 0) == kdr
     assert osp.isfile(osp.join(REPO, m.teacher))
+
+
+def _unshifted_pool(site: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A pooling site's output before EMA's shift, recomputed from its input.
+
+    L_reg compares the students's and teacher's pooled values before EMA
+    subtracts δ*(n) (docs/method.md): the plain max (and, for the
+    concatenating modes, the average) of the site's input.
+    """
+    top = x.amax(dim=site.dim, keepdim=site.keepdim)
+    if site.mode in ('max', 'ema'):
+        return top
+    assert site.mode in ('max+avg', 'ema+avg'), site.mode
+    avg = x.mean(dim=site.dim, keepdim=site.keepdim)
+    return torch.cat([top, avg], dim=site.cat_dim)
+
+
+@pytest.mark.parametrize('config,override', [
+    # the configured values, then a second (λ, η, T) and another norm
+    ('dgcnn_bin_kdr.py', None),
+    ('dgcnn_bin_kdr.py', dict(lambda_=0.2, eta=0.3, temperature=4.0)),
+    ('pointnet/pointnet_bin_lsr-ema-kdr_modelnet40.py', None),
+    ('pointnet/pointnet_bin_lsr-ema-kdr_modelnet40.py',
+     dict(lambda_=0.9, eta=0.05, temperature=1.5, reg_norm='fro')),
+])
+def test_configured_weights_reach_logged_terms(tmp_path, config, override):
+    """λ, η, T (and the norm) of a KDR config weight the logged terms.
+
+    The three terms are recomputed from the logits and pooling inputs the
+    student and teacher produced in the same ``train_step`` (captured by
+    hooks): ``loss_ce = (1 − λ)·CE``, ``loss_ds = λ·T²·KL(p_t‖p_s)`` at
+    temperature ``T`` and ``loss_reg = η·PoolingNormLoss`` over the paired
+    sites, each site compared before EMA's shift.
+    """
+    cfg = Config.fromfile(osp.join(REPO, 'configs', config))
+    distill = dict(cfg.model.distill)
+    distill.update(override or {})
+    lam, eta = float(distill['lambda_']), float(distill['eta'])
+    temp, norm = float(distill['temperature']), distill['reg_norm']
+    assert 0 < lam < 1 and eta > 0  # a KDR setting: every term is on
+    teacher_cfg, _ = load_model_config(cfg.model.teacher)
+    if teacher_cfg.backbone.type == 'DGCNNBackboneCls':
+        teacher_cfg.backbone.num_samples = (8, 8, 8, 8)  # fewer neighbours
+    teacher_dir = tmp_path / 'teacher'
+    teacher_dir.mkdir()
+    model_cfg = cfg.model.to_dict()
+    model_cfg.update(teacher=teacher_cfg.to_dict(), distill=distill,
+                     teacher_ckpt=_save_teacher(teacher_cfg,
+                                                str(teacher_dir)))
+    with DefaultScope.overwrite_default_scope('mmdet3d'):
+        model = MODELS.build(model_cfg)
+    model.train()
+
+    seen = {'s': {}, 't': {}}
+
+    def keep(role, key):
+        def hook(module, inputs, output):
+            seen[role].setdefault(key, []).append(
+                (module, inputs[0].detach(), output.detach()))
+        return hook
+
+    handles = []
+    for role, net in (('s', model.student), ('t', model.teacher)):
+        handles.append(net.head.register_forward_hook(keep(role, 'logits')))
+        sites = dict(net.named_modules())
+        for name in model.pair_names:
+            handles.append(sites[name].register_forward_hook(keep(role,
+                                                                  name)))
+    inputs, samples = batch(b=4, n=32)
+    optim = OptimWrapper(torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=0.01))
+    log = model.train_step(dict(inputs=inputs, data_samples=samples), optim)
+    for h in handles:
+        h.remove()
+
+    s_logits = seen['s']['logits'][0][2]
+    t_logits = seen['t']['logits'][0][2]
+    head = teacher_cfg.head
+    labels = torch.stack([s.gt_label for s in samples])
+    ce = head.get('loss_weight', 1.0) * F.cross_entropy(
+        s_logits, labels, label_smoothing=head.get('label_smoothing', 0.0))
+    log_p_t = F.log_softmax(t_logits / temp, dim=1)
+    log_p_s = F.log_softmax(s_logits / temp, dim=1)
+    kd = temp**2 * (log_p_t.exp() * (log_p_t - log_p_s)).sum(1).mean()
+    s_outs, t_outs = [], []
+    for name in model.pair_names:
+        assert len(seen['s'][name]) == len(seen['t'][name]) >= 1
+        for (s_site, s_x, _), (t_site, t_x, _) in zip(seen['s'][name],
+                                                      seen['t'][name]):
+            s_outs.append(_unshifted_pool(s_site, s_x))
+            t_outs.append(_unshifted_pool(t_site, t_x))
+    # EMA student against a max teacher: the shift is really removed
+    last = model.pair_names[-1]
+    assert {site.mode for site, _, _ in seen['s'][last]} <= {'ema', 'ema+avg'}
+    assert {site.mode for site, _, _ in seen['t'][last]} <= {'max', 'max+avg'}
+    reg = PoolingNormLoss(norm)(s_outs, t_outs)
+
+    logged = {k: float(torch.as_tensor(v).detach()) for k, v in log.items()}
+    assert logged['loss_ce'] == pytest.approx((1 - lam) * float(ce),
+                                              rel=1e-5)
+    assert logged['loss_ds'] == pytest.approx(lam * float(kd), rel=1e-4)
+    assert logged['loss_reg'] == pytest.approx(eta * float(reg), rel=1e-5)
+    assert float(kd) > 0 and float(reg) > 0  # the terms are not vacuous
+    terms = [v for k, v in logged.items() if k.startswith('loss_')]
+    assert logged['loss'] == pytest.approx(sum(terms), rel=1e-5)
