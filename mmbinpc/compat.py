@@ -9,9 +9,10 @@
   Runner checkpoint (which holds a message hub with ``HistoryBuffer`` objects
   and numpy arrays) fails to load when resuming. Instead of turning the safety
   check off, mmbinpc keeps ``weights_only=True`` and allows exactly the extra
-  types mmengine itself writes into checkpoints. It is installed as mmengine's
-  loader for local paths, so ``load_from``, ``resume`` and
-  ``mmengine.runner.load_checkpoint`` all go through it.
+  types mmengine itself writes into checkpoints. :mod:`mmbinpc.runtime`
+  installs it as mmengine's loader for local paths (``safe_checkpoints``), so
+  ``load_from``, ``resume`` and ``mmengine.runner.load_checkpoint`` all go
+  through it.
 """
 import pickle
 import warnings
@@ -141,18 +142,34 @@ def load_checkpoint_file(filename: str,
                 f'before loading.\n{err}') from err
 
 
+# The local-path loader that install_checkpoint_loader replaced.
+_PREVIOUS_LOADER: List[Callable] = []
+
+
 def install_checkpoint_loader() -> None:
     """Make mmengine load local checkpoints with :func:`load_checkpoint_file`.
 
     Idempotent. Only the local-path scheme (prefix ``''``) is replaced; http,
-    ``open-mmlab://`` and other schemes keep mmengine's loaders.
+    ``open-mmlab://`` and other schemes keep mmengine's loaders. Called by
+    :func:`mmbinpc.runtime.setup` (``safe_checkpoints``).
     """
     from mmengine.runner.checkpoint import CheckpointLoader
     current: Optional[Callable] = CheckpointLoader._schemes.get('')
     if current is load_checkpoint_file:
         return
+    if current is not None:
+        _PREVIOUS_LOADER[:] = [current]
     CheckpointLoader.register_scheme(
         prefixes='', force=True)(load_checkpoint_file)
 
 
-install_checkpoint_loader()
+def uninstall_checkpoint_loader() -> None:
+    """Give mmengine back the local-path loader it had before (idempotent)."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    if CheckpointLoader._schemes.get('') is not load_checkpoint_file:
+        return
+    if not _PREVIOUS_LOADER:  # pragma: no cover - mmengine always has one
+        raise RuntimeError('mmengine had no local checkpoint loader to '
+                           'restore')
+    CheckpointLoader.register_scheme(
+        prefixes='', force=True)(_PREVIOUS_LOADER[0])

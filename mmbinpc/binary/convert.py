@@ -710,13 +710,10 @@ def install_binarize_key() -> None:
     Wraps the build function of mmengine's root ``MODELS`` registry (used by
     ``Runner.build_model``) and of all its descendant registries that share
     it (mmdet3d's, mmdet's, ...). Registries created later inherit the
-    wrapped function from their parent.
+    wrapped function from their parent. Called by
+    :func:`mmbinpc.runtime.setup` (``binarize_key``).
     """
-    from mmengine.registry import MODELS as root
-    stack = [root]
-    while stack:
-        registry = stack.pop()
-        stack.extend(registry.children.values())
+    for registry in _model_registries():
         func = registry.build_func
         if getattr(func, '_mmbinpc_wrapper', False):
             continue
@@ -724,4 +721,32 @@ def install_binarize_key() -> None:
         registry.build_func = _wrap_build_func(func)
 
 
-install_binarize_key()
+def _model_registries() -> List:
+    from mmengine.registry import MODELS as root
+    found, stack = [], [root]
+    while stack:
+        registry = stack.pop()
+        stack.extend(registry.children.values())
+        found.append(registry)
+    return found
+
+
+def uninstall_binarize_key() -> None:
+    """Undo :func:`install_binarize_key` (idempotent).
+
+    Every ``MODELS`` registry gets back the build function it had; model
+    configs with ``binarize=`` then fail to build (the key reaches the
+    model's constructor).
+    """
+    for registry in _model_registries():
+        func = registry.build_func
+        if getattr(func, '_mmbinpc_wrapper', False):
+            registry.build_func = func.__wrapped__
+        _ORIGINAL_BUILD.pop(id(registry), None)
+
+
+def binarize_key_installed() -> bool:
+    """Whether every ``MODELS`` registry accepts the ``binarize=`` key."""
+    return all(
+        getattr(r.build_func, '_mmbinpc_wrapper', False)
+        for r in _model_registries())

@@ -1,9 +1,11 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 """CPU implementations of mmcv's point ops and the dispatch patch.
 
-Importing this package patches mmcv's point-op autograd Functions so CPU
-tensors run the pure-PyTorch versions below (CUDA tensors keep mmcv's
-kernels). See docs/point_ops.md for the semantics and measured speed.
+:func:`patch_mmcv_point_ops` patches mmcv's point-op autograd Functions so
+CPU tensors run the pure-PyTorch versions below (CUDA tensors keep mmcv's
+kernels); ``import mmbinpc`` does it unless turned off
+(:mod:`mmbinpc.runtime`, ``cpu_point_ops``). See docs/point_ops.md for the
+semantics and measured speed.
 """
 from . import chunking
 from .chunking import chunk_budget, set_chunk_bytes
@@ -16,7 +18,6 @@ from .gathering import (gather_points, gather_points_backward,
 from .neighbors import ball_query, knn, stack_ball_query, three_nn
 from .sampling import furthest_point_sample, furthest_point_sample_with_dist
 
-patch_mmcv_point_ops()
 
 __all__ = [
     'ball_query', 'chunk_budget', 'chunking', 'furthest_point_sample',
