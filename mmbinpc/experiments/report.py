@@ -198,6 +198,25 @@ def _md_cell(text: Any) -> str:
     return str(text).replace('|', '\\|').replace('\n', ' ')
 
 
+def _code_line(collected: Collected) -> str:
+    """Which commits the runs were trained at (from their result.json)."""
+    by_commit: Dict[str, List[str]] = {}
+    for setting in collected.settings:
+        for res in setting.results:
+            code = res.get('code') or {}
+            commit = code.get('commit')
+            key = 'not recorded' if not commit else (
+                commit[:7] + (' with uncommitted changes'
+                              if code.get('dirty') else ''))
+            by_commit.setdefault(key, []).append(
+                f'`{setting.key}` seed {res.get("seed")}')
+    if not by_commit:
+        return 'no runs.'
+    parts = [f'{key} ({len(runs)} run{"s" if len(runs) > 1 else ""}: '
+             f'{", ".join(runs)})' for key, runs in by_commit.items()]
+    return 'commit ' + '; '.join(parts) + '.'
+
+
 def write_markdown(path: str, experiment: Experiment, scale: Scale,
                    collected: Collected, command: str,
                    data: Optional[DataInfo], plots: Sequence[str]) -> None:
@@ -215,6 +234,7 @@ def write_markdown(path: str, experiment: Experiment, scale: Scale,
         f'{scale.student_epochs} epochs; seeds found: '
         f'{", ".join(map(str, seeds)) or "none"}.',
         f'- Data: {data.description if data else scale.data_root}.',
+        f'- Code: {_code_line(collected)}',
         f'- Produced by: `{command}`. Regenerate this report from the '
         'result.json files alone with the same command plus '
         '`--report-only`.',

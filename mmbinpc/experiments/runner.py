@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
+from ..analysis.host import code_version, host_info
 from .errors import ExperimentError
 from .grid import REPO_ROOT, Job, Plan, Scale
 
@@ -477,7 +478,9 @@ def run_job(job: Job, resume: Optional[str] = None,
         data=None if data is None else dict(
             root=data.root, synthetic=data.synthetic,
             signature=data.signature),
-        versions=_versions())
+        versions=_versions(),
+        code=code_version(),
+        host=host_info())
     write_json_atomic(job.result_path, result)
     log(f'[done]  {job.key}: test OA {result["test_overall_acc"]:.2f}%, '
         f'mAcc {result["test_mean_class_acc"]:.2f}% (best val '

@@ -13,6 +13,7 @@ import os
 import os.path as osp
 import re
 import statistics
+import subprocess
 
 import pytest
 
@@ -148,6 +149,12 @@ def test_smoke_grid_end_to_end(smoke):
         assert result['final_val_acc'] == result['val_acc_curve'][-1]
         assert 0 <= result['test_overall_acc'] <= 100
         assert result['command'].startswith('python tools/train.py ')
+        # the code and machine it ran on
+        head = subprocess.run(['git', '-C', REPO, 'rev-parse', 'HEAD'],
+                              capture_output=True, text=True).stdout.strip()
+        assert result['code']['commit'] == (head or None)
+        assert result['host']['torch_threads'] >= 1
+        assert result['host']['cpu_count'] == os.cpu_count()
         assert f'randomness.seed={job.seed}' in result['command']
         if job.role == 'student':
             assert f'model.teacher_ckpt={plan.teachers[0].work_dir}' in \
@@ -317,11 +324,11 @@ def test_synthetic_data_of_other_arguments_is_refused(smoke, tmp_path):
         check_data(scale, osp.join(smoke['work'], 'smoke'))
 
 
-def _fake_result(path, run, seed, acc, role='student'):
+def _fake_result(path, run, seed, acc, role='student', code=None):
     os.makedirs(osp.dirname(path), exist_ok=True)
     write_json_atomic(path, dict(
-        schema=SCHEMA, experiment='tiny', run=run, role=role, label=run,
-        seed=seed, scale='smoke', config='c.py', cfg_options={},
+        code=code, schema=SCHEMA, experiment='tiny', run=run, role=role,
+        label=run, seed=seed, scale='smoke', config='c.py', cfg_options={},
         options=[], train_argv=[], command=f'python tools/train.py {run}',
         test_overall_acc=acc, test_mean_class_acc=acc - 1,
         best_val_acc=acc + 1, best_val_epoch=2, final_val_acc=acc,
@@ -339,10 +346,13 @@ def test_report_only_arithmetic_on_fabricated_results(tmp_path, capsys):
     _fake_result(osp.join(base, 'teachers', 'pointnet', 'result.json'),
                  'pointnet', 0, 90.0, role='teacher')
     accs = {'lsr-ema': [50.0, 55.5, 61.25], 'lsr-ema-kdr': [70.0, 72.0]}
+    commits = {'lsr-ema': dict(commit='a' * 40, dirty=False),
+               'lsr-ema-kdr': dict(commit='b' * 40, dirty=True)}
     for run, values in accs.items():
         for seed, acc in enumerate(values):
             _fake_result(osp.join(base, 'tiny', run, f'seed{seed}',
-                                  'result.json'), run, seed, acc)
+                                  'result.json'), run, seed, acc,
+                         code=commits[run])
     bad = osp.join(base, 'tiny', 'lsr-ema-kdr', 'seed2', 'result.json')
     os.makedirs(osp.dirname(bad))
     with open(bad, 'w') as f:
@@ -367,6 +377,12 @@ def test_report_only_arithmetic_on_fabricated_results(tmp_path, capsys):
         line = next(ln for ln in md.splitlines() if f'| `{run}` |' in ln)
         assert f'| {len(values)} | {want} |' in line, (line, want)
     assert '55.58 ± 5.63' in md  # by hand: mean 55.583, s = 5.626
+    # the code each run was trained at is named, runs grouped by commit
+    code = next(ln for ln in md.splitlines() if ln.startswith('- Code: '))
+    assert 'not recorded (1 run: `teacher:pointnet` seed 0)' in code
+    assert ('aaaaaaa (3 runs: `lsr-ema` seed 0, `lsr-ema` seed 1, '
+            '`lsr-ema` seed 2)') in code
+    assert 'bbbbbbb with uncommitted changes (2 runs: ' in code
     assert bad in md
     # the malformed run is not done: its status says why
     plan = expand(load_experiment(definition), get_scale('smoke'), work,
