@@ -219,8 +219,12 @@ def patch_mmcv_point_ops() -> Optional[List[str]]:
 
 
 def unpatch_mmcv_point_ops() -> None:
-    """Restore mmcv's original Functions (mainly for tests)."""
-    for cls in _function_classes().values():
+    """Restore mmcv's original Functions (a no-op without mmcv's ops)."""
+    try:
+        classes = _function_classes()
+    except (ImportError, AttributeError, OSError):
+        return
+    for cls in classes.values():
         original = cls.__dict__.get(_ORIGINAL)
         if original is None:
             continue
