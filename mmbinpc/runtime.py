@@ -103,36 +103,34 @@ def setup(cpu_point_ops: Optional[bool] = None,
     from . import compat
     from .binary import convert
     from .ops import dispatch
+    switches = dict(  # effect -> (turn on, turn off)
+        cpu_point_ops=(dispatch.patch_mmcv_point_ops,
+                       dispatch.unpatch_mmcv_point_ops),
+        safe_checkpoints=(compat.install_checkpoint_loader,
+                          compat.uninstall_checkpoint_loader),
+        binarize_key=(convert.install_binarize_key,
+                      convert.uninstall_binarize_key),
+        version_check=(lambda: compat.check_versions(warn=True),
+                       lambda: None))
 
     wanted = dict(cpu_point_ops=cpu_point_ops,
                   safe_checkpoints=safe_checkpoints,
                   binarize_key=binarize_key,
                   version_check=version_check)
-    first = not _state['configured']
-    for name, value in wanted.items():
-        if value is None and first:
-            wanted[name] = env_flag(EFFECTS[name])
+    if not _state['configured']:  # the environment decides what is unset
+        wanted = {name: env_flag(EFFECTS[name]) if value is None else value
+                  for name, value in wanted.items()}
     _state['configured'] = True
-
-    if wanted['cpu_point_ops'] is not None:
-        if wanted['cpu_point_ops']:
-            dispatch.patch_mmcv_point_ops()
+    for name, value in wanted.items():
+        if value is None:
+            continue
+        turn_on, turn_off = switches[name]
+        if value:
+            turn_on()
         else:
-            dispatch.unpatch_mmcv_point_ops()
-    if wanted['safe_checkpoints'] is not None:
-        if wanted['safe_checkpoints']:
-            compat.install_checkpoint_loader()
-        else:
-            compat.uninstall_checkpoint_loader()
-    if wanted['binarize_key'] is not None:
-        if wanted['binarize_key']:
-            convert.install_binarize_key()
-        else:
-            convert.uninstall_binarize_key()
-    if wanted['version_check'] is not None:
-        _state['version_check'] = bool(wanted['version_check'])
-        if wanted['version_check']:
-            compat.check_versions(warn=True)
+            turn_off()
+        if name == 'version_check':
+            _state['version_check'] = bool(value)
     return active()
 
 

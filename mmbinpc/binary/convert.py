@@ -657,7 +657,7 @@ def build_binarized(cfg: Mapping, registry=None, default_args=None,
     if registry is None:
         from mmdet3d.registry import MODELS as registry  # noqa: N811
     if build_func is None:
-        build_func = _ORIGINAL_BUILD.get(id(registry), registry.build_func)
+        build_func = registry.build_func
         if getattr(build_func, '_mmbinpc_wrapper', False):
             build_func = build_func.__wrapped__
     cfg = copy.copy(cfg)
@@ -666,9 +666,6 @@ def build_binarized(cfg: Mapping, registry=None, default_args=None,
     if options is not None:
         model.binarize_report = binarize(model, **options)
     return model
-
-
-_ORIGINAL_BUILD: Dict[int, Callable] = {}
 
 
 def _handles_binarize_key(cfg: Mapping, registry) -> bool:
@@ -717,7 +714,6 @@ def install_binarize_key() -> None:
         func = registry.build_func
         if getattr(func, '_mmbinpc_wrapper', False):
             continue
-        _ORIGINAL_BUILD[id(registry)] = func
         registry.build_func = _wrap_build_func(func)
 
 
@@ -742,7 +738,6 @@ def uninstall_binarize_key() -> None:
         func = registry.build_func
         if getattr(func, '_mmbinpc_wrapper', False):
             registry.build_func = func.__wrapped__
-        _ORIGINAL_BUILD.pop(id(registry), None)
 
 
 def binarize_key_installed() -> bool:

@@ -1,24 +1,14 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
-import importlib.util
 import math
-import os.path as osp
 
 import pytest
 import torch
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def _tool():
-    path = osp.join(REPO, 'tools', 'analysis', 'soft_targets.py')
-    spec = importlib.util.spec_from_file_location('soft_targets_tool', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from mmbinpc.experiments.runner import load_tool
 
 
 def test_soft_target_stats_by_hand():
-    stats = _tool().soft_target_stats
+    stats = load_tool('analysis/soft_targets').soft_target_stats
     # two clouds, three classes, class 2 never a label
     logits = torch.tensor([[0.0, math.log(3.0), 0.0],
                            [math.log(2.0), 0.0, 0.0]])
