@@ -3,4 +3,11 @@
 # student trained with the task loss only (λ = η = 0).
 _base_ = ['./pointnet_bin_base_modelnet40.py']
 
-model = dict(binarize=dict(method='xnor', aggregation='max'))
+# With max pooling the pooled features are maxima over the cloud's points,
+# almost always positive, so the head's binary input sign(a) would be the
+# same +1 vector for every cloud: the head's first layer binarizes a − μ
+# instead, μ the per-channel mean (running mean at test time;
+# docs/recipe.md).
+model = dict(
+    binarize=dict(method='xnor', aggregation='max',
+                  center_inputs='head.mlp.0'))

@@ -244,15 +244,45 @@ class Binarizer(nn.Module):
     that owns a binarizer: when none of the binarizer's keys are present, its
     parameters and buffers keep their current values and are not reported as
     missing.
+
+    Any binarizer can take a *centred input sign*, ``center_input=True``:
+    the input becomes ``sign(a − μ_c)`` (XNOR's β then is ``mean|a − μ|``),
+    with ``μ`` the per-channel mean of the batch in training and its running
+    average (momentum :attr:`CENTER_MOMENTUM`, like BatchNorm's
+    ``running_mean``) in evaluation. It is meant for a layer that reads a
+    max-pooled feature: the maximum over many points is almost always
+    positive, so ``sign(a)`` is the same +1 vector for every cloud and the
+    layer sees no information (docs/recipe.md). The deployed model folds
+    ``μ`` into the packed input threshold.
+
+    Args:
+        in_channels (int, optional): Input channels of the owning layer
+            (needed by ``center_input``).
+        out_channels (int, optional): Output channels of the owning layer.
+        center_input (bool): Binarize ``a − μ`` instead of ``a``.
+            Defaults to False.
     """
 
     name: str = ''
+    #: weight of a new batch mean in the running centre of ``center_input``
+    CENTER_MOMENTUM: float = 0.1
 
     def __init__(self, in_channels: Optional[int] = None,
-                 out_channels: Optional[int] = None) -> None:
+                 out_channels: Optional[int] = None,
+                 center_input: bool = False) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
+        self.center_input = bool(center_input)
+        if self.center_input:
+            if in_channels is None:
+                raise ValueError(
+                    'center_input=True needs in_channels for its per-channel '
+                    'centre; build the binarizer through a binary layer or '
+                    'pass in_channels=')
+            self.register_buffer('input_center', torch.zeros(in_channels))
+            self.register_buffer('input_center_ready',
+                                 torch.zeros((), dtype=torch.bool))
 
     # -- pieces a subclass defines -----------------------------------------
     def _weight_sign_input(self, weight: Tensor) -> Tensor:
@@ -276,6 +306,46 @@ class Binarizer(nn.Module):
 
     def _sign_input(self, x: Tensor) -> Tensor:
         return SignClippedSTE.apply(x)
+
+    # -- centred input (optional) -------------------------------------------
+    def _centered(self, x: Tensor, dim: int, update: bool) -> Tensor:
+        """``x − μ`` for ``center_input`` (``x`` unchanged otherwise).
+
+        In training ``μ`` is the batch mean per channel (detached) and, with
+        ``update``, is folded into the running centre; in evaluation ``μ``
+        is the running centre.
+        """
+        if not self.center_input:
+            return x
+        dim = dim % x.dim()
+        if x.shape[dim] != self.input_center.numel():
+            raise ValueError(
+                f'{type(self).__name__} centres {self.input_center.numel()} '
+                f'input channels but the input has {x.shape[dim]} on dim '
+                f'{dim}')
+        if not self.training:
+            return x - _channel_view(self.input_center, x, dim)
+        dims = [d for d in range(x.dim()) if d != dim]
+        mean = x.detach().mean(dim=dims).to(self.input_center.dtype)
+        if update:
+            with torch.no_grad():
+                if bool(self.input_center_ready):
+                    self.input_center.lerp_(mean, self.CENTER_MOMENTUM)
+                else:  # the first batch sets it (no bias towards 0)
+                    self.input_center.copy_(mean)
+                    self.input_center_ready.fill_(True)
+        return x - _channel_view(mean.to(x.dtype), x, dim)
+
+    def input_threshold(self) -> Optional[Tensor]:
+        """Per-channel value the deployed input is compared with, or None.
+
+        ``sign(x − t)`` in evaluation mode equals this binarizer's input
+        sign: the running centre of ``center_input`` plus any learned
+        threshold (``react``); None when the input sign is ``sign(x)``.
+        """
+        if not self.center_input:
+            return None
+        return self.input_center.detach().clone()
 
     # -- public interface ---------------------------------------------------
     def forward_weight(self, weight: Tensor) -> Tensor:
@@ -308,6 +378,7 @@ class Binarizer(nn.Module):
         Returns:
             Tensor: ``sign(·)`` times the input scale when there is one.
         """
+        x = self._centered(x, dim, update=True)
         signed = self._sign_input(self._input_sign_input(x, dim))
         scale = self.input_scale(x, dim)
         return signed if scale is None else signed * scale
@@ -352,6 +423,7 @@ class Binarizer(nn.Module):
             tuple: A ±1 tensor (after any learned threshold) and the scale
             (shape ``(B, 1, ...)``) or None.
         """
+        x = self._centered(x, dim, update=False)
         sign = hard_sign(self._input_sign_input(x, dim))
         scale = self.input_scale(x, dim)
         return sign, None if scale is None else scale.detach().clone()
@@ -370,7 +442,8 @@ class Binarizer(nn.Module):
                                       error_msgs)
 
     def extra_repr(self) -> str:
-        return f'name={self.name!r}'
+        centred = ', center_input=True' if self.center_input else ''
+        return f'name={self.name!r}{centred}'
 
 
 @register_binarizer('bnn')
@@ -489,7 +562,7 @@ class IRNetBinarizer(Binarizer):
         return SignEDE.apply(x, self.t, self.k)
 
     def extra_repr(self) -> str:
-        return f'name={self.name!r}, t={self.t:.4g}, k={self.k:.4g}'
+        return super().extra_repr() + f', t={self.t:.4g}, k={self.k:.4g}'
 
 
 @register_binarizer('lsr')
@@ -533,7 +606,8 @@ class LSRBinarizer(Binarizer):
         """
         centred = self._weight_sign_input(layer.latent_weight())
         fp_out = layer.apply_weight(x, centred)
-        x_bin = hard_sign(x) if layer.binarize_input else x
+        x_bin = hard_sign(self._centered(
+            x, layer.channel_dim, update=False)) if layer.binarize_input else x
         bin_out = layer.apply_weight(x_bin, hard_sign(centred))
         ratio = _std(fp_out) / _std(bin_out)
         if not torch.isfinite(ratio) or ratio <= 0:
@@ -549,7 +623,8 @@ class LSRBinarizer(Binarizer):
             self.init_alpha(layer, x)
 
     def extra_repr(self) -> str:
-        return (f'name={self.name!r}, alpha={float(self.alpha):.4g}, '
+        alpha = float(self.alpha.detach())
+        return (super().extra_repr() + f', alpha={alpha:.4g}, '
                 f'initialized={bool(self.initialized)}')
 
 
@@ -596,3 +671,9 @@ class ReActBinarizer(BiRealBinarizer):
                 f'react binarizer has {self.threshold.numel()} thresholds '
                 f'but the input has {x.shape[dim]} channels on dim {dim}')
         return x - _channel_view(self.threshold, x, dim)
+
+    def input_threshold(self) -> Tensor:
+        """The learned threshold (plus the running centre, if any)."""
+        threshold = self.threshold.detach().clone()
+        centre = super().input_threshold()
+        return threshold if centre is None else threshold + centre

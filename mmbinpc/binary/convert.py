@@ -454,6 +454,17 @@ def _dropouts_before_binary(model: nn.Module) -> Dict[str, str]:
     return found
 
 
+def _centred_cfg(cfg: BinarizerCfg, name: str) -> BinarizerCfg:
+    """``cfg`` with ``center_input=True`` (a name becomes a dict)."""
+    if isinstance(cfg, str):
+        return dict(type=cfg, center_input=True)
+    if isinstance(cfg, Mapping):
+        return dict(cfg, center_input=True)
+    raise TypeError(f'center_inputs cannot change the ready binarizer '
+                    f'{type(cfg).__name__} of {name}; give it as a name or '
+                    f'dict(type=...) instead')
+
+
 def binarize(model: nn.Module,
              method: str = 'xnor',
              aggregation: str = 'ema',
@@ -462,7 +473,9 @@ def binarize(model: nn.Module,
              overrides: Optional[Mapping[str, BinarizerCfg]] = None,
              binarize_input: bool = True,
              activation: Optional[str] = 'hardtanh',
-             dropout: str = 'remove') -> BinarizeReport:
+             dropout: str = 'remove',
+             center_inputs: Union[str, Sequence[str], None] = ()
+             ) -> BinarizeReport:
     """Binarize a built point model in place.
 
     Args:
@@ -497,6 +510,12 @@ def binarize(model: nn.Module,
             never occur at test time); ``'keep'`` leaves them. Dropout
             before an FP layer (e.g. the FP classifier) is always kept.
             Defaults to 'remove'.
+        center_inputs (str | sequence[str] | None): Patterns of binary
+            layers whose input sign is centred, ``sign(a − μ)`` with ``μ``
+            the per-channel batch mean (running mean in evaluation): their
+            binarizer is built with ``center_input=True``. Meant for the
+            layer that reads a max-pooled feature, whose plain sign is
+            almost always +1 (docs/recipe.md). Defaults to ().
 
     Returns:
         BinarizeReport: What was converted, kept and skipped.
@@ -517,6 +536,7 @@ def binarize(model: nn.Module,
                          f'{", ".join(ACTIVATIONS)} or None')
     keep_items = _as_patterns(keep_fp, 'keep_fp')
     skip_items = _as_patterns(skip, 'skip')
+    center_items = _as_patterns(center_inputs, 'center_inputs')
     overrides = dict(overrides or {})
     for cfg in overrides.values():
         _binarizer_name(cfg)
@@ -544,6 +564,7 @@ def binarize(model: nn.Module,
     check_matches(keep_patterns, 'keep_fp')
     check_matches(skip_items, 'skip')
     check_matches(overrides, 'overrides')
+    check_matches(center_items, 'center_inputs')
 
     keep: Dict[str, str] = {}
     if 'first' in keep_items:
@@ -571,7 +592,20 @@ def binarize(model: nn.Module,
                 if _match(pattern, name):
                     cfg, note = override, f'override {pattern!r}'
                     break
+            center_by = next((p for p in center_items if _match(p, name)),
+                             None)
+            if center_by is not None:
+                cfg = _centred_cfg(cfg, name)
+                note = '; '.join(
+                    filter(None, [note, f'centred input {center_by!r}']))
             plan.append((name, 'convert', cfg, note))
+    for pattern in center_items:
+        if not any(_match(pattern, name) and action == 'convert'
+                   for name, action, _, _ in plan):
+            raise ValueError(
+                f'center_inputs pattern {pattern!r} matches only layers '
+                f'that stay FP32 (keep_fp/skip); a centred input sign needs '
+                f'a binary layer')
     if not any(action == 'convert' for _, action, _, _ in plan):
         hint = (f'; {len(already)} layers are already binary'
                 if already else '')

@@ -274,9 +274,10 @@ def pack_binary_layer(name: str, module: nn.Module,
         bn_scale, bn_shift = bn_affine(bn)
         scale = scale * bn_scale
         shift = shift * bn_scale + bn_shift
-    threshold = None
-    if rule[0] == 'threshold':
-        threshold = binarizer.threshold.detach().float()
+    # a learned threshold (react) and/or the running centre (center_input)
+    threshold = binarizer.input_threshold()
+    if threshold is not None:
+        threshold = threshold.detach().float()
     _check_input_rule(name, module, rule, threshold)
     arrays = {
         f'{name}.weight_words': pack_signs(sign.reshape(out_ch, in_ch)),

@@ -8,7 +8,10 @@ from mmbinpc.binary.aggregation import PointPool
 
 #: binarizer name -> (input threshold source, activation scale mode).
 #: ``'threshold'`` means the binarizer's learned per-channel ``threshold``
-#: parameter; ``'mean_abs'`` is XNOR-Net's per-point β = mean |x|.
+#: parameter; ``'mean_abs'`` is XNOR-Net's per-point β = mean |x|. Any
+#: binarizer built with ``center_input=True`` also compares its input with
+#: a per-channel threshold (its running centre); the exporter reads it from
+#: ``Binarizer.input_threshold()``.
 BINARIZER_INPUT_RULES: Dict[str, Tuple[str, str]] = {
     'bnn': ('zero', 'none'),
     'xnor': ('zero', 'mean_abs'),

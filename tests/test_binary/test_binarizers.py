@@ -344,3 +344,76 @@ def test_clipped_ste_matches_hardtanh_surrogate():
     F.hardtanh(ref).sum().backward()
     assert torch.equal(x.grad, ref.grad)
     assert math.isclose(float(x.grad.sum()), 4.0)
+
+
+@pytest.mark.parametrize('name', ALL)
+def test_centred_input_sign_uses_batch_then_running_mean(name):
+    binarizer = build_binarizer(dict(type=name, center_input=True),
+                                in_channels=3)
+    assert 'center_input=True' in repr(binarizer)
+    # max-pooled features: every value positive, so sign(a) is all +1
+    x = torch.tensor([[1.0, 4.0, 2.0], [3.0, 2.0, 6.0]])
+    plain = build_binarizer(name, in_channels=3)
+    plain.train()
+    assert (plain.forward_input(x, dim=-1) > 0).all()
+    binarizer.train()
+    y = binarizer.forward_input(x, dim=-1)
+    # batch means (2, 3, 4): each channel has one value on either side
+    assert torch.equal(hard_sign(y), torch.tensor([[-1.0, 1.0, -1.0],
+                                                   [1.0, -1.0, 1.0]]))
+    assert binarizer.input_center.tolist() == [2.0, 3.0, 4.0]  # first batch
+    binarizer.forward_input(x + 10.0, dim=-1)
+    m = binarizer.CENTER_MOMENTUM
+    assert torch.allclose(binarizer.input_center,
+                          torch.tensor([2.0, 3.0, 4.0]) + 10.0 * m)
+    # evaluation: the running centre, no update, and the deploy threshold
+    binarizer.eval()
+    centre = binarizer.input_center.clone()
+    probe = centre[None] + torch.tensor([[0.5, -0.5, 0.0]])
+    sign, _ = binarizer.input_parts(probe, dim=-1)
+    if name == 'react':
+        assert torch.equal(binarizer.input_threshold(),
+                           centre + binarizer.threshold.detach())
+    else:
+        assert sign.tolist() == [[1.0, -1.0, 1.0]]
+        assert torch.equal(binarizer.input_threshold(), centre)
+    assert torch.equal(binarizer.input_center, centre)
+    if name != 'react':
+        assert plain.input_threshold() is None
+
+
+def test_centred_xnor_scale_and_gradient_use_the_centred_input():
+    binarizer = build_binarizer(dict(type='xnor', center_input=True),
+                                in_channels=2)
+    binarizer.train()
+    x = torch.tensor([[[1.0, 3.0], [5.0, 5.5]]], requires_grad=True)
+    y = binarizer.forward_input(x)  # (B=1, C=2, N=2), channel dim 1
+    centred = torch.tensor([[[-1.0, 1.0], [-0.25, 0.25]]])
+    beta = centred.abs().mean(dim=1, keepdim=True)
+    assert torch.allclose(y, hard_sign(centred) * beta)
+    y.sum().backward()
+    # clipped STE on the centred value: |x − μ| <= 1 passes β (the centre
+    # is a detached statistic, as BatchNorm's running mean is)
+    assert torch.allclose(x.grad, beta.expand_as(x))
+
+
+def test_centred_input_needs_channels_and_matching_width():
+    with pytest.raises(ValueError, match='in_channels'):
+        build_binarizer(dict(type='bnn', center_input=True))
+    binarizer = build_binarizer(dict(type='bnn', center_input=True),
+                                in_channels=4)
+    with pytest.raises(ValueError, match='centres 4 input channels'):
+        binarizer.forward_input(torch.randn(2, 3, 5))
+
+
+def test_lsr_alpha_init_uses_the_centred_sign():
+    torch.manual_seed(0)
+    layer = BinLinear(8, 4, binarizer=dict(type='lsr', center_input=True))
+    x = torch.rand(16, 8) + 2.0  # all positive: plain sign would be all +1
+    layer.train()
+    alpha = layer.binarizer.init_alpha(layer, x)
+    centred_w = layer.weight - layer.weight.mean()
+    fp = F.linear(x, centred_w)
+    xc = x - x.mean(0, keepdim=True)
+    binary = F.linear(hard_sign(xc), hard_sign(centred_w))
+    assert alpha == pytest.approx(float(fp.std() / binary.std()), rel=1e-5)

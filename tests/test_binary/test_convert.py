@@ -336,3 +336,25 @@ def test_dropout_before_a_binary_layer_is_removed():
     assert report.removed == {} and isinstance(kept.head.mlp[3], nn.Dropout)
     with pytest.raises(ValueError, match='unknown dropout rule'):
         binarize(MODELS.build(cfg.model), dropout='drop')
+
+
+def test_center_inputs_option():
+    model = _build(DGCNN)
+    report = binarize(model, method='xnor', aggregation='max',
+                      overrides={'backbone.GF_modules.2*': 'react'},
+                      center_inputs='backbone.GF_modules.[12].*.layer0*')
+    centred = {e.name for e in report.converted if 'centred input' in e.reason}
+    assert centred == {'backbone.GF_modules.1.mlps.0.layer0.conv',
+                       'backbone.GF_modules.2.mlps.0.layer0.conv'}
+    gf = model.backbone.GF_modules
+    assert gf[1].mlps[0].layer0.conv.binarizer.center_input
+    # an override keeps its binarizer and gains the centre
+    react = gf[2].mlps[0].layer0.conv.binarizer
+    assert react.name == 'react' and react.center_input
+    assert {n for n, m in model.named_modules() if hasattr(m, 'binarizer')
+            and m.binarizer.center_input} == centred
+    with pytest.raises(ValueError, match='center_inputs pattern .* matches '
+                       'no binarizable layer'):
+        binarize(_build(DGCNN), center_inputs='nothing.here')
+    with pytest.raises(ValueError, match='stay FP32'):
+        binarize(_build(DGCNN), center_inputs='*GF_modules.0.mlps.0.layer0*')

@@ -143,7 +143,7 @@ def test_dense_rows():
 # whole models: plan engine == module engine == fake-quantized PyTorch
 # --------------------------------------------------------------------------
 def plan_cfg(method, aggregation='max', tnets=False, in_channels=3,
-             pool=None, keep_fp=('first', 'last')):
+             pool=None, keep_fp=('first', 'last'), center_inputs=()):
     head_in = 64 * (2 if pool and '+' in pool else 1)
     cfg = dict(
         type='PointClassifier',
@@ -158,7 +158,8 @@ def plan_cfg(method, aggregation='max', tnets=False, in_channels=3,
         head=dict(type='PointClsHead', in_channels=head_in, num_classes=5,
                   mid_channels=(32, 16), dropout=0.3),
         binarize=dict(method=method, aggregation=aggregation,
-                      keep_fp=list(keep_fp)))
+                      keep_fp=list(keep_fp),
+                      center_inputs=list(center_inputs)))
     if pool:
         cfg['pool'] = dict(type='PointPool', mode=pool)
     return cfg
@@ -184,6 +185,12 @@ def export_and_load(cfg, tmp_path, in_channels=3, steps=3):
     dict(method='lsr', aggregation='ema', tnets=True),
     dict(method='xnor', aggregation='ema', tnets=True),
     dict(method='react', aggregation='max'),
+    # centred input signs: the running centre is the packed threshold (the
+    # react one adds its learned threshold; the hidden layer's centre sits
+    # between two binary layers, so it is in the packed-output bounds too)
+    dict(method='xnor', aggregation='max',
+         center_inputs=('head.mlp.0', 'backbone.mlp.3.0')),
+    dict(method='react', aggregation='max', center_inputs=('head.mlp.0', )),
     dict(method='bnn', aggregation='max', pool='max+avg'),
     dict(method='irnet', aggregation='ema', pool='ema+avg'),
     dict(method='bireal', aggregation='max', pool='avg'),
