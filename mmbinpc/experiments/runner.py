@@ -333,11 +333,17 @@ _TOOLS: Dict[str, Any] = {}
 
 
 def load_tool(name: str):
-    """``tools/<name>.py`` as a module (the tools are scripts)."""
+    """``tools/<name>.py`` as a module (the tools are scripts).
+
+    Args:
+        name (str): Path below ``tools/`` without ``.py``, e.g. ``'train'``
+            or ``'benchmark/train_step'``. Each tool is loaded once per
+            process.
+    """
     if name not in _TOOLS:
         path = osp.join(REPO_ROOT, 'tools', f'{name}.py')
         spec = importlib.util.spec_from_file_location(
-            f'_mmbinpc_tool_{name}', path)
+            '_mmbinpc_tool_' + name.replace('/', '_'), path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         _TOOLS[name] = module

@@ -7,7 +7,6 @@ arithmetic test uses fabricated result.json files, as its docstring says.
 """
 import csv
 import glob
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -19,7 +18,8 @@ import pytest
 
 from mmbinpc.experiments import (ExperimentError, expand, get_scale,
                                  job_status, load_experiment, make_report)
-from mmbinpc.experiments.runner import SCHEMA, check_data, write_json_atomic
+from mmbinpc.experiments.runner import (SCHEMA, check_data, load_tool,
+                                        write_json_atomic)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFINITIONS = sorted(
@@ -35,15 +35,7 @@ RESULT_KEYS = {
 }
 
 
-def _load_cli():
-    path = osp.join(REPO, 'tools', 'experiments', 'run.py')
-    spec = importlib.util.spec_from_file_location('_exp_run_tool', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-CLI = _load_cli()
+CLI = load_tool('experiments/run')
 
 
 @pytest.fixture(autouse=True)

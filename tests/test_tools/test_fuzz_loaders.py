@@ -5,23 +5,16 @@ tools/analysis/fuzz_loaders.py with its defaults (1000 packed, 200 data
 mutants) is the full run; here a few dozen of each, seeded, so a loader
 that lets a non-project exception through fails the suite.
 """
-import importlib.util
 import os
+
+from mmbinpc.experiments.runner import load_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 
 
-def load_tool():
-    path = os.path.join(ROOT, 'tools', 'analysis', 'fuzz_loaders.py')
-    spec = importlib.util.spec_from_file_location('fuzz_loaders', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_fuzz_run_has_no_failures(tmp_path, capsys):
-    tool = load_tool()
+    tool = load_tool('analysis/fuzz_loaders')
     results = tool.main(['--packed', '40', '--data', '30', '--seed', '3',
                          '--work-dir', str(tmp_path)])
     for kind, count in (('packed', 40), ('data', 30)):
@@ -38,7 +31,7 @@ def test_fuzz_detects_a_loader_that_leaks_other_exceptions(tmp_path,
                                                            monkeypatch):
     """The harness itself can fail: a loader raising a bare KeyError is
     reported as a failure, not counted as a rejection."""
-    tool = load_tool()
+    tool = load_tool('analysis/fuzz_loaders')
     from mmbinpc.deploy import PackedModel
 
     def leaky(path, engine='auto'):

@@ -3,7 +3,6 @@
 (a teacher checkpoint for a student config and the reverse) instead of
 reporting the accuracy of an unloaded model with exit 0."""
 import copy
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -14,6 +13,7 @@ import torch
 from mmengine.config import Config
 
 from mmbinpc.errors import CheckpointMismatchError
+from mmbinpc.experiments.runner import load_tool
 from mmdet3d.registry import MODELS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -34,14 +34,6 @@ model = dict(_delete_=True, type='BinaryDistiller', teacher={teacher!r},
              teacher_ckpt={ckpt!r},
              binarize=dict(method='lsr', aggregation='ema'))
 """
-
-
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'_tool_{name}', osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
@@ -74,7 +66,7 @@ def runs(tmp_path_factory):
 
 
 def _test(runs, cfg, ckpt, *extra):
-    return _load_tool('test').main(
+    return load_tool('test').main(
         [runs[cfg], runs[ckpt], '--work-dir', str(runs['tmp'] / 'work'),
          *extra])
 

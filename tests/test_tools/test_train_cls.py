@@ -1,7 +1,6 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 """tools/train.py, tools/test.py and tools/dist_train.sh on a tiny dataset."""
 import glob
-import importlib.util
 import os
 import os.path as osp
 import socket
@@ -11,16 +10,10 @@ import sys
 import pytest
 from mmengine.config import Config
 
+from mmbinpc.experiments.runner import load_tool
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs/pointnet/pointnet_fp_modelnet40.py')
-
-
-def _load_tool(name):
-    path = osp.join(REPO, 'tools', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +52,7 @@ def _small_options(root):
 
 
 def test_set_max_epochs_rescales_the_cosine():
-    train = _load_tool('train')
+    train = load_tool('train')
     cfg = Config.fromfile(CONFIG)
     assert cfg.train_cfg.max_epochs == 200
     train.set_max_epochs(cfg, 3)
@@ -77,7 +70,7 @@ def test_set_max_epochs_rescales_the_cosine():
 
 
 def test_train_then_test_tools(tiny_root, tmp_path, capsys):
-    train, test = _load_tool('train'), _load_tool('test')
+    train, test = load_tool('train'), load_tool('test')
     work = str(tmp_path / 'work')
     runner = train.main(
         [CONFIG, '--work-dir', work, '--epochs', '1', '--cfg-options'] +

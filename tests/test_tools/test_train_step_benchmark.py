@@ -2,12 +2,13 @@
 """tools/benchmark/train_step.py on a tiny PointNet: the arithmetic of its
 report, its JSON and that every timed step updated the model (no timing
 thresholds: the figures depend on the machine)."""
-import importlib.util
 import json
 import os.path as osp
 import statistics
 
 import pytest
+
+from mmbinpc.experiments.runner import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 NARROW = [
@@ -18,14 +19,6 @@ NARROW = [
 ]
 MODELS = ('fp32', 'binary', 'kdr')
 ROUNDS = 2
-
-
-def _load_tool():
-    path = osp.join(REPO, 'tools', 'benchmark', 'train_step.py')
-    spec = importlib.util.spec_from_file_location('_tool_train_step', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +32,7 @@ def _single_thread():
 
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
-    tool = _load_tool()
+    tool = load_tool('benchmark/train_step')
     out = tmp_path_factory.mktemp('train_step') / 'step.json'
     results = tool.main([
         '--batch', '4', '--points', '32', '--rounds', str(ROUNDS),
