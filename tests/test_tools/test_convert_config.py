@@ -101,3 +101,18 @@ def test_converted_config_carries_the_student_recipe(tmp_path):
     assert 'train_dataloader' not in out2.read_text()
     assert Config.fromfile(str(out2)).optim_wrapper.constructor == \
         'BinaryOptimWrapperConstructor'
+
+
+def test_center_inputs_reach_the_built_model(tmp_path):
+    src = osp.join(REPO, 'configs', 'pointnet', 'pointnet_fp_modelnet40.py')
+    out = tmp_path / 'pn_xnor_max.py'
+    convert_config.main([src, '-o', str(out), '--method', 'xnor',
+                         '--aggregation', 'max', '--center-inputs',
+                         'head.mlp.0'])
+    cfg = Config.fromfile(str(out))
+    assert cfg.model.binarize.center_inputs == ['head.mlp.0']
+    model = MODELS.build(copy.deepcopy(cfg.model))
+    centred = [n for n, m in model.named_modules()
+               if getattr(getattr(m, 'binarizer', None), 'center_input',
+                          False)]
+    assert centred == ['head.mlp.0']
