@@ -1,0 +1,164 @@
+# Copyright (c) mmbinpc contributors. All rights reserved.
+"""Does a classifier fail because of its BatchNorm running statistics?
+
+Usage:
+    python tools/analysis/bn_modes.py CONFIG CHECKPOINT \
+        [--split val] [--batch-size 32] [--json OUT] \
+        [--cfg-options KEY=VALUE ...]
+
+Evaluates one checkpoint (a BinaryDistiller's student, or the model itself)
+on a split of its config's data, in shuffled batches, three ways:
+
+* ``eval``: as tools/test.py does (running statistics);
+* ``batch``: every BatchNorm normalises with the statistics of its batch
+  (training-mode BN, no other module in training mode);
+* ``recalibrated``: running statistics re-estimated as the cumulative
+  average over those same batches, then eval mode.
+
+A model that is good with ``batch`` and bad with ``eval`` and
+``recalibrated`` depends on per-batch normalisation that no running
+statistics reproduce (docs/recipe.md, "Left open"). The checkpoint on disk
+is not changed.
+"""
+import argparse
+import copy
+import datetime
+import json
+import os
+import sys
+from typing import Callable, Dict, List, Sequence
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
+
+from mmengine.config import DictAction  # noqa: E402
+
+MODES = ('eval', 'batch', 'recalibrated')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='accuracy with running, batch and re-estimated BN '
+        'statistics')
+    parser.add_argument('config', help='model config')
+    parser.add_argument('checkpoint', help='its checkpoint')
+    parser.add_argument('--split', choices=('train', 'val', 'test'),
+                        default='val', help='which loader of the config '
+                        '(default: val)')
+    parser.add_argument('--batch-size', type=int, default=32,
+                        help='clouds per batch (default 32)')
+    parser.add_argument('--json', default=None, help='write the result here')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        default=None, help='override config keys')
+    return parser.parse_args(argv)
+
+
+def _batchnorms(net):
+    from torch.nn.modules.batchnorm import _BatchNorm
+    return [m for m in net.modules() if isinstance(m, _BatchNorm)]
+
+
+def bn_mode_accuracies(net, batches: Sequence, forward: Callable,
+                       labels: Sequence) -> Dict[str, float]:
+    """Accuracy (%) of ``net`` in each of :data:`MODES`.
+
+    Args:
+        net (nn.Module): The classifier; left unchanged (a copy is used).
+        batches (Sequence): Inputs, one item per batch, for ``forward``.
+        forward (Callable): ``forward(net, batch) -> (B, K)`` logits.
+        labels (Sequence[Tensor]): ``(B,)`` true classes per batch.
+
+    Returns:
+        dict: ``{mode: accuracy %}``.
+
+    Raises:
+        ValueError: If ``net`` has no BatchNorm or there are no batches.
+    """
+    import torch
+    if not batches:
+        raise ValueError('no batches to evaluate')
+    if not _batchnorms(net):
+        raise ValueError(f'{type(net).__name__} has no BatchNorm layer: '
+                         'its eval and batch modes are the same')
+    net = copy.deepcopy(net)
+
+    def accuracy(bn_training: bool) -> float:
+        net.eval()
+        for bn in _batchnorms(net):
+            bn.train(bn_training)
+        state = copy.deepcopy(net.state_dict())  # batch mode updates stats
+        right = total = 0
+        with torch.no_grad():
+            for batch, label in zip(batches, labels):
+                pred = forward(net, batch).argmax(1)
+                right += int((pred == label).sum())
+                total += int(label.numel())
+        net.load_state_dict(state)
+        return 100.0 * right / total
+
+    result = dict(eval=accuracy(False), batch=accuracy(True))
+    for bn in _batchnorms(net):
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average
+        bn.train()
+    with torch.no_grad():
+        for batch in batches:
+            forward(net, batch)
+    result['recalibrated'] = accuracy(False)
+    return result
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
+
+    from mmbinpc.analysis import code_version, host_info
+    from mmbinpc.apis.checkpoint import load_checkpoint_checked
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmdet3d'))
+    from mmdet3d.registry import MODELS
+    model = MODELS.build(cfg.model)
+    load_checkpoint_checked(model, args.checkpoint)
+    net = getattr(model, 'student', model)
+    loader_cfg = cfg[f'{args.split}_dataloader']
+    loader_cfg.update(num_workers=0, persistent_workers=False,
+                      batch_size=args.batch_size,
+                      sampler=dict(type='DefaultSampler', shuffle=True,
+                                   seed=0))
+    batches: List = []
+    labels: List = []
+    for batch in Runner.build_dataloader(loader_cfg):
+        data = model.data_preprocessor(batch, False)
+        batches.append(data)
+        labels.append(torch.stack([
+            torch.as_tensor(s.gt_label).reshape(())
+            for s in data['data_samples']]))
+    accuracies = bn_mode_accuracies(
+        net, batches,
+        lambda m, d: m._forward(d['inputs'], d['data_samples']), labels)
+    result = dict(
+        config=args.config, checkpoint=args.checkpoint, split=args.split,
+        batch_size=args.batch_size,
+        command='python tools/analysis/bn_modes.py ' + ' '.join(
+            sys.argv[1:] if argv is None else argv),
+        shapes=int(sum(len(x) for x in labels)), accuracy=accuracies,
+        code=code_version(), host=host_info(),
+        date=datetime.datetime.now().isoformat(timespec='seconds'))
+    print(f'{result["shapes"]} shapes of the {args.split} split in shuffled '
+          f'batches of {args.batch_size}:')
+    for mode in MODES:
+        print(f'  {mode:13s} {accuracies[mode]:5.1f} %')
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)),
+                    exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump(result, f, indent=1)
+    return result
+
+
+if __name__ == '__main__':
+    main()
