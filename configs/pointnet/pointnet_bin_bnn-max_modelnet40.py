@@ -16,3 +16,11 @@ model = dict(
     binarize=dict(method='bnn', aggregation='max',
                   overrides={'*tnet.transform': 'xnor'},
                   center_inputs='head.mlp.0'))
+
+# Before each validation, re-estimate the student's BatchNorm statistics layer
+# by layer in eval mode from 512 training samples: the running averages of a
+# binary MAX student do not describe eval mode (docs/recipe.md).
+custom_hooks = [
+    dict(type='TeacherValHook'),
+    dict(type='BNRecalibrationHook')
+]

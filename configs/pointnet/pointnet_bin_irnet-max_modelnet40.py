@@ -18,5 +18,12 @@ model = dict(
                   overrides={'*tnet.transform': 'xnor'},
                   center_inputs='head.mlp.0'))
 
-# IR-Net's EDE: the backward approximation sharpens during training.
-custom_hooks = [dict(type='TeacherValHook'), dict(type='IRNetScheduleHook')]
+# IR-Net's EDE: the backward approximation sharpens during training. Before
+# each validation, re-estimate the student's BatchNorm statistics layer by
+# layer in eval mode from 512 training samples: the running averages of a
+# binary MAX student do not describe eval mode (docs/recipe.md).
+custom_hooks = [
+    dict(type='TeacherValHook'),
+    dict(type='IRNetScheduleHook'),
+    dict(type='BNRecalibrationHook')
+]

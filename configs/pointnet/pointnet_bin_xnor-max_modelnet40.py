@@ -11,3 +11,11 @@ _base_ = ['./pointnet_bin_base_modelnet40.py']
 model = dict(
     binarize=dict(method='xnor', aggregation='max',
                   center_inputs='head.mlp.0'))
+
+# Before each validation, re-estimate the student's BatchNorm statistics layer
+# by layer in eval mode from 512 training samples: the running averages of a
+# binary MAX student do not describe eval mode (docs/recipe.md).
+custom_hooks = [
+    dict(type='TeacherValHook'),
+    dict(type='BNRecalibrationHook')
+]

@@ -13,7 +13,14 @@ on a split of its config's data, in shuffled batches, three ways:
 * ``batch``: every BatchNorm normalises with the statistics of its batch
   (training-mode BN, no other module in training mode);
 * ``recalibrated``: running statistics re-estimated as the cumulative
-  average over those same batches, then eval mode.
+  average over those same batches (all layers at once, in training mode),
+  then eval mode;
+* ``sequential``: running statistics re-estimated layer by layer in eval
+  mode (``mmbinpc.engine.hooks.recalibrate_batchnorm``) on those batches
+  merged into one;
+* ``sequential_train`` (with ``--train-samples N``): the same from N
+  samples of the training loader, as ``BNRecalibrationHook`` does before
+  each validation.
 
 A model that is good with ``batch`` and bad with ``eval`` and
 ``recalibrated`` depends on per-batch normalisation that no running
@@ -32,7 +39,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
 
 from mmengine.config import DictAction  # noqa: E402
 
-MODES = ('eval', 'batch', 'recalibrated')
+MODES = ('eval', 'batch', 'recalibrated', 'sequential')
 
 
 def parse_args(argv=None):
@@ -46,6 +53,9 @@ def parse_args(argv=None):
                         '(default: val)')
     parser.add_argument('--batch-size', type=int, default=32,
                         help='clouds per batch (default 32)')
+    parser.add_argument('--train-samples', type=int, default=0,
+                        help='also report sequential_train: statistics '
+                        're-estimated from this many training samples')
     parser.add_argument('--json', default=None, help='write the result here')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         default=None, help='override config keys')
@@ -58,7 +68,8 @@ def _batchnorms(net):
 
 
 def bn_mode_accuracies(net, batches: Sequence, forward: Callable,
-                       labels: Sequence) -> Dict[str, float]:
+                       labels: Sequence,
+                       train_batch=None) -> Dict[str, float]:
     """Accuracy (%) of ``net`` in each of :data:`MODES`.
 
     Args:
@@ -66,6 +77,8 @@ def bn_mode_accuracies(net, batches: Sequence, forward: Callable,
         batches (Sequence): Inputs, one item per batch, for ``forward``.
         forward (Callable): ``forward(net, batch) -> (B, K)`` logits.
         labels (Sequence[Tensor]): ``(B,)`` true classes per batch.
+        train_batch (optional): One merged batch of training data for the
+            ``sequential_train`` mode. Defaults to None (mode left out).
 
     Returns:
         dict: ``{mode: accuracy %}``.
@@ -104,6 +117,14 @@ def bn_mode_accuracies(net, batches: Sequence, forward: Callable,
         for batch in batches:
             forward(net, batch)
     result['recalibrated'] = accuracy(False)
+    from mmbinpc.engine.hooks.bn_recalibration_hook import (
+        _merge, recalibrate_batchnorm)
+    merged = _merge(list(batches))
+    recalibrate_batchnorm(net, lambda: forward(net, merged))
+    result['sequential'] = accuracy(False)
+    if train_batch is not None:
+        recalibrate_batchnorm(net, lambda: forward(net, train_batch))
+        result['sequential_train'] = accuracy(False)
     return result
 
 
@@ -137,9 +158,20 @@ def main(argv=None) -> dict:
         labels.append(torch.stack([
             torch.as_tensor(s.gt_label).reshape(())
             for s in data['data_samples']]))
+    train_batch = None
+    if args.train_samples:
+        from mmbinpc.engine.hooks.bn_recalibration_hook import _merge
+        raw, seen = [], 0
+        for batch in Runner.build_dataloader(cfg.train_dataloader):
+            raw.append(batch)
+            seen += len(batch['data_samples'])
+            if seen >= args.train_samples:
+                break
+        train_batch = model.data_preprocessor(_merge(raw), False)
     accuracies = bn_mode_accuracies(
         net, batches,
-        lambda m, d: m._forward(d['inputs'], d['data_samples']), labels)
+        lambda m, d: m._forward(d['inputs'], d['data_samples']), labels,
+        train_batch)
     result = dict(
         config=args.config, checkpoint=args.checkpoint, split=args.split,
         batch_size=args.batch_size,
@@ -150,8 +182,8 @@ def main(argv=None) -> dict:
         date=datetime.datetime.now().isoformat(timespec='seconds'))
     print(f'{result["shapes"]} shapes of the {args.split} split in shuffled '
           f'batches of {args.batch_size}:')
-    for mode in MODES:
-        print(f'  {mode:13s} {accuracies[mode]:5.1f} %')
+    for mode, acc in accuracies.items():
+        print(f'  {mode:16s} {acc:5.1f} %')
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)),
                     exist_ok=True)
