@@ -35,8 +35,15 @@ def test_modes_by_hand():
     labels = [torch.tensor([0, 1]), torch.tensor([0, 1])]
     got = tool.bn_mode_accuracies(net, batches, lambda m, x: m(x), labels)
     # eval: running mean 0, var 1 -> each batch all one class (50 %);
-    # recalibrated: mean (11 − 11) / 2 = 0 again, var 2 -> 50 %
-    assert got == dict(eval=50.0, batch=100.0, recalibrated=50.0)
+    # recalibrated: mean (11 − 11) / 2 = 0 again, var 2 -> 50 %;
+    # sequential: the merged batch has mean 0 too -> 50 %
+    assert got == dict(eval=50.0, batch=100.0, recalibrated=50.0,
+                       sequential=50.0)
+    # sequential from a training batch that sits at +11: batch A's values
+    # are split around 11, batch B's all below it
+    got = tool.bn_mode_accuracies(net, batches, lambda m, x: m(x), labels,
+                                  torch.tensor([[10.0], [12.0]]))
+    assert got['sequential_train'] == 75.0
     # the caller's model is untouched
     assert net.bn.running_mean.tolist() == [0.0]
     assert net.bn.momentum == 0.1 and net.training
@@ -67,7 +74,8 @@ test_dataloader = dict(dataset=dict(data_root={root!r}, num_points=32))
         [str(cfg_file), ckpt, '--split', 'test', '--batch-size', '4',
          '--json', str(out)])
     assert result['shapes'] == 6
-    assert set(result['accuracy']) == {'eval', 'batch', 'recalibrated'}
+    assert set(result['accuracy']) == {'eval', 'batch', 'recalibrated',
+                                       'sequential'}
     # 6 shapes: every accuracy is a multiple of 100 / 6
     for acc in result['accuracy'].values():
         assert round(acc * 6 / 100, 6) == round(acc * 6 / 100)
