@@ -1,7 +1,8 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 """What the tools share: reading checkpoints and loading them strictly."""
 from .checkpoint import (ALLOW_PARTIAL_FLAG, ALLOW_PARTIAL_HELP, TOOL_FIX,
-                         StateMatch, check_checkpoint_file, check_state,
+                         StateMatch, build_from_checkpoint,
+                         check_checkpoint_file, check_state,
                          checkpoint_state,
                          load_checkpoint_checked, load_state_checked,
                          match_state, read_checkpoint, select_student,
@@ -9,7 +10,7 @@ from .checkpoint import (ALLOW_PARTIAL_FLAG, ALLOW_PARTIAL_HELP, TOOL_FIX,
 
 __all__ = [
     'ALLOW_PARTIAL_FLAG', 'ALLOW_PARTIAL_HELP', 'TOOL_FIX', 'StateMatch',
-    'check_checkpoint_file', 'check_state',
+    'build_from_checkpoint', 'check_checkpoint_file', 'check_state',
     'checkpoint_state', 'load_checkpoint_checked', 'load_state_checked',
     'match_state', 'read_checkpoint', 'select_student', 'trained_binary'
 ]

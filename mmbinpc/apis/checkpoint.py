@@ -387,6 +387,37 @@ def load_checkpoint_checked(model: nn.Module,
                               checkpoint)
 
 
+def build_from_checkpoint(config: str,
+                          checkpoint: str,
+                          cfg_options: Optional[Mapping[str, Any]] = None
+                          ) -> Tuple[Any, nn.Module]:
+    """Build a config's model and load a checkpoint into it, strictly.
+
+    What the analysis tools share: the config file with its
+    ``--cfg-options`` merged, the default scope set, the model built from
+    mmdet3d's registry and :func:`load_checkpoint_checked` (every mismatch
+    an error naming the file).
+
+    Args:
+        config (str): Config file.
+        checkpoint (str): Checkpoint file.
+        cfg_options (Mapping, optional): Keys to override.
+
+    Returns:
+        tuple: ``(cfg, model)``; the model is in training mode as built.
+    """
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(dict(cfg_options))
+    init_default_scope(cfg.get('default_scope', 'mmdet3d'))
+    from mmdet3d.registry import MODELS
+    model = MODELS.build(cfg.model)
+    load_checkpoint_checked(model, checkpoint)
+    return cfg, model
+
+
 def check_checkpoint_file(model: nn.Module,
                           path: str,
                           allow_partial: bool = False,
@@ -448,5 +479,5 @@ __all__ = [
     'ALLOW_PARTIAL_FLAG', 'ALLOW_PARTIAL_HELP', 'TOOL_FIX', 'StateMatch',
     'read_checkpoint', 'checkpoint_state', 'select_student', 'match_state',
     'check_state', 'load_state_checked', 'load_checkpoint_checked',
-    'check_checkpoint_file', 'trained_binary'
+    'build_from_checkpoint', 'check_checkpoint_file', 'trained_binary'
 ]

@@ -13,8 +13,6 @@ from mmbinpc.binary.layers import BinLinear
 from mmbinpc.engine.hooks import BNRecalibrationHook, recalibrate_batchnorm
 from mmbinpc.engine.hooks.bn_recalibration_hook import _merge
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
 
 class _Square(nn.Module):
 
@@ -58,28 +56,11 @@ def test_errors_and_merge():
                        torch.tensor([[1.0, 1.0], [0.0, 0.0], [0.0, 0.0]]))
 
 
-def test_hook_runs_before_validation(tmp_path):
-    from mmbinpc.datasets.synthetic_modelnet import write_synthetic_modelnet
-    root = str(tmp_path / 'data')
-    write_synthetic_modelnet(root, num_classes=2, train_per_class=4,
-                             test_per_class=2, num_points=64, log=None)
-    cfg_file = tmp_path / 'model.py'
-    cfg_file.write_text(f"""
-_base_ = [{osp.join(REPO, 'configs/pointnet/pointnet_fp_modelnet40.py')!r}]
-model = dict(
-    backbone=dict(channels=(8, 8, 8, 16, 32), input_transform=False,
-                  feature_transform=False),
-    head=dict(in_channels=32, num_classes=2, mid_channels=(16, 8)))
-_data = dict(data_root={root!r}, num_points=32)
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=_data)
-val_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                      dataset=_data)
-test_dataloader = val_dataloader
-train_cfg = dict(max_epochs=1, val_interval=1)
-custom_hooks = [dict(type='BNRecalibrationHook', num_samples=3)]
-""")
-    cfg = Config.fromfile(str(cfg_file))
+def test_hook_runs_before_validation(tmp_path, tiny_pointnet_config):
+    cfg_file = tiny_pointnet_config(
+        "train_cfg = dict(max_epochs=1, val_interval=1)\n"
+        "custom_hooks = [dict(type='BNRecalibrationHook', num_samples=3)]\n")
+    cfg = Config.fromfile(cfg_file)
     cfg.work_dir = str(tmp_path / 'work')
     runner = Runner.from_cfg(cfg)
     runner.train()

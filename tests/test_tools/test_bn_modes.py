@@ -1,6 +1,5 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 import json
-import os.path as osp
 
 import pytest
 import torch
@@ -9,8 +8,6 @@ from torch import nn
 
 from mmbinpc.experiments.runner import load_tool
 from mmdet3d.registry import MODELS
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 class _SignClassifier(nn.Module):
@@ -52,26 +49,14 @@ def test_modes_by_hand():
                                 lambda m, x: m(x), labels)
 
 
-def test_main_on_a_checkpoint(tmp_path):
-    from mmbinpc.datasets.synthetic_modelnet import write_synthetic_modelnet
-    root = str(tmp_path / 'data')
-    write_synthetic_modelnet(root, num_classes=2, train_per_class=2,
-                             test_per_class=3, num_points=64, log=None)
-    cfg_file = tmp_path / 'model.py'
-    cfg_file.write_text(f"""
-_base_ = [{osp.join(REPO, 'configs/pointnet/pointnet_fp_modelnet40.py')!r}]
-model = dict(
-    backbone=dict(channels=(8, 8, 8, 16, 32), input_transform=False,
-                  feature_transform=False),
-    head=dict(in_channels=32, num_classes=2, mid_channels=(16, 8)))
-test_dataloader = dict(dataset=dict(data_root={root!r}, num_points=32))
-""")
-    model = MODELS.build(Config.fromfile(str(cfg_file)).model)
+def test_main_on_a_checkpoint(tmp_path, tiny_pointnet_config):
+    cfg_file = tiny_pointnet_config()
+    model = MODELS.build(Config.fromfile(cfg_file).model)
     ckpt = str(tmp_path / 'epoch_1.pth')
     torch.save({'meta': {}, 'state_dict': model.state_dict()}, ckpt)
     out = tmp_path / 'bn.json'
     result = load_tool('analysis/bn_modes').main(
-        [str(cfg_file), ckpt, '--split', 'test', '--batch-size', '4',
+        [cfg_file, ckpt, '--split', 'test', '--batch-size', '4',
          '--json', str(out)])
     assert result['shapes'] == 6
     assert set(result['accuracy']) == {'eval', 'batch', 'recalibrated',

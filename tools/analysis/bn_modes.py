@@ -131,19 +131,13 @@ def bn_mode_accuracies(net, batches: Sequence, forward: Callable,
 def main(argv=None) -> dict:
     args = parse_args(argv)
     import torch
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
 
     from mmbinpc.analysis import code_version, host_info
-    from mmbinpc.apis.checkpoint import load_checkpoint_checked
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet3d'))
-    from mmdet3d.registry import MODELS
-    model = MODELS.build(cfg.model)
-    load_checkpoint_checked(model, args.checkpoint)
+    from mmbinpc.apis import build_from_checkpoint
+    from mmbinpc.engine.hooks.bn_recalibration_hook import take_samples
+    cfg, model = build_from_checkpoint(args.config, args.checkpoint,
+                                       args.cfg_options)
     net = getattr(model, 'student', model)
     loader_cfg = cfg[f'{args.split}_dataloader']
     loader_cfg.update(num_workers=0, persistent_workers=False,
@@ -160,14 +154,9 @@ def main(argv=None) -> dict:
             for s in data['data_samples']]))
     train_batch = None
     if args.train_samples:
-        from mmbinpc.engine.hooks.bn_recalibration_hook import _merge
-        raw, seen = [], 0
-        for batch in Runner.build_dataloader(cfg.train_dataloader):
-            raw.append(batch)
-            seen += len(batch['data_samples'])
-            if seen >= args.train_samples:
-                break
-        train_batch = model.data_preprocessor(_merge(raw), False)
+        raw, _ = take_samples(Runner.build_dataloader(cfg.train_dataloader),
+                              args.train_samples)
+        train_batch = model.data_preprocessor(raw, False)
     accuracies = bn_mode_accuracies(
         net, batches,
         lambda m, d: m._forward(d['inputs'], d['data_samples']), labels,

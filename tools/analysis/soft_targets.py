@@ -71,19 +71,12 @@ def soft_target_stats(logits, labels, temperature: float) -> dict:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     import torch
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
 
     from mmbinpc.analysis import code_version, host_info
-    from mmbinpc.apis.checkpoint import load_checkpoint_checked
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet3d'))
-    from mmdet3d.registry import MODELS
-    model = MODELS.build(cfg.model)
-    load_checkpoint_checked(model, args.checkpoint)
+    from mmbinpc.apis import build_from_checkpoint
+    cfg, model = build_from_checkpoint(args.config, args.checkpoint,
+                                       args.cfg_options)
     model.eval()
     loader_cfg = cfg[f'{args.split}_dataloader']
     loader_cfg.num_workers = 0

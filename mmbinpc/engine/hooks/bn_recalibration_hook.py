@@ -1,6 +1,6 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 """Re-estimate BatchNorm statistics the way eval mode will use them."""
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, Iterable, List, Tuple
 
 import torch
 from mmengine.hooks import Hook
@@ -95,6 +95,32 @@ def _merge(batches: List[Any]) -> Any:
     raise TypeError(f'cannot merge batches of {type(first).__name__}')
 
 
+def take_samples(dataloader: Iterable, num_samples: int) -> Tuple[Any, int]:
+    """The first batches of ``dataloader`` holding at least
+    ``num_samples`` samples (or all of them), merged into one batch.
+
+    Args:
+        dataloader (Iterable): Yields collated batches with a
+            ``data_samples`` list.
+        num_samples (int): How many samples to take at least.
+
+    Returns:
+        tuple: ``(batch, number of samples in it)``.
+
+    Raises:
+        ValueError: If the loader yields nothing.
+    """
+    batches, seen = [], 0
+    for batch in dataloader:
+        batches.append(batch)
+        seen += len(batch['data_samples'])
+        if seen >= num_samples:
+            break
+    if not batches:
+        raise ValueError('the data loader yielded no batch')
+    return _merge(batches), seen
+
+
 @HOOKS.register_module()
 class BNRecalibrationHook(Hook):
     """Recalibrate the (student) model's BatchNorm statistics before each
@@ -125,13 +151,8 @@ class BNRecalibrationHook(Hook):
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         net = getattr(model, 'student', model)
-        batches, seen = [], 0
-        for batch in runner.train_dataloader:
-            batches.append(batch)
-            seen += len(batch['data_samples'])
-            if seen >= self.num_samples:
-                break
-        data = model.data_preprocessor(_merge(batches), False)
+        batch, seen = take_samples(runner.train_dataloader, self.num_samples)
+        data = model.data_preprocessor(batch, False)
         count = recalibrate_batchnorm(
             net, lambda: net._forward(data['inputs'], data['data_samples']))
         runner.logger.info(f'BNRecalibrationHook: {count} BatchNorm layers '
