@@ -7,7 +7,8 @@ Usage:
         [--cfg-options KEY=VALUE ...]
 
 Evaluates one checkpoint (a BinaryDistiller's student, or the model itself)
-on a split of its config's data, in shuffled batches, three ways:
+on a split of its config's data, in shuffled batches, with BatchNorm
+statistics taken four (or five) ways:
 
 * ``eval``: as tools/test.py does (running statistics);
 * ``batch``: every BatchNorm normalises with the statistics of its batch
@@ -134,6 +135,7 @@ def main(argv=None) -> dict:
     from mmengine.runner import Runner
 
     from mmbinpc.analysis import code_version, host_info
+    from mmbinpc.engine.atomic_io import atomic_write_text
     from mmbinpc.apis import build_from_checkpoint
     from mmbinpc.engine.hooks.bn_recalibration_hook import take_samples
     cfg, model = build_from_checkpoint(args.config, args.checkpoint,
@@ -174,10 +176,7 @@ def main(argv=None) -> dict:
     for mode, acc in accuracies.items():
         print(f'  {mode:16s} {acc:5.1f} %')
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)),
-                    exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=1)
+        atomic_write_text(json.dumps(result, indent=1), args.json)
     return result
 
 

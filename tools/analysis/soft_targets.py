@@ -74,6 +74,7 @@ def main(argv=None) -> dict:
     from mmengine.runner import Runner
 
     from mmbinpc.analysis import code_version, host_info
+    from mmbinpc.engine.atomic_io import atomic_write_text
     from mmbinpc.apis import build_from_checkpoint
     cfg, model = build_from_checkpoint(args.config, args.checkpoint,
                                        args.cfg_options)
@@ -111,10 +112,7 @@ def main(argv=None) -> dict:
               f'{s["p_label_median"]:.3f}; entropy {s["entropy_mean"]:.3f} '
               f'nats; mass on absent classes {s["absent_mass_mean"]:.3f}')
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)),
-                    exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=1)
+        atomic_write_text(json.dumps(result, indent=1), args.json)
     return result
 
 
