@@ -208,7 +208,7 @@ def _layer_kind(module: nn.Module) -> str:
     return 'conv2d' if isinstance(module, nn.Conv2d) else 'conv1d'
 
 
-def _check_input_rule(name: str, module: nn.Module, rule: Tuple[str, str],
+def _check_input_rule(name: str, module: nn.Module, scale_mode: str,
                       threshold: Optional[Tensor]) -> None:
     """Check our emulation of the binarizer's input side on random data."""
     gen = torch.Generator().manual_seed(0)
@@ -225,7 +225,7 @@ def _check_input_rule(name: str, module: nn.Module, rule: Tuple[str, str],
         threshold if dim == -1 else threshold.reshape(
             (1, -1) + (1, ) * (x_in.dim() - 2)))
     ok = torch.equal(sign, torch.where(shifted >= 0, 1.0, -1.0))
-    if rule[1] == 'none':
+    if scale_mode == 'none':
         ok = ok and scale is None
     else:
         ok = ok and scale is not None and torch.allclose(
@@ -234,7 +234,8 @@ def _check_input_rule(name: str, module: nn.Module, rule: Tuple[str, str],
         raise NotSupportedError(
             f'not supported yet: {name} (binarizer '
             f'{module.binarizer.name!r}): its input binarization does not '
-            f'match the packed engine\'s rule {rule}')
+            f'match the packed engine\'s rule (bit: x >= input_threshold(), '
+            f'scale {scale_mode!r})')
 
 
 def pack_binary_layer(name: str, module: nn.Module,
@@ -258,7 +259,7 @@ def pack_binary_layer(name: str, module: nn.Module,
         raise NotSupportedError(
             f'not supported yet: {name} (binarizer {bname!r}); the packed '
             f'engine runs {", ".join(BINARIZER_INPUT_RULES)}')
-    rule = BINARIZER_INPUT_RULES[bname]
+    scale_mode = BINARIZER_INPUT_RULES[bname]
     weight = module.weight.detach().float()
     out_ch, in_ch = weight.shape[0], weight.shape[1]
     sign, scale = binarizer.weight_parts(weight)
@@ -278,7 +279,7 @@ def pack_binary_layer(name: str, module: nn.Module,
     threshold = binarizer.input_threshold()
     if threshold is not None:
         threshold = threshold.detach().float()
-    _check_input_rule(name, module, rule, threshold)
+    _check_input_rule(name, module, scale_mode, threshold)
     arrays = {
         f'{name}.weight_words': pack_signs(sign.reshape(out_ch, in_ch)),
         f'{name}.out_scale': scale.float().detach().numpy(),
@@ -292,7 +293,7 @@ def pack_binary_layer(name: str, module: nn.Module,
         in_channels=in_ch,
         out_channels=out_ch,
         binarizer=bname,
-        scale_mode=rule[1],
+        scale_mode=scale_mode,
         threshold=threshold is not None,
         folded_bn=None if bn is None else '')
     return entry, arrays

@@ -1,24 +1,23 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 """What the packed engine can run, and clear errors for what it cannot."""
-from typing import Dict, Tuple
+from typing import Dict
 
 from torch import nn
 
 from mmbinpc.binary.aggregation import PointPool
 
-#: binarizer name -> (input threshold source, activation scale mode).
-#: ``'threshold'`` means the binarizer's learned per-channel ``threshold``
-#: parameter; ``'mean_abs'`` is XNOR-Net's per-point β = mean |x|. Any
-#: binarizer built with ``center_input=True`` also compares its input with
-#: a per-channel threshold (its running centre); the exporter reads it from
-#: ``Binarizer.input_threshold()``.
-BINARIZER_INPUT_RULES: Dict[str, Tuple[str, str]] = {
-    'bnn': ('zero', 'none'),
-    'xnor': ('zero', 'mean_abs'),
-    'irnet': ('zero', 'none'),
-    'lsr': ('zero', 'none'),
-    'bireal': ('zero', 'none'),
-    'react': ('threshold', 'none'),
+#: binarizer name -> activation scale mode of its packed input: ``'none'``
+#: or ``'mean_abs'`` (XNOR-Net's per-point β = mean |x − t|). The input bit
+#: is ``x >= t`` with ``t`` from ``Binarizer.input_threshold()``: react's
+#: learned threshold and/or the running centre of ``center_input=True``,
+#: zero for the others.
+BINARIZER_INPUT_RULES: Dict[str, str] = {
+    'bnn': 'none',
+    'xnor': 'mean_abs',
+    'irnet': 'none',
+    'lsr': 'none',
+    'bireal': 'none',
+    'react': 'none',
 }
 
 #: leaf modules the engine runs (as packed layers, folded away or in torch)
