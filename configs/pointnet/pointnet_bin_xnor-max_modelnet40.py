@@ -1,21 +1,6 @@
 # PointNet (with T-Nets) XNOR + MAX on ModelNet40 (the paper's "XNOR + MAX"):
 # binary
 # student trained with the task loss only (λ = η = 0).
-_base_ = ['./pointnet_bin_base_modelnet40.py']
+_base_ = ['./pointnet_bin_base-max_modelnet40.py']
 
-# With max pooling the pooled features are maxima over the cloud's points,
-# almost always positive, so the head's binary input sign(a) would be the
-# same +1 vector for every cloud: the head's first layer binarizes a − μ
-# instead, μ the per-channel mean (running mean at test time;
-# docs/recipe.md).
-model = dict(
-    binarize=dict(method='xnor', aggregation='max',
-                  center_inputs='head.mlp.0'))
-
-# Before each validation, re-estimate the student's BatchNorm statistics layer
-# by layer in eval mode from 512 training samples: the running averages of a
-# binary MAX student do not describe eval mode (docs/recipe.md).
-custom_hooks = [
-    dict(type='TeacherValHook'),
-    dict(type='BNRecalibrationHook')
-]
+model = dict(binarize=dict(method='xnor'))
