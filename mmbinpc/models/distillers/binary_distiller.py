@@ -425,6 +425,37 @@ class BinaryDistiller(BaseModel):
         self._steps += 1
         return out
 
+    def pooling_outputs(self, inputs: dict, data_samples: list
+                        ) -> Tuple[List[str], List[Tensor], List[Tensor]]:
+        """The paired pooling outputs that L_reg compares, for one batch.
+
+        Runs the teacher and the student (in its current mode, without
+        gradients) and returns what :meth:`loss` would hand the regulariser
+        (EMA's shift added back when ``align_ema``). For analysis tools
+        (``tools/analysis/pooling_match.py``).
+
+        Args:
+            inputs (dict): Preprocessed inputs, as for :meth:`loss`.
+            data_samples (list): Their data samples.
+
+        Returns:
+            tuple: ``(names, student_outputs, teacher_outputs)``, one entry
+            per paired site and call.
+        """
+        for rec in self._records.values():
+            rec.clear()
+        self._recording = True
+        try:
+            with torch.no_grad():
+                self.teacher._forward(inputs, data_samples)
+                self.student._forward(inputs, data_samples)
+            s_outs, t_outs, names = self._paired_outputs()
+        finally:
+            self._recording = False
+            for rec in self._records.values():
+                rec.clear()
+        return names, s_outs, t_outs
+
     def _paired_outputs(self) -> Tuple[List[Tensor], List[Tensor], List[str]]:
         s_rec, t_rec = self._records['student'], self._records['teacher']
         s_outs, t_outs, names = [], [], []

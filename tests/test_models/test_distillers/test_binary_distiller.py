@@ -235,3 +235,22 @@ def test_ema_sites_compared_before_their_shift():
     assert torch.allclose(max_aligned(both, x, both(x)),
                           PointPool('max+avg')(x), atol=1e-6)
     assert ema_offset(7) > 0
+
+
+def test_pooling_outputs_are_what_l_reg_compares(tnet_cfg, tnet_ckpt):
+    model = build(tnet_cfg, tnet_ckpt, distill=dict(lambda_=0.0, eta=0.5,
+                                                    reg_norm='fro'))
+    model.train()
+    inputs, samples = batch()
+    names, s_outs, t_outs = model.pooling_outputs(inputs, samples)
+    assert names == model.pair_names and len(names) == 2
+    assert not any(r for rec in model._records.values() for r in rec)
+    assert all(not s.requires_grad for s in s_outs)
+    # batch statistics: the same batch gives the same pooled values in loss()
+    expected = 0.5 * torch.stack(
+        [pooling_norm(s, t, 'fro') for s, t in zip(s_outs, t_outs)]).mean()
+    got = model.loss(inputs, samples)['loss_reg']
+    assert torch.allclose(got, expected, rtol=1e-5)
+    # EMA sites come back with the shift added back, like L_reg sees them
+    site = model.student.get_submodule(names[0])
+    assert site.mode == 'ema'
