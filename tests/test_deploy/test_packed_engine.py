@@ -54,12 +54,17 @@ def train_briefly(model, steps=3, batch=8, num_classes=5):
 
 
 def assert_equivalent(ref, out):
-    """Same predictions; logits equal to float tolerance except for rare
-    clouds where a pre-activation sits within rounding of 0 (a sign tie)."""
+    """Same predictions on every cloud, and every cloud's logits equal to
+    1e-4 (relative, or of the largest logit) as docs/deployment.md states.
+
+    A pre-activation within float rounding of 0 (a sign tie) could flip one
+    bit and break this on some seed; none of the cases here has one, and a
+    failure names how many clouds differ and by how much."""
     assert (ref.argmax(-1) == out.argmax(-1)).all()
     scale = ref.abs().max()
     close = torch.isclose(out, ref, rtol=1e-4, atol=1e-4 * scale).all(-1)
-    assert close.float().mean() >= 0.9, (ref - out).abs().max()
+    assert close.all(), (f"{int((~close).sum())} of {close.numel()} clouds "
+                         f"differ; max {(ref - out).abs().max()}")
 
 
 @pytest.mark.parametrize('method,aggregation', [('bnn', 'max'),
