@@ -146,7 +146,12 @@ def test_channel_first_packing_matches_rows(c, mode):
 
 @pytest.mark.parametrize('group', [7, 64])
 def test_parallel_maxpool_matches_serial(group):
-    """Splitting each cloud's points over 2 threads gives the same maxima."""
+    """Splitting each cloud's points over 2 threads gives the same maxima.
+
+    With ``threads=2`` the kernel cuts each cloud into 2 chunks and merges
+    their maxima; this checks that split and merge. That Numba really runs
+    the chunks on 2 threads is checked by
+    ``test_prange_chunks_run_on_two_threads``."""
     rng = np.random.default_rng(group)
     c, o = 128, 40
     x = rng.standard_normal((3 * group, c)).astype(np.float32)
@@ -183,3 +188,27 @@ def test_parallel_rows_match_serial(mode):
                                  shift, -1.0, 1.0, 0, out, threads)
         outs.append(out)
     np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_prange_chunks_run_on_two_threads():
+    """The kernels' parallel paths are ``prange`` loops over one chunk per
+    thread; with 2 threads set, Numba runs the 2 chunks on 2 threads."""
+    import numba
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip('Numba has one thread here: nothing can run in parallel')
+
+    @numba.njit(parallel=True)
+    def chunk_threads(n_chunks):
+        out = np.empty(n_chunks, np.int64)
+        for c in numba.prange(n_chunks):
+            out[c] = numba.get_thread_id()
+        return out
+
+    before = kernels.get_num_threads()
+    try:
+        kernels.set_num_threads(2)
+        assert sorted(chunk_threads(2)) == [0, 1]
+        kernels.set_num_threads(1)
+        assert list(chunk_threads(2)) == [0, 0]
+    finally:
+        kernels.set_num_threads(before)
