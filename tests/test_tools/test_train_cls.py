@@ -1,8 +1,10 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
-"""tools/train.py, tools/test.py and tools/dist_train.sh on a tiny dataset."""
+"""tools/train.py, tools/test.py, tools/dist_train.sh and tools/dist_test.sh
+on a tiny dataset."""
 import glob
 import os
 import os.path as osp
+import re
 import socket
 import subprocess
 import sys
@@ -116,8 +118,9 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_dist_train_two_processes_gloo(tiny_root, tmp_path):
-    """tools/dist_train.sh: 2 torchrun processes on CPU (gloo)."""
+def test_dist_train_and_test_two_processes_gloo(tiny_root, tmp_path):
+    """tools/dist_train.sh, then tools/dist_test.sh on its checkpoint: 2
+    torchrun processes each on CPU (gloo)."""
     work = str(tmp_path / 'dist')
     env = dict(os.environ,
                PYTHON=sys.executable,
@@ -140,3 +143,23 @@ def test_dist_train_two_processes_gloo(tiny_root, tmp_path):
     assert 'Epoch(train) [1][2/2]' in log, log[-4000:]
     assert 'overall_acc' in log
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))
+
+    # dist_test.sh: each rank tests half of the 4 test shapes; the metric
+    # over the gathered results equals one process testing all of them
+    env['PORT'] = str(_free_port())
+    ckpt = osp.join(work, 'epoch_1.pth')
+    cmd = ['bash', osp.join(REPO, 'tools/dist_test.sh'), CONFIG, ckpt, '2',
+           '--work-dir', str(tmp_path / 'dist_test'), '--cfg-options'] + \
+        _small_options(tiny_root) + ['test_dataloader.batch_size=1']
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    # 2 iterations per rank; the metric's table counts all 4 shapes
+    found = re.findall(r'Epoch\(test\) \[2/2\]\s+overall_acc: ([0-9.]+)',
+                       log)
+    assert found and re.search(r'overall\s+[0-9.]+\s+4\n', log), log[-4000:]
+    single = load_tool('test').main(
+        [CONFIG, ckpt, '--work-dir', str(tmp_path / 'single_test'),
+         '--cfg-options'] + _small_options(tiny_root))
+    assert float(found[-1]) == pytest.approx(single['overall_acc'], abs=1e-3)
