@@ -3,7 +3,7 @@
 
 Importing mmbinpc registers its components in the MMDetection3D registries;
 that is what an OpenMMLab plugin import is for, and it changes nothing that
-was registered before. Four further effects change how the installed stack
+was registered before. Three further effects change how the installed stack
 behaves for the whole process. Each is on by default, is switched by one
 environment variable read at import, and can be switched later with
 :func:`setup`:
@@ -20,10 +20,6 @@ effect               environment variable         what it does
                                                   checkpoints with
                                                   ``weights_only=True`` plus
                                                   the types mmengine writes
-``binarize_key``     ``MMBINPC_BINARIZE_KEY``     model configs may carry
-                                                  ``binarize=dict(...)`` (the
-                                                  ``MODELS`` registries' build
-                                                  function is wrapped)
 ``version_check``    ``MMBINPC_VERSION_CHECK``    a warning when the stack is
                                                   outside the tested versions
 ==================== ============================ =============================
@@ -38,7 +34,6 @@ from typing import Dict, Optional
 EFFECTS: Dict[str, str] = {
     'cpu_point_ops': 'MMBINPC_CPU_POINT_OPS',
     'safe_checkpoints': 'MMBINPC_SAFE_CHECKPOINTS',
-    'binarize_key': 'MMBINPC_BINARIZE_KEY',
     'version_check': 'MMBINPC_VERSION_CHECK',
 }
 
@@ -78,7 +73,6 @@ def env_flag(name: str, default: bool = True) -> bool:
 
 def setup(cpu_point_ops: Optional[bool] = None,
           safe_checkpoints: Optional[bool] = None,
-          binarize_key: Optional[bool] = None,
           version_check: Optional[bool] = None) -> Dict[str, bool]:
     """Turn the process-wide effects of mmbinpc on or off.
 
@@ -93,7 +87,6 @@ def setup(cpu_point_ops: Optional[bool] = None,
         safe_checkpoints (bool, optional): Install
             :func:`mmbinpc.compat.load_checkpoint_file` as mmengine's loader
             for local paths.
-        binarize_key (bool, optional): Accept ``binarize=`` in model configs.
         version_check (bool, optional): Warn now about untested versions
             of the OpenMMLab stack.
 
@@ -101,21 +94,17 @@ def setup(cpu_point_ops: Optional[bool] = None,
         dict[str, bool]: :func:`active` after the change.
     """
     from . import compat
-    from .binary import convert
     from .ops import dispatch
     switches = dict(  # effect -> (turn on, turn off)
         cpu_point_ops=(dispatch.patch_mmcv_point_ops,
                        dispatch.unpatch_mmcv_point_ops),
         safe_checkpoints=(compat.install_checkpoint_loader,
                           compat.uninstall_checkpoint_loader),
-        binarize_key=(convert.install_binarize_key,
-                      convert.uninstall_binarize_key),
         version_check=(lambda: compat.check_versions(warn=True),
                        lambda: None))
 
     wanted = dict(cpu_point_ops=cpu_point_ops,
                   safe_checkpoints=safe_checkpoints,
-                  binarize_key=binarize_key,
                   version_check=version_check)
     if not _state['configured']:  # the environment decides what is unset
         wanted = {name: env_flag(EFFECTS[name]) if value is None else value
@@ -146,11 +135,9 @@ def active() -> Dict[str, bool]:
     from mmengine.runner.checkpoint import CheckpointLoader
 
     from . import compat
-    from .binary import convert
     from .ops import dispatch
     return dict(
         cpu_point_ops=dispatch.is_patched(),
         safe_checkpoints=CheckpointLoader._schemes.get('')
         is compat.load_checkpoint_file,
-        binarize_key=convert.binarize_key_installed(),
         version_check=_state['version_check'])

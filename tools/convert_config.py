@@ -148,9 +148,12 @@ def render(src: str,
         "                     rng_state=dict(type='RNGStateHook'))", ''
     ]
     if not kdr and teacher_ckpt is None:
+        options = ', '.join(f'{k}={_fmt(v)}' for k, v in binarize.items())
         lines += [
-            '# The same model, built binary (see docs/configs.md).',
-            f'model = dict(binarize={_fmt(binarize)})', ''
+            "# The same model, built binary by mmbinpc's 'Binarized' factory",
+            '# (see docs/configs.md).',
+            "model = dict(_delete_=True, type='Binarized', "
+            'model={{_base_.model}},', f'             {options})', ''
         ] + recipe
         return '\n'.join(lines)
     if kdr and teacher_ckpt is None:

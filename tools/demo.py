@@ -119,6 +119,8 @@ def load_runner(result: dict, work_dir: str):
     parser.add_argument('--o', nargs='+', action=DictAction)
     options = parser.parse_args(['--o', *result['options']]).o or {}
     cfg.merge_from_dict(options)
+    from mmbinpc.binary import expand_binarize_key
+    cfg.model = expand_binarize_key(cfg.model)
     cfg.work_dir = work_dir
     cfg.load_from = result['checkpoint']
     cfg.log_level = 'WARNING'

@@ -81,8 +81,8 @@ def student_config(config: str):
 
     Returns:
         mmengine.Config: The same config with ``model`` replaced by the
-        student model config carrying ``binarize=...`` and the teacher hook
-        removed.
+        student model config (``type='Binarized'`` around the student when
+        the distiller binarizes it) and the teacher hook removed.
     """
     from mmengine.config import Config, ConfigDict
 
@@ -94,8 +94,8 @@ def student_config(config: str):
     teacher_cfg, _ = load_model_config(model['teacher'])
     student, binarize = BinaryDistiller.student_config(
         teacher_cfg, model.get('student'), model.get('binarize'))
-    if binarize is not None:
-        student['binarize'] = binarize
+    if binarize is not None:  # the 'Binarized' factory builds it anywhere
+        student = dict(type='Binarized', model=student, **binarize)
     cfg.model = ConfigDict(student)
     hooks = [
         h for h in cfg.get('custom_hooks', []) or []

@@ -70,6 +70,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    from mmbinpc.binary import expand_binarize_key
+    cfg.model = expand_binarize_key(cfg.model)  # binarize= -> 'Binarized'
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)

@@ -167,6 +167,8 @@ def build_config(args: argparse.Namespace) -> Config:
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    from mmbinpc.binary import expand_binarize_key
+    cfg.model = expand_binarize_key(cfg.model)  # binarize= -> 'Binarized'
     return cfg
 
 

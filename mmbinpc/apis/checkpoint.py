@@ -412,8 +412,8 @@ def build_from_checkpoint(config: str,
     if cfg_options:
         cfg.merge_from_dict(dict(cfg_options))
     init_default_scope(cfg.get('default_scope', 'mmdet3d'))
-    from mmdet3d.registry import MODELS
-    model = MODELS.build(cfg.model)
+    from mmbinpc.binary import build_binarized
+    model = build_binarized(cfg.model)  # binarize= or type='Binarized'
     load_checkpoint_checked(model, checkpoint)
     return cfg, model
 

@@ -5,7 +5,7 @@ from .aggregation import (EMAMaxPool, PointPool, attach_pooling, ema_offset,
 from .binarizers import (BINARIZERS, Binarizer, binarizer_names,
                          build_binarizer, hard_sign, register_binarizer)
 from .convert import (BinarizeReport, LayerEntry, binarize, binarize_paconv,
-                      build_binarized, install_binarize_key)
+                      build_binarized, expand_binarize_key)
 from .layers import BinConv1d, BinConv2d, BinLinear, from_float
 
 __all__ = [
@@ -13,6 +13,6 @@ __all__ = [
     'pooling_sites', 'set_pooling_mode', 'to_ema', 'to_max', 'BINARIZERS',
     'Binarizer', 'binarizer_names', 'build_binarizer', 'hard_sign',
     'register_binarizer', 'BinarizeReport', 'LayerEntry', 'binarize',
-    'binarize_paconv', 'build_binarized', 'install_binarize_key',
+    'binarize_paconv', 'build_binarized', 'expand_binarize_key',
     'BinConv1d', 'BinConv2d', 'BinLinear', 'from_float'
 ]

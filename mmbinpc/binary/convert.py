@@ -7,18 +7,24 @@ The converter walks the model, swaps every ``nn.Conv1d``/``nn.Conv2d``/
 with a copy of its FP32 weights, binarizes PAConv's weight bank, and switches
 every pooling site to plain max or EMA. See ``docs/binarization.md``.
 
-A model config can also carry the options: ``model = dict(...,
-binarize=dict(method='lsr', aggregation='ema'))``. Importing mmbinpc extends
-the build function of mmengine's root ``MODELS`` registry (and of its child
-registries, e.g. mmdet3d's) so that such a dict is built as usual and then
-passed through :func:`binarize` (:func:`build_binarized`).
+A model config names the options in one of two ways, neither of which
+changes how OpenMMLab registries build anything else:
+
+* ``model = dict(type='Binarized', model=dict(...), method='lsr',
+  aggregation='ema')``: a registered model factory
+  (:mod:`mmbinpc.models.binarized`) that builds the inner model and returns
+  it binarized (state-dict keys as the inner model's);
+* ``binarize=dict(...)`` inside a :class:`BinaryDistiller` (for its student),
+  or on any model config handed to :func:`build_binarized` /
+  :func:`expand_binarize_key` (what mmbinpc's tools do with the configs they
+  load).
 """
 import copy
 import fnmatch
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import (Any, Callable, Dict, Iterable, List, Mapping, Optional,
+from typing import (Any, Dict, Iterable, List, Mapping, Optional,
                     Sequence, Tuple, Union)
 
 import torch
@@ -669,113 +675,78 @@ def _binarize_options(value: Any) -> Optional[Dict[str, Any]]:
                     f'options, True or None; got {value!r}')
 
 
-def build_binarized(cfg: Mapping, registry=None, default_args=None,
-                    build_func: Optional[Callable] = None) -> nn.Module:
-    """Build a model from a config that may carry a ``binarize`` key.
+def build_binarized(cfg: Mapping, registry=None,
+                    default_args: Optional[dict] = None) -> nn.Module:
+    """Build a model config that may carry a ``binarize`` key.
 
-    The key is removed, the rest is built by ``build_func`` (default: the
-    registry's original builder), and the result goes through
+    The key is removed, the rest is built by ``registry`` (default:
+    ``mmdet3d.registry.MODELS``), and the result goes through
     :func:`binarize` with the key's options; the report is stored on the
-    model as ``model.binarize_report``.
+    model as ``model.binarize_report``. A config without the key, or of a
+    model that takes ``binarize`` itself (a ``BinaryDistiller``), is built
+    as it is.
 
     Args:
         cfg (dict): Model config.
         registry (Registry, optional): Registry to build with; defaults to
             ``mmdet3d.registry.MODELS``.
         default_args (dict, optional): Passed to the builder.
-        build_func (Callable, optional): The underlying builder.
 
     Returns:
         nn.Module: The (binarized) model.
     """
     if registry is None:
         from mmdet3d.registry import MODELS as registry  # noqa: N811
-    if build_func is None:
-        build_func = registry.build_func
-        if getattr(build_func, '_mmbinpc_wrapper', False):
-            build_func = build_func.__wrapped__
+    if _handles_binarize_key(cfg):  # a distiller: binarize= is its student's
+        return registry.build(cfg, default_args=default_args)
     cfg = copy.copy(cfg)
     options = _binarize_options(cfg.pop(BINARIZE_KEY, None))
-    model = build_func(cfg, registry=registry, default_args=default_args)
+    model = registry.build(cfg, default_args=default_args)
     if options is not None:
         model.binarize_report = binarize(model, **options)
     return model
 
 
-def _handles_binarize_key(cfg: Mapping, registry) -> bool:
-    """Whether the config's model class takes ``binarize`` itself.
+def _handles_binarize_key(cfg: Mapping) -> bool:
+    """Whether the config's model type takes ``binarize`` itself.
 
     Models such as :class:`~mmbinpc.models.distillers.BinaryDistiller`
     declare ``handles_binarize_key = True``: their ``binarize`` argument means
     "binarize the student", not the whole model.
     """
+    from mmdet3d.registry import MODELS
     obj_type = cfg.get('type')
-    if isinstance(obj_type, str) and registry is not None:
-        with registry.switch_scope_and_registry(cfg.get('_scope_')) as reg:
+    if isinstance(obj_type, str):
+        with MODELS.switch_scope_and_registry(cfg.get('_scope_')) as reg:
             obj_type = reg.get(obj_type)
     return bool(getattr(obj_type, 'handles_binarize_key', False))
 
 
-def _wrap_build_func(original: Callable) -> Callable:
+def expand_binarize_key(cfg: Any) -> Any:
+    """The ``Binarized`` factory form of a model config with ``binarize=``.
 
-    def build_func(cfg, *args, registry=None, default_args=None, **kwargs):
-        if (isinstance(cfg, Mapping) and BINARIZE_KEY in cfg
-                and not _handles_binarize_key(cfg, registry)):
-            if args or kwargs:
-                raise TypeError('a model config with binarize= is built with '
-                                'registry.build(cfg) or '
-                                'registry.build(cfg, default_args=...)')
-            return build_binarized(cfg, registry, default_args,
-                                   build_func=original)
-        return original(cfg, *args, registry=registry,
-                        default_args=default_args, **kwargs)
+    ``dict(type=T, ..., binarize=dict(method=..., ...))`` becomes
+    ``dict(type='Binarized', model=dict(type=T, ...), method=..., ...)``,
+    which any OpenMMLab registry builds (see :mod:`mmbinpc.models.binarized`).
+    Configs without the key, and models that take ``binarize`` themselves
+    (:class:`~mmbinpc.models.distillers.BinaryDistiller`), come back
+    unchanged. mmbinpc's tools pass the configs they load through this, so
+    the short spelling keeps working there.
 
-    build_func._mmbinpc_wrapper = True
-    build_func.__wrapped__ = original
-    return build_func
+    Args:
+        cfg (dict | ConfigDict): A model config.
 
-
-def install_binarize_key() -> None:
-    """Let model configs carry ``binarize=dict(...)`` (idempotent).
-
-    Wraps the build function of mmengine's root ``MODELS`` registry (used by
-    ``Runner.build_model``) and of all its descendant registries that share
-    it (mmdet3d's, mmdet's, ...). Registries created later inherit the
-    wrapped function from their parent. Called by
-    :func:`mmbinpc.runtime.setup` (``binarize_key``).
+    Returns:
+        dict | ConfigDict: ``cfg`` itself, or a new dict in factory form.
     """
-    for registry in _model_registries():
-        func = registry.build_func
-        if getattr(func, '_mmbinpc_wrapper', False):
-            continue
-        registry.build_func = _wrap_build_func(func)
-
-
-def _model_registries() -> List:
-    from mmengine.registry import MODELS as root
-    found, stack = [], [root]
-    while stack:
-        registry = stack.pop()
-        stack.extend(registry.children.values())
-        found.append(registry)
-    return found
-
-
-def uninstall_binarize_key() -> None:
-    """Undo :func:`install_binarize_key` (idempotent).
-
-    Every ``MODELS`` registry gets back the build function it had; model
-    configs with ``binarize=`` then fail to build (the key reaches the
-    model's constructor).
-    """
-    for registry in _model_registries():
-        func = registry.build_func
-        if getattr(func, '_mmbinpc_wrapper', False):
-            registry.build_func = func.__wrapped__
-
-
-def binarize_key_installed() -> bool:
-    """Whether every ``MODELS`` registry accepts the ``binarize=`` key."""
-    return all(
-        getattr(r.build_func, '_mmbinpc_wrapper', False)
-        for r in _model_registries())
+    if not isinstance(cfg, Mapping) or BINARIZE_KEY not in cfg \
+            or _handles_binarize_key(cfg):
+        return cfg
+    inner = {k: copy.deepcopy(v) for k, v in cfg.items() if k != BINARIZE_KEY}
+    options = _binarize_options(cfg[BINARIZE_KEY])
+    if options is None:  # binarize=None / False: an FP32 model
+        return inner
+    if 'model' in options:
+        raise ValueError("binarize() has no option 'model'; check the "
+                         'binarize= dict of the model config')
+    return dict(type='Binarized', model=inner, **options)

@@ -19,8 +19,9 @@ def deploy_model_cfgs(model_cfg: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     A distiller config (``BinaryDistiller`` with ``teacher``/``student``)
     deploys its student: ``student`` (default: the teacher's model config)
     plus the distiller's ``binarize`` options. Any other model config is
-    deployed as it is. The FP32 counterpart is the same config without the
-    ``binarize`` key.
+    deployed as it is; a ``type='Binarized'`` factory config is read as its
+    ``model`` with ``binarize=`` set to the factory's options. The FP32
+    counterpart is the same config without the ``binarize`` key.
 
     Args:
         model_cfg (dict): ``cfg.model`` of a config file.
@@ -29,6 +30,9 @@ def deploy_model_cfgs(model_cfg: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
         tuple[dict, dict]: ``(binary_cfg, fp32_cfg)``.
     """
     cfg = _plain(model_cfg)
+    if cfg.get('type') == 'Binarized':  # the factory: its model + options
+        options = {k: v for k, v in cfg.items() if k not in ('type', 'model')}
+        cfg = dict(_plain(cfg['model']), binarize=options)
     if 'Distiller' in str(cfg.get('type', '')):
         student = cfg.get('student') or cfg.get('teacher')
         if isinstance(student, str):  # a config path, mmdet3d:: included
@@ -49,16 +53,18 @@ def deploy_model_cfgs(model_cfg: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
 
 
 def build_model(model_cfg: Dict[str, Any]) -> nn.Module:
-    """Build a model config with mmdet3d's registry (``binarize=`` aware)."""
+    """Build a model config with mmdet3d's registry (``binarize=`` aware,
+    see :func:`mmbinpc.binary.build_binarized`)."""
     from mmengine.registry import DefaultScope
 
     import mmbinpc  # noqa: F401
+    from mmbinpc.binary import build_binarized
     from mmdet3d.registry import MODELS
     from mmdet3d.utils import register_all_modules
     register_all_modules(init_default_scope=False)
     # mmdet3d configs name their types without scope (Det3DDataPreprocessor)
     with DefaultScope.overwrite_default_scope('mmdet3d'):
-        model = MODELS.build(copy.deepcopy(model_cfg))
+        model = build_binarized(copy.deepcopy(model_cfg), MODELS)
     model.eval()
     return model
 

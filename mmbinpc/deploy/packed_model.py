@@ -40,16 +40,16 @@ def _build_model(model_cfg: Dict[str, Any], path: str,
     from mmengine.config import ConfigDict
 
     import mmbinpc  # noqa: F401  (registers the models)
-    from mmdet3d.registry import MODELS
+    from mmbinpc.binary import build_binarized
     try:
         with torch.device('meta'):
-            probe = MODELS.build(ConfigDict(model_cfg))
+            probe = build_binarized(ConfigDict(model_cfg))
         size = sum(p.numel() for p in probe.parameters())
         if size > 2 * stored_values + 4096:
             raise PackedFormatError(
                 path, f'its architecture has {size:,} parameters but the '
                 f'file stores {stored_values:,} values', REEXPORT_FIX)
-        return MODELS.build(ConfigDict(model_cfg))
+        return build_binarized(ConfigDict(model_cfg))
     except _BUILD_ERRORS as err:
         if isinstance(err, PackedFormatError):
             raise

@@ -222,8 +222,8 @@ def test_hand_layout_adds_up_to_the_fp32_model():
 
 
 def test_fp32_pointnet_matches_paper_table7():
-    from mmdet3d.registry import MODELS
-    model = MODELS.build(_pointnet_cfg())
+    from mmbinpc.binary import build_binarized
+    model = build_binarized(_pointnet_cfg())
     forward, points = model_forward(model, num_points=1024)
     assert points.shape == (1, 1024, 3)
     report = count_complexity(model, forward)
@@ -239,10 +239,10 @@ def test_fp32_pointnet_matches_paper_table7():
 
 
 def test_binary_pointnet_ratios_and_json(tmp_path):
-    from mmdet3d.registry import MODELS
-    fp = MODELS.build(_pointnet_cfg())
+    from mmbinpc.binary import build_binarized
+    fp = build_binarized(_pointnet_cfg())
     fp_report = count_complexity(fp, model_forward(fp)[0])
-    model = MODELS.build(_pointnet_cfg(method='bnn', aggregation='max'))
+    model = build_binarized(_pointnet_cfg(method='bnn', aggregation='max'))
     report = count_complexity(model, model_forward(model)[0], fp_report)
     fp_rows = {r.name for r in report.layers if r.precision == 'fp32'
                and r.type in ('Conv1d', 'Linear')}
@@ -279,8 +279,8 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 @pytest.fixture(scope='module')
 def fp_pointnet_report():
     """Counts of the FP32 PointNet, the reference of every binary row."""
-    from mmdet3d.registry import MODELS
-    model = MODELS.build(_pointnet_cfg())
+    from mmbinpc.binary import build_binarized
+    model = build_binarized(_pointnet_cfg())
     return count_complexity(model, model_forward(model)[0])
 
 

@@ -13,7 +13,8 @@ from mmengine.runner import Runner
 from torch import nn
 
 from mmbinpc.binary import (BinConv1d, BinConv2d, BinLinear, PointPool,
-                            binarize, ema_offset)
+                            binarize, build_binarized, ema_offset,
+                            expand_binarize_key)
 from mmbinpc.binary.layers import BinaryMixin
 from mmbinpc.engine import set_irnet_progress
 from mmdet3d.registry import MODELS
@@ -198,27 +199,66 @@ def test_linear_models_and_report_table():
                for line in lines)
 
 
-def test_binarize_key_in_config_through_runner(tmp_path):
-    cfg = get_config(DGCNN)
-    cfg.model = _model_cfg(DGCNN)
-    cfg.model.binarize = dict(method='lsr', aggregation='ema')
-    runner = Runner(model=cfg.model, work_dir=str(tmp_path),
-                    default_scope='mmdet3d')
+def test_binarized_factory_through_runner(tmp_path):
+    inner = _model_cfg(DGCNN)
+    runner = Runner(model=dict(type='Binarized', model=inner, method='lsr',
+                               aggregation='ema'),
+                    work_dir=str(tmp_path), default_scope='mmdet3d')
     model = runner.model
+    # the factory returns the inner model itself: same type, same keys
+    assert type(model).__name__ == inner['type']
+    fp_model = MODELS.build(copy.deepcopy(inner))
+    assert set(model.state_dict()) >= set(fp_model.state_dict())
+    assert not any(isinstance(m, BinaryMixin) for m in fp_model.modules())
     assert isinstance(model.backbone.FA_module.mlps.layer0.conv, BinConv1d)
     assert model.backbone.FA_module.mlps.layer0.conv.binarizer.name == 'lsr'
     assert len(model.binarize_report.converted) == 7
     assert model.backbone.FA_module.pool.mode == 'ema'
-    # without the key the same registry builds the FP model
-    del cfg.model['binarize']
-    fp_model = MODELS.build(cfg.model)
-    assert not any(isinstance(m, BinaryMixin) for m in fp_model.modules())
-    # binarize=True uses the defaults
-    cfg.model.binarize = True
-    assert MODELS.build(cfg.model).binarize_report.method == 'xnor'
+    with pytest.raises(TypeError, match='needs model=dict'):
+        MODELS.build(dict(type='Binarized', method='lsr'))
+    with pytest.raises(ValueError, match='once'):
+        MODELS.build(dict(type='Binarized', model=dict(inner, binarize={})))
+
+
+def test_binarize_key_is_not_a_registry_patch():
+    """``binarize=`` is read by mmbinpc's own builders, never by a registry:
+    every MODELS registry keeps mmengine's build function."""
+    from mmengine.registry import MODELS as root
+    from mmengine.registry.build_functions import build_model_from_cfg
+    stack = [root]
+    while stack:
+        registry = stack.pop()
+        stack.extend(registry.children.values())
+        assert registry.build_func is build_model_from_cfg, registry.name
+    cfg = _model_cfg(DGCNN)
+    with pytest.raises(TypeError, match='binarize'):
+        MODELS.build(dict(cfg, binarize=dict(method='lsr')))
+
+
+def test_build_binarized_and_expand_binarize_key():
+    cfg = dict(_model_cfg(DGCNN), binarize=dict(method='lsr',
+                                                aggregation='ema'))
+    model = build_binarized(cfg)
+    assert model.binarize_report.method == 'lsr'
+    assert 'binarize' in cfg  # the caller's config is left as it was
+    # the short form and its factory form build the same model
+    factory = expand_binarize_key(cfg)
+    assert factory['type'] == 'Binarized' and factory['method'] == 'lsr'
+    assert factory['model'] == _model_cfg(DGCNN)
+    again = MODELS.build(factory)
+    assert sorted(again.state_dict()) == sorted(model.state_dict())
+    # binarize=True uses the defaults; None is the FP32 model
+    assert build_binarized(dict(cfg, binarize=True)).binarize_report.method \
+        == 'xnor'
+    assert expand_binarize_key(dict(cfg, binarize=None)) == _model_cfg(DGCNN)
+    plain = _model_cfg(DGCNN)
+    assert expand_binarize_key(plain) is plain
     with pytest.raises(TypeError, match='binarize= must be'):
-        cfg.model.binarize = 'lsr'
-        MODELS.build(cfg.model)
+        build_binarized(dict(cfg, binarize='lsr'))
+    # a distiller's binarize= is its student's: left to the distiller
+    distiller = dict(type='BinaryDistiller', teacher=plain,
+                     binarize=dict(method='lsr'))
+    assert expand_binarize_key(distiller) is distiller
 
 
 def test_activations_before_binary_layers_and_pools():

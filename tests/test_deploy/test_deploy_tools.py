@@ -9,8 +9,8 @@ import re
 import pytest
 import torch
 
-from mmdet3d.registry import MODELS
 
+from mmbinpc.binary import build_binarized
 from mmbinpc.deploy import PackedModel
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
@@ -40,7 +40,7 @@ def trained(tmp_path):
     from mmengine.config import Config
     cfg_path = tmp_path / 'tiny_bin.py'
     cfg_path.write_text(CONFIG)
-    model = MODELS.build(Config.fromfile(str(cfg_path)).model)
+    model = build_binarized(Config.fromfile(str(cfg_path)).model)
     with torch.no_grad():  # non-trivial BN statistics to fold
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm1d):

@@ -11,8 +11,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from mmbinpc.binary import build_binarized
 from mmbinpc.errors import CheckpointMismatchError
-from mmdet3d.registry import MODELS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -39,7 +39,7 @@ def _write_cfg(path, model):
 
 def _save(model_cfg, path, cfg_text=None):
     """A checkpoint of ``model_cfg``, with mmengine's recorded config."""
-    model = MODELS.build(copy.deepcopy(model_cfg))
+    model = build_binarized(copy.deepcopy(model_cfg))
     meta = {} if cfg_text is None else {'cfg': cfg_text}
     torch.save({'meta': meta, 'state_dict': model.state_dict()}, path)
     return str(path)

@@ -8,8 +8,8 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from mmdet3d.registry import MODELS
 
+from mmbinpc.binary import build_binarized
 from mmbinpc.deploy import PackedModel, export_packed, read_packed
 from mmbinpc.deploy.format import FORMAT_VERSION
 from mmbinpc.deploy.preprocess import apply_preprocess, normalize_unit_sphere
@@ -27,7 +27,7 @@ CFG = dict(
 @pytest.fixture(scope='module')
 def packed_file(tmp_path_factory):
     torch.manual_seed(0)
-    model = MODELS.build(CFG).eval()
+    model = build_binarized(CFG).eval()
     path = str(tmp_path_factory.mktemp('fmt') / 'model.packed')
     export_packed(model, path, CFG, num_points=32,
                   preprocess=['normalize_unit_sphere'])

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmdet3d.registry import MODELS
 
+from mmbinpc.binary import build_binarized
 from mmbinpc.deploy import (NotSupportedError, PackedBinaryLayer, PackedModel,
                             check_supported, export_packed, read_meta,
                             state_dict_bytes)
@@ -75,7 +75,7 @@ def assert_equivalent(ref, out):
                                                 ('react', 'ema')])
 def test_export_load_predict_equivalence(tmp_path, method, aggregation):
     cfg = small_cfg(method, aggregation)
-    model = MODELS.build(cfg)
+    model = build_binarized(cfg)
     if method == 'react':
         for m in model.modules():
             if hasattr(m, 'threshold') and isinstance(m.threshold,
@@ -112,7 +112,7 @@ def test_export_load_predict_equivalence(tmp_path, method, aggregation):
 
 def test_trained_model_with_tnets(tmp_path):
     cfg = small_cfg('xnor', 'ema', tnets=True)
-    model = train_briefly(MODELS.build(cfg), steps=2, batch=4)
+    model = train_briefly(build_binarized(cfg), steps=2, batch=4)
     path = str(tmp_path / 'tnets.packed')
     summary = export_packed(model, path, cfg, num_points=NUM_POINTS)
     # both T-Nets' binary convs/fcs are packed; their first conv (raw xyz)
@@ -130,7 +130,7 @@ def test_trained_model_with_tnets(tmp_path):
 
 def test_packed_layers_use_packed_words_only(tmp_path):
     cfg = small_cfg('xnor')
-    model = MODELS.build(cfg).eval()
+    model = build_binarized(cfg).eval()
     path = str(tmp_path / 'm.packed')
     export_packed(model, path, cfg, num_points=NUM_POINTS)
     packed = PackedModel.load(path)
@@ -151,11 +151,11 @@ def test_full_pointnet_file_is_small_and_equivalent(tmp_path):
         backbone=dict(type='PointNet'),
         head=dict(type='PointClsHead', in_channels=1024, num_classes=40),
         binarize=dict(method='lsr', aggregation='ema'))
-    model = MODELS.build(cfg).eval()
+    model = build_binarized(cfg).eval()
     path = str(tmp_path / 'pointnet.packed')
     summary = export_packed(model, path, cfg, num_points=1024)
     fp_cfg = {k: v for k, v in cfg.items() if k != 'binarize'}
-    ratio = state_dict_bytes(MODELS.build(fp_cfg)) / summary.file_bytes
+    ratio = state_dict_bytes(build_binarized(fp_cfg)) / summary.file_bytes
     assert ratio >= 15, ratio  # issue: >= 15x, paper: 23x
     meta = read_meta(path)
     assert meta['trace'] == dict(num_points=1024, in_channels=3)
@@ -169,7 +169,7 @@ def test_full_pointnet_file_is_small_and_equivalent(tmp_path):
 
 # --------------------------------------------------------------------------
 def test_unsupported_pointnet2_backbone():
-    model = MODELS.build(
+    model = build_binarized(
         dict(
             type='PointClassifier',
             backbone=dict(
@@ -189,7 +189,7 @@ def test_unsupported_pointnet2_backbone():
 
 
 def test_unsupported_dgcnn_backbone():
-    backbone = MODELS.build(
+    backbone = build_binarized(
         dict(
             type='DGCNNBackbone',
             in_channels=3,
@@ -207,19 +207,19 @@ def test_unsupported_layers_and_binarizers(tmp_path):
     from mmbinpc.binary.layers import BinConv1d
 
     cfg = small_cfg('xnor')
-    model = MODELS.build(cfg).eval()
+    model = build_binarized(cfg).eval()
     model.backbone.mlp[1][0].binarizer.name = 'mystery'
     with pytest.raises(NotSupportedError,
                        match=r"backbone.mlp.1.0.binarizer.*'mystery'"):
         export_packed(model, str(tmp_path / 'a'), cfg, NUM_POINTS)
 
-    model = MODELS.build(cfg).eval()
+    model = build_binarized(cfg).eval()
     model.backbone.mlp[1][0] = nn.Conv1d(16, 16, 3, padding=1)
     with pytest.raises(NotSupportedError, match=r'backbone.mlp.1.0 \(Conv1d '
                        r'kernel=\(3,\)'):
         export_packed(model, str(tmp_path / 'b'), cfg, NUM_POINTS)
 
-    model = MODELS.build(cfg).eval()
+    model = build_binarized(cfg).eval()
     model.backbone.mlp[1][0] = BinConv1d(16, 16, 1, binarize_input=False)
     with pytest.raises(NotSupportedError, match='binarize_input=False'):
         export_packed(model, str(tmp_path / 'c'), cfg, NUM_POINTS)

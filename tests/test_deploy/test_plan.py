@@ -7,6 +7,7 @@ from torch import nn
 
 from mmdet3d.registry import MODELS
 
+from mmbinpc.binary import build_binarized
 from mmbinpc.deploy import (PackedBinaryLayer, PackedModel, export_packed,
                             kernels, pack_signs)
 from mmbinpc.deploy.plan import PointNetPlan, bit_limits
@@ -166,7 +167,7 @@ def plan_cfg(method, aggregation='max', tnets=False, in_channels=3,
 
 
 def export_and_load(cfg, tmp_path, in_channels=3, steps=3):
-    model = MODELS.build(cfg)
+    model = build_binarized(cfg)
     if cfg['binarize']['method'] == 'react':
         for m in model.modules():
             if isinstance(getattr(m, 'threshold', None), nn.Parameter):
@@ -272,7 +273,7 @@ def test_engine_choice_and_fallback(tmp_path):
 
     cfg = plan_cfg('bnn', 'max')
     cfg['backbone']['type'] = 'PointNetWithExtras'
-    model = MODELS.build(cfg).eval()
+    model = build_binarized(cfg).eval()
     path = str(tmp_path / 'sub.packed')
     export_packed(model, path, cfg, num_points=NUM_POINTS)
     auto = PackedModel.load(path)

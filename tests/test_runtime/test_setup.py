@@ -24,7 +24,7 @@ def restore_effects():
 
 def test_import_turns_every_effect_on():
     assert runtime.active() == dict(cpu_point_ops=True, safe_checkpoints=True,
-                                    binarize_key=True, version_check=True)
+                                    version_check=True)
     assert mmbinpc.setup is runtime.setup
 
 
@@ -53,23 +53,6 @@ def test_safe_checkpoints_switch(restore_effects):
     assert CheckpointLoader._schemes[''] is loader
 
 
-def test_binarize_key_switch(restore_effects):
-    from mmdet3d.registry import MODELS
-    cfg = dict(type='PointClassifier',
-               backbone=dict(type='PointNet', in_channels=3,
-                             channels=(8, 8, 16), feature_transform=False,
-                             input_transform=False),
-               head=dict(type='PointClsHead', num_classes=4, in_channels=16,
-                         mid_channels=(8, )),
-               binarize=dict(method='lsr'))
-    runtime.setup(binarize_key=False)
-    assert runtime.active()['binarize_key'] is False
-    with pytest.raises(TypeError, match='binarize'):
-        MODELS.build(cfg)
-    runtime.setup(binarize_key=True)
-    assert MODELS.build(cfg).binarize_report.method == 'lsr'
-
-
 @pytest.mark.parametrize('value,expected', [('0', False), ('off', False),
                                             ('No', False), ('1', True),
                                             ('TRUE', True), ('', True)])
@@ -88,14 +71,13 @@ def test_env_flag_rejects_other_values(monkeypatch):
 
 def test_environment_turns_effects_off_at_import():
     env = dict(os.environ, MMBINPC_CPU_POINT_OPS='0',
-               MMBINPC_BINARIZE_KEY='off', PYTHONPATH=REPO)
+               MMBINPC_SAFE_CHECKPOINTS='off', PYTHONPATH=REPO)
     out = subprocess.run(
         [sys.executable, '-m', 'mmbinpc.info', '--json'], env=env,
         capture_output=True, text=True, check=True, cwd=REPO).stdout
     effects = json.loads(out)['effects']
     assert {k: v['active'] for k, v in effects.items()} == dict(
-        cpu_point_ops=False, safe_checkpoints=True, binarize_key=False,
-        version_check=True)
+        cpu_point_ops=False, safe_checkpoints=False, version_check=True)
     assert effects['cpu_point_ops']['env'] == 'MMBINPC_CPU_POINT_OPS'
 
 
@@ -103,7 +85,8 @@ def test_info_reports_the_live_state(restore_effects, capsys):
     from importlib import metadata
     info = collect()
     assert info['versions']['mmdet3d'] == metadata.version('mmdet3d')
-    assert 'BinaryDistiller' in info['registered']['MODELS']
+    assert {'BinaryDistiller', 'Binarized'} <= set(
+        info['registered']['MODELS'])
     assert 'ClsMetric' in info['registered']['METRICS']
     assert set(info['registered']['binarizers (mmbinpc)']) >= {
         'bnn', 'xnor', 'irnet', 'lsr'}

@@ -32,9 +32,13 @@ def test_mmdet3d_config_to_binary_builds_and_trains(tmp_path):
     convert_config.main([SEG, '-o', str(out), '--method', 'xnor',
                          '--aggregation', 'ema'])
     text = out.read_text()
-    assert f"_base_ = ['{SEG}']" in text and 'binarize' in text
+    assert f"_base_ = ['{SEG}']" in text and 'Binarized' in text
     cfg = Config.fromfile(str(out))
-    assert cfg.model.type == 'EncoderDecoder3D'  # inherited, only binarize
+    # the inherited model, inside the factory that binarizes it
+    assert cfg.model.type == 'Binarized'
+    assert cfg.model.model.type == 'EncoderDecoder3D'
+    assert cfg.model.model.backbone.type == 'DGCNNBackbone'
+    assert (cfg.model.method, cfg.model.aggregation) == ('xnor', 'ema')
     # mmdet3d's runtime gets the kill-safe checkpoints and the RNG hook
     assert cfg.default_hooks.checkpoint.type == 'SafeCheckpointHook'
     assert cfg.default_hooks.checkpoint.interval == 2  # the rest inherited
@@ -110,7 +114,7 @@ def test_center_inputs_reach_the_built_model(tmp_path):
                          '--aggregation', 'max', '--center-inputs',
                          'head.mlp.0'])
     cfg = Config.fromfile(str(out))
-    assert cfg.model.binarize.center_inputs == ['head.mlp.0']
+    assert cfg.model.center_inputs == ['head.mlp.0']
     model = MODELS.build(copy.deepcopy(cfg.model))
     centred = [n for n, m in model.named_modules()
                if getattr(getattr(m, 'binarizer', None), 'center_input',

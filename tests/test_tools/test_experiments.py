@@ -406,7 +406,8 @@ def test_shipped_definitions_expand(definition, tmp_path, capsys):
 def test_unknown_scale_and_unmatched_pattern(tmp_path):
     definition = DEFINITIONS[0]
     with pytest.raises(ExperimentError,
-                       match="unknown scale 'huge'.*smoke, cpu, paper"):
+                       match="unknown scale 'huge'.*smoke, cpu, cpu_long, "
+                       'paper'):
         CLI.main([definition, '--scale', 'huge', '--dry-run'])
     with pytest.raises(ExperimentError,
                        match=r"--only 'nothing\*' matches no run"):

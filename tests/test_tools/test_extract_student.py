@@ -49,8 +49,11 @@ def test_round_trip_into_plain_binary_config(tmp_path):
     out = tmp_path / 'student.pth'
     written = extract_student.extract(str(full), str(out), str(cfg_path))
     student_cfg = Config.fromfile(written['config'])
-    assert student_cfg.model.type == 'PointClassifier'
-    assert student_cfg.model.binarize == BIN
+    # the 'Binarized' factory around the plain student model
+    assert student_cfg.model.type == 'Binarized'
+    assert student_cfg.model.model.type == 'PointClassifier'
+    assert {k: v for k, v in student_cfg.model.items()
+            if k not in ('type', 'model')} == BIN
     assert student_cfg.custom_hooks == []
     plain = MODELS.build(copy.deepcopy(student_cfg.model))
     load_checkpoint(plain, str(out), map_location='cpu', strict=True)

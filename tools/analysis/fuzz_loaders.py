@@ -40,12 +40,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
 SENTINEL = 'mmbinpc_fuzz_sentinel'
 #: Small binary PointNet with T-Nets off (fast to build and run).
 MODEL_CFG = dict(
-    type='PointClassifier',
-    backbone=dict(type='PointNet', channels=(16, 16, 16, 32, 64),
-                  input_transform=False, feature_transform=False),
-    head=dict(type='PointClsHead', in_channels=64, num_classes=4,
-              mid_channels=(32, 16)),
-    binarize=dict(method='lsr', aggregation='ema'))
+    type='Binarized',
+    model=dict(
+        type='PointClassifier',
+        backbone=dict(type='PointNet', channels=(16, 16, 16, 32, 64),
+                      input_transform=False, feature_transform=False),
+        head=dict(type='PointClsHead', in_channels=64, num_classes=4,
+                  mid_channels=(32, 16))),
+    method='lsr', aggregation='ema')
 VALUES = [None, -1, 0, 1, 3, 2**40, 1e30, -0.5, float('inf'), 'x', '',
           'os.system', f'{SENTINEL}.Thing', 'mmdet.Foo', [], {}, [1, 2],
           True, 'PointNet', 'linear', 'conv2d', 'max', 'mean_abs']

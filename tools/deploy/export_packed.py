@@ -64,12 +64,14 @@ def main(argv=None):
     cfg = Config.fromfile(args.config)
     bin_cfg, fp_cfg = deploy_model_cfgs(cfg.model)
     if 'binarize' not in bin_cfg:
-        raise SystemExit(f'{args.config} is not a binary model (no binarize= '
-                         f'key); nothing to pack')
+        raise SystemExit(f"{args.config} is not a binary model (no "
+                         f"type='Binarized' or binarize= key); nothing to "
+                         'pack')
     if trained_binary(checkpoint) is False and not args.allow_fp32_checkpoint:
         raise CheckpointMismatchError(
             args.checkpoint, 'was written by a run whose config trains an '
-            'FP32 model (no binarize= or BinaryDistiller in it), so packing '
+            "FP32 model (no 'Binarized', binarize= or BinaryDistiller in "
+            'it), so packing '
             'it would store the signs of FP32 weights, not a trained binary '
             'model', 'Export a checkpoint of the binary run (the distiller '
             "or binary config's work dir), or pass --allow-fp32-checkpoint")
