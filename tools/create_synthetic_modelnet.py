@@ -11,7 +11,6 @@ the pipeline without downloads. Example::
 """
 import argparse
 import os.path as osp
-import sys
 import time
 from typing import List, Optional
 
@@ -72,5 +71,4 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
 
 if __name__ == '__main__':
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
     main()

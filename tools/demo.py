@@ -27,13 +27,9 @@ import argparse
 import csv
 import os.path as osp
 import statistics
-import sys
 import time
 from typing import Dict, List, Optional
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, osp.join(ROOT, 'tools'))
 
 DEFINITION = 'configs/experiments/table4_methods.py'
 RUNS = ('lsr-ema', 'lsr-ema-kdr')
@@ -62,7 +58,8 @@ def banner(step: str, text: str, start: float) -> None:
 
 def train_runs(args: argparse.Namespace) -> Dict[str, dict]:
     """Train (or find) the teacher and both students; their result.json."""
-    from experiments import run as run_tool
+    from mmbinpc.experiments.runner import load_tool
+    run_tool = load_tool('experiments/run')
     scale = 'smoke' if args.quick else 'cpu'
     argv = [DEFINITION, '--scale', scale, '--seeds', str(args.seed),
             '--work-dir', args.work_dir, '--jobs', str(args.jobs),

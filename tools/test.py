@@ -52,8 +52,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> dict:
     """Test; returns the metrics dict."""
     args = parse_args(argv)
-    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-    from train import setup_cpu_distributed, warn_if_synthetic
+    from mmbinpc.apis.launch import setup_cpu_distributed, warn_if_synthetic
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     import mmbinpc  # noqa: F401
@@ -83,7 +82,6 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
 
 if __name__ == '__main__':
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
     from mmbinpc.errors import MMBinPCFileError
     try:
         main()

@@ -32,13 +32,11 @@ import argparse
 import copy
 import datetime
 import json
-import os
 import sys
 from typing import Callable, Dict, List, Sequence
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
 
-from mmengine.config import DictAction  # noqa: E402
+from mmengine.config import DictAction
 
 MODES = ('eval', 'batch', 'recalibrated', 'sequential')
 

@@ -34,7 +34,6 @@ from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
 
 #: A module name that must never be imported because a file named it.
 SENTINEL = 'mmbinpc_fuzz_sentinel'

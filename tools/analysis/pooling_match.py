@@ -29,13 +29,11 @@ import argparse
 import copy
 import datetime
 import json
-import os
 import sys
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
 
-from mmengine.config import DictAction  # noqa: E402
+from mmengine.config import DictAction
 
 
 def parse_args(argv=None):

@@ -16,12 +16,10 @@ KD's ``L_DS`` asks a student to copy besides the label.
 import argparse
 import datetime
 import json
-import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
 
-from mmengine.config import DictAction  # noqa: E402
+from mmengine.config import DictAction
 
 
 def parse_args(argv=None):

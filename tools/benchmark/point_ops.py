@@ -24,12 +24,8 @@ from typing import Callable, Dict, Tuple
 
 import torch
 
-try:
-    import mmbinpc.ops as P
-except ImportError:  # run from a checkout without installing
-    sys.path.insert(0, str(__import__('pathlib').Path(__file__).parents[2]))
-    import mmbinpc.ops as P
-from mmbinpc.analysis.host import cpu_name  # noqa: E402
+import mmbinpc.ops as P
+from mmbinpc.analysis.host import cpu_name
 
 OPS = ('furthest_point_sample', 'furthest_point_sample_with_dist',
        'ball_query', 'knn', 'knn_features', 'three_nn', 'gather_points',

@@ -52,14 +52,12 @@ import json
 import os
 import os.path as osp
 import statistics
-import sys
 import tempfile
 from typing import Any, Callable, Dict, List, Optional
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, REPO)
+from mmengine.config import Config, DictAction
 
-from mmengine.config import Config, DictAction  # noqa: E402
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 DEFAULT_CONFIGS = dict(
     fp=osp.join(REPO, 'configs/pointnet/pointnet_fp_modelnet40.py'),

@@ -37,11 +37,8 @@ BN/activation/pooling modules whose work the packed layers absorbed
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
 
 
 def parse_args(argv=None):

@@ -21,8 +21,6 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
-
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Bit-packed export')

@@ -32,8 +32,6 @@ from typing import List, Optional
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
-
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
