@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from mmbinpc.binary.aggregation import PointPool
+from mmbinpc.binary.layers import is_binary_layer
 
 _CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
@@ -242,12 +243,6 @@ class ComplexityReport:
 
 
 # --------------------------------------------------------------------------
-def is_binary_layer(module: nn.Module) -> bool:
-    """True for mmbinpc binary layers (a conv/linear with a ``binarizer``)."""
-    return isinstance(module, _CONV_TYPES + (nn.Linear, )) and isinstance(
-        getattr(module, 'binarizer', None), nn.Module)
-
-
 def _first_tensor(obj: Any) -> Optional[Tensor]:
     if isinstance(obj, Tensor):
         return obj

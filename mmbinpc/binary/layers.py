@@ -143,6 +143,16 @@ class BinLinear(BinaryMixin, nn.Linear):
 
 
 #: FP torch layer -> its binary counterpart.
+def is_binary_layer(module: nn.Module) -> bool:
+    """True for a binary layer: a conv or linear with a ``binarizer``.
+
+    Duck-typed, so layers that carry a binarizer without subclassing
+    :class:`BinaryMixin` are recognised by the deploy and analysis code too.
+    """
+    return isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) \
+        and isinstance(getattr(module, 'binarizer', None), nn.Module)
+
+
 BINARY_LAYERS = {nn.Conv1d: BinConv1d, nn.Conv2d: BinConv2d,
                  nn.Linear: BinLinear}
 

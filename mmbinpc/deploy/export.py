@@ -17,7 +17,8 @@ import torch
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-from mmbinpc.analysis.complexity import is_binary_layer, model_forward
+from mmbinpc.analysis.complexity import model_forward
+from mmbinpc.binary.layers import is_binary_layer
 from .bitpack import pack_signs
 from .format import (FORMAT_NAME, FORMAT_VERSION, PREPROCESS_STEPS,
                      plain_config, write_packed)

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mmbinpc.analysis.complexity import is_binary_layer
+from mmbinpc.binary.layers import is_binary_layer
 from mmbinpc.binary.aggregation import PointPool
 from mmbinpc.errors import PackedFormatError
 from .export import _ACT_TYPES, _BN_TYPES

@@ -4,7 +4,8 @@ from .binary_distiller import DISTILL_DEFAULTS, BinaryDistiller
 from .teacher_source import (find_config_file, load_model_config,
                              load_teacher, resolve_checkpoint,
                              scoped_config_path, train_command)
-from .teacher_val_hook import TeacherValHook
+# TeacherValHook lives with the other Runner hooks; kept importable here.
+from mmbinpc.engine.hooks.teacher_val_hook import TeacherValHook
 
 __all__ = [
     'BinaryDistiller', 'DISTILL_DEFAULTS', 'TeacherValHook',
