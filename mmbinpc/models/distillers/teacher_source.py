@@ -21,10 +21,16 @@ def scoped_config_path(path: str) -> str:
     Returns:
         str: Absolute path of the config inside the installed package.
     """
-    try:
-        found, _ = Config._get_cfg_path(path, '')
-    except (ValueError, AssertionError, ModuleNotFoundError) as err:
-        raise FileNotFoundError(f'cannot resolve config {path!r}: {err}')
+    from mmengine.utils import get_installed_path, is_installed
+    package, _, relative = path.partition('::')
+    if not package or not relative:
+        raise FileNotFoundError(f'cannot resolve config {path!r}: write '
+                                'package::relative/path.py')
+    if not is_installed(package):
+        raise FileNotFoundError(f'cannot resolve config {path!r}: package '
+                                f'{package!r} is not installed')
+    # where OpenMMLab packages install their configs (mim's layout)
+    found = osp.join(get_installed_path(package), '.mim', 'configs', relative)
     if not osp.isfile(found):
         raise FileNotFoundError(f'config {path!r} not found ({found})')
     return found
