@@ -26,10 +26,11 @@ import pprint
 import sys
 from typing import List, Optional, Sequence
 
+from mmbinpc.binary import binarizer_names
+from mmbinpc.binary.convert import AGGREGATIONS
+from mmbinpc.models.losses.pooling_norm_loss import REG_NORMS as NORMS
+
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-METHODS = ('bnn', 'xnor', 'irnet', 'lsr', 'bireal', 'react')
-AGGREGATIONS = ('max', 'ema')
-NORMS = ('fro', '1', '2', 'l1', 'nuclear', 'inf')
 DEFAULT_LAMBDA = 0.5
 DEFAULT_ETA = 0.1
 
@@ -117,9 +118,9 @@ def render(src: str,
     Returns:
         str: Config file text.
     """
-    if method not in METHODS:
+    if method not in binarizer_names():  # every registered binarizer
         raise ValueError(f'unknown --method {method!r}; valid: '
-                         f'{", ".join(METHODS)}')
+                         f'{", ".join(binarizer_names())}')
     if aggregation not in AGGREGATIONS:
         raise ValueError(f'unknown --aggregation {aggregation!r}; valid: '
                          f'{", ".join(AGGREGATIONS)}')
@@ -229,7 +230,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         description='Write a binary / KDR version of a point-model config')
     parser.add_argument('src', help='source config (mmdet3d:: paths allowed)')
     parser.add_argument('-o', '--out', required=True, help='output config')
-    parser.add_argument('--method', required=True, choices=METHODS)
+    parser.add_argument('--method', required=True, choices=binarizer_names(),
+                        help='a registered binarizer')
     parser.add_argument('--aggregation', required=True, choices=AGGREGATIONS)
     parser.add_argument('--kdr', action='store_true',
                         help='distil from the trained FP32 model of SRC')

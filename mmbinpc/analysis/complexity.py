@@ -276,23 +276,18 @@ def _binary_layer_counts(module: nn.Module, x: Tensor, out: Tensor,
                          row: LayerCount) -> None:
     macs = _linear_macs(module, out)
     binarizer = module.binarizer
-    weight_scale = None
-    if hasattr(binarizer, 'weight_parts'):
-        _, weight_scale = binarizer.weight_parts(module.weight)
-    trivial_scale = weight_scale is not None and bool(
-        torch.all(weight_scale == 1))
-    scale_floats = 0 if trivial_scale else (
-        weight_scale.numel() if weight_scale is not None else
-        module.weight.shape[0])
-    # learned binarizer parameters (e.g. react's thresholds); one that *is*
-    # the weight scale (lsr's alpha) is stored once, as the scale
-    extra = 0
-    for p in binarizer.parameters():
-        is_scale = (weight_scale is not None
-                    and p.numel() == weight_scale.numel() and torch.equal(
-                        p.detach().reshape(-1), weight_scale.reshape(-1)))
-        if not (is_scale and scale_floats):
-            extra += p.numel()
+    spec = getattr(binarizer, 'spec', None)
+    if spec is None:
+        raise TypeError(f'{type(binarizer).__name__} declares no '
+                        'BinarizerSpec; register it with register_binarizer')
+    out_channels, in_channels = module.weight.shape[:2]
+    # floats beside the bits, as the binarizer declares them: its weight
+    # scale, and an input threshold per channel when it learns one or
+    # centres its input (the packed file stores either as a threshold)
+    scale_floats = spec.scale_floats(out_channels)
+    extra = spec.threshold_floats(in_channels)
+    if not extra and getattr(binarizer, 'center_input', False):
+        extra = in_channels
     bias = module.bias.numel() if module.bias is not None else 0
     row.params += _own_params(module)
     row.storage_bits += module.weight.numel() + 32 * (bias + scale_floats +

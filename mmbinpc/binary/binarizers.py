@@ -23,11 +23,15 @@ For deployment every binarizer splits its output into a ±1 tensor and a scale:
 
 Binarizers are looked up by lowercase name in :data:`BINARIZERS`
 (``bnn``, ``xnor``, ``irnet``, ``lsr``, ``bireal``, ``react``) and built with
-:func:`build_binarizer`.
+:func:`build_binarizer`. Each class declares what it does once, as a
+:class:`BinarizerSpec` (``cls.spec``): the packed exporter, the complexity
+counter, ``tools/convert_config.py`` and the docs table read it, so a new
+binarizer is one registered class.
 """
 import math
 import warnings
-from typing import Any, Callable, Dict, Optional, Tuple, Type, Union
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Dict, Optional, Tuple, Type, Union
 
 import torch
 from torch import Tensor, nn
@@ -36,6 +40,67 @@ BinarizerCfg = Union[str, Dict[str, Any], 'Binarizer']
 
 #: name -> binarizer class. Filled by :func:`register_binarizer`.
 BINARIZERS: Dict[str, Type['Binarizer']] = {}
+
+#: kinds of a :class:`BinarizerSpec` field -> what each means
+WEIGHT_SCALES = {
+    'none': 'no scale: the weight is ±1',
+    'per_channel': 'one float per output channel (data-derived or learned)',
+    'per_layer': 'one float for the whole layer',
+}
+INPUT_SCALES = {
+    'none': 'no scale: the input is ±1',
+    'mean_abs': "one float per point, mean |a| over its channels (XNOR's β)",
+}
+INPUT_THRESHOLDS = {
+    'none': 'sign(a) (or sign(a − μ) with center_input)',
+    'learned': 'sign(a − τ) with one learned τ per input channel',
+}
+
+
+@dataclass(frozen=True)
+class BinarizerSpec:
+    """What a binarizer does, declared once on its class (``cls.spec``).
+
+    Read by the packed exporter (input scale and threshold of a packed
+    layer), the complexity counter (floats stored beside the bits),
+    ``tools/convert_config.py`` (the methods it offers) and the docs table
+    test. Larq's per-layer ``precision`` attribute is the model.
+
+    Attributes:
+        weight (str): The binary weight as a formula, e.g. ``'sign(W)'``.
+        activation (str): The binary input as a formula.
+        backward (str): The estimator that replaces ``sign``'s derivative.
+        weight_scale (str): A key of :data:`WEIGHT_SCALES`.
+        input_scale (str): A key of :data:`INPUT_SCALES`.
+        input_threshold (str): A key of :data:`INPUT_THRESHOLDS`.
+        source (str): The paper.
+    """
+
+    weight: str
+    activation: str
+    backward: str
+    weight_scale: str = 'none'
+    input_scale: str = 'none'
+    input_threshold: str = 'none'
+    source: str = ''
+
+    def __post_init__(self) -> None:
+        for field_name, kinds in (('weight_scale', WEIGHT_SCALES),
+                                  ('input_scale', INPUT_SCALES),
+                                  ('input_threshold', INPUT_THRESHOLDS)):
+            value = getattr(self, field_name)
+            if value not in kinds:
+                raise ValueError(f'BinarizerSpec.{field_name} must be one of '
+                                 f'{", ".join(kinds)}; got {value!r}')
+
+    def scale_floats(self, out_channels: int) -> int:
+        """Floats stored for the weight scale of a layer."""
+        return dict(none=0, per_channel=out_channels,
+                    per_layer=1)[self.weight_scale]
+
+    def threshold_floats(self, in_channels: int) -> int:
+        """Floats stored for the input thresholds of a layer."""
+        return in_channels if self.input_threshold == 'learned' else 0
 
 
 def register_binarizer(name: str) -> Callable[[type], type]:
@@ -51,6 +116,11 @@ def register_binarizer(name: str) -> Callable[[type], type]:
         raise ValueError(f'binarizer names are lowercase, got {name!r}')
 
     def _register(cls: type) -> type:
+        if not isinstance(getattr(cls, 'spec', None), BinarizerSpec):
+            raise TypeError(
+                f'binarizer {name!r} ({cls.__name__}) declares no spec; set '
+                'the class attribute spec = BinarizerSpec(...) (what it '
+                'signs, scales and how its gradient flows)')
         if name in BINARIZERS:
             raise KeyError(f'binarizer {name!r} is already registered '
                            f'({BINARIZERS[name].__name__})')
@@ -264,6 +334,8 @@ class Binarizer(nn.Module):
     """
 
     name: str = ''
+    #: what the binarizer does (each registered subclass declares its own)
+    spec: ClassVar[Optional[BinarizerSpec]] = None
     #: weight of a new batch mean in the running centre of ``center_input``
     CENTER_MOMENTUM: float = 0.1
 
@@ -450,6 +522,10 @@ class Binarizer(nn.Module):
 class BNNBinarizer(Binarizer):
     """BNN (Hubara et al.): ``sign(W)``, ``sign(a)``, no scale, clipped STE."""
 
+    spec = BinarizerSpec(weight='sign(W)', activation='sign(a)',
+                         backward='clipped STE 1{|x| <= 1}',
+                         source='Hubara et al., NeurIPS 2016 (BNN)')
+
 
 @register_binarizer('xnor')
 class XNORBinarizer(Binarizer):
@@ -460,6 +536,13 @@ class XNORBinarizer(Binarizer):
     Activations become ``sign(a) · β`` with ``β = mean|a|`` over the input
     channels of each point (detached). Clipped STE for both.
     """
+
+    spec = BinarizerSpec(
+        weight='sign(Wc)·α, Wc = W − mean_c(W), α = mean_c|Wc|',
+        activation='sign(a)·β, β = mean |a| over the channels of each point',
+        backward='clipped STE', weight_scale='per_channel',
+        input_scale='mean_abs',
+        source='Rastegari et al., ECCV 2016 (XNOR-Net)')
 
     def _weight_sign_input(self, weight: Tensor) -> Tensor:
         mean = _per_out_channel(lambda w: w.mean(1), weight)
@@ -496,6 +579,11 @@ class IRNetBinarizer(Binarizer):
     Args:
         eps (float): Added to σ. Defaults to 1e-8.
     """
+
+    spec = BinarizerSpec(
+        weight='sign(Ŵ)·2^round(log2(mean_c|Ŵ|)), Ŵ = (W − μ_c)/σ_c',
+        activation='sign(a)', backward='EDE k·t·(1 − tanh²(t·x))',
+        weight_scale='per_channel', source='Qin et al., CVPR 2020 (IR-Net)')
 
     T_MIN = 1e-3
     T_MAX = 10.0
@@ -580,6 +668,12 @@ class LSRBinarizer(Binarizer):
     records it, so the initialisation survives save/load and never re-runs.
     """
 
+    spec = BinarizerSpec(
+        weight='sign(W − mean(W))·α, one learnable α per layer',
+        activation='sign(a)', backward='clipped STE',
+        weight_scale='per_layer',
+        source='Qin et al., ICLR 2022 (BiPointNet, LSR)')
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.alpha = nn.Parameter(torch.ones(()))
@@ -638,6 +732,11 @@ class BiRealBinarizer(Binarizer):
     elsewhere).
     """
 
+    spec = BinarizerSpec(
+        weight='sign(W)·mean_c|W|', activation='sign(a)',
+        backward='weights clipped STE; activations ApproxSign',
+        weight_scale='per_channel', source='Liu et al., ECCV 2018 (Bi-Real)')
+
     def weight_scale(self, weight: Tensor) -> Tensor:
         return _per_out_channel(lambda w: w.abs().mean(1), weight.detach())
 
@@ -656,6 +755,11 @@ class ReActBinarizer(BiRealBinarizer):
     Args:
         in_channels (int): Number of input channels (set by the layer).
     """
+
+    spec = BinarizerSpec(
+        weight='as bireal', activation='sign(a − τ), learnable τ per channel',
+        backward='as bireal', weight_scale='per_channel',
+        input_threshold='learned', source='Liu et al., ECCV 2020 (ReActNet)')
 
     def __init__(self, in_channels: Optional[int] = None, **kwargs) -> None:
         if in_channels is None:

@@ -11,12 +11,14 @@ from .export import (ExportSummary, export_packed, find_foldable_bn,
 from .format import PackedFormatError, read_meta, read_packed
 from .packed_layers import PackedBinaryLayer
 from .packed_model import PackedModel
-from .support import BINARIZER_INPUT_RULES, NotSupportedError, check_supported
+from .support import (ENGINE_INPUT_SCALES, NotSupportedError, check_supported,
+                      packed_input_scale)
 
 __all__ = [
     'WORD_BITS', 'num_words', 'pack_signs', 'unpack_signs', 'popcount64',
     'xnor_dot', 'export_packed', 'ExportSummary', 'find_foldable_bn',
     'read_meta', 'read_packed', 'PackedFormatError', 'preprocess_steps',
     'state_dict_bytes', 'PackedBinaryLayer', 'PackedModel',
-    'BINARIZER_INPUT_RULES', 'NotSupportedError', 'check_supported'
+    'ENGINE_INPUT_SCALES', 'NotSupportedError', 'check_supported',
+    'packed_input_scale'
 ]

@@ -22,7 +22,7 @@ from mmbinpc.binary.layers import is_binary_layer
 from .bitpack import pack_signs
 from .format import (FORMAT_NAME, FORMAT_VERSION, PREPROCESS_STEPS,
                      plain_config, write_packed)
-from .support import BINARIZER_INPUT_RULES, NotSupportedError, check_supported
+from .support import NotSupportedError, check_supported, packed_input_scale
 
 _BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
 
@@ -256,11 +256,7 @@ def pack_binary_layer(name: str, module: nn.Module,
     """
     binarizer = module.binarizer
     bname = binarizer.name
-    if bname not in BINARIZER_INPUT_RULES:
-        raise NotSupportedError(
-            f'not supported yet: {name} (binarizer {bname!r}); the packed '
-            f'engine runs {", ".join(BINARIZER_INPUT_RULES)}')
-    scale_mode = BINARIZER_INPUT_RULES[bname]
+    scale_mode = packed_input_scale(binarizer, name)
     weight = module.weight.detach().float()
     out_ch, in_ch = weight.shape[0], weight.shape[1]
     sign, scale = binarizer.weight_parts(weight)

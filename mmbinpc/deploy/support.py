@@ -1,24 +1,16 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 """What the packed engine can run, and clear errors for what it cannot."""
-from typing import Dict
-
 from torch import nn
 
 from mmbinpc.binary.aggregation import PointPool
 
-#: binarizer name -> activation scale mode of its packed input: ``'none'``
-#: or ``'mean_abs'`` (XNOR-Net's per-point β = mean |x − t|). The input bit
-#: is ``x >= t`` with ``t`` from ``Binarizer.input_threshold()``: react's
-#: learned threshold and/or the running centre of ``center_input=True``,
-#: zero for the others.
-BINARIZER_INPUT_RULES: Dict[str, str] = {
-    'bnn': 'none',
-    'xnor': 'mean_abs',
-    'irnet': 'none',
-    'lsr': 'none',
-    'bireal': 'none',
-    'react': 'none',
-}
+#: input scale kinds (``BinarizerSpec.input_scale``) the packed kernels run:
+#: none, or XNOR-Net's per-point β = mean |x − t|. The input bit is
+#: ``x >= t`` with ``t`` from ``Binarizer.input_threshold()`` (react's
+#: learned threshold and/or the running centre of ``center_input=True``);
+#: every weight scale kind folds into the per-channel output scale.
+ENGINE_INPUT_SCALES = ('none', 'mean_abs')
+
 
 #: leaf modules the engine runs (as packed layers, folded away or in torch)
 _LEAF_TYPES = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.BatchNorm1d,
@@ -34,6 +26,31 @@ _IGNORED_CHILDREN = ('data_preprocessor', )
 
 class NotSupportedError(NotImplementedError):
     """A model part the packed engine cannot run (yet)."""
+
+
+def packed_input_scale(binarizer: nn.Module, label: str) -> str:
+    """The packed input scale mode of a binarizer, read from its spec.
+
+    Args:
+        binarizer (nn.Module): A layer's binarizer.
+        label (str): The layer's name, for the error.
+
+    Returns:
+        str: One of :data:`ENGINE_INPUT_SCALES`.
+
+    Raises:
+        NotSupportedError: The binarizer declares no spec, or an input
+            scale the kernels do not run.
+    """
+    spec = getattr(binarizer, 'spec', None)
+    bname = getattr(binarizer, 'name', type(binarizer).__name__)
+    scale = getattr(spec, 'input_scale', None)
+    if scale not in ENGINE_INPUT_SCALES:
+        raise NotSupportedError(
+            f'not supported yet: {label} (binarizer {bname!r}, input scale '
+            f'{scale!r}); the packed engine runs binarizers whose spec has '
+            f'input_scale in {ENGINE_INPUT_SCALES}')
+    return scale
 
 
 def _is_binarizer(module: nn.Module) -> bool:
@@ -67,12 +84,7 @@ def check_supported(model: nn.Module) -> None:
         label = name or type(model).__name__
         if _is_binarizer(module):
             skip_prefixes.append(name)
-            bname = getattr(module, 'name', type(module).__name__)
-            if bname not in BINARIZER_INPUT_RULES:
-                raise NotSupportedError(
-                    f'not supported yet: {label} (binarizer {bname!r}); the '
-                    f'packed engine runs '
-                    f'{", ".join(BINARIZER_INPUT_RULES)}')
+            packed_input_scale(module, label)
             continue
         if isinstance(module, (nn.Conv1d, nn.Conv2d)):
             k = module.kernel_size

@@ -271,8 +271,9 @@ def test_binary_pointnet_ratios_and_json(tmp_path):
 
 
 _ALL_OUT = tuple(o for _, o, _ in BINARY_LAYERS.values())
-DOC_BYTES = {'lsr-max': 562_984, 'lsr-ema': 562_984, 'xnor-max': 603_144,
-             'xnor-ema': 603_144}
+DOC_BYTES = {'bnn-max': 583_432, 'irnet-max': 607_240, 'xnor-max': 607_240,
+             'lsr-max': 567_080, 'bnn-ema': 579_336, 'xnor-ema': 603_144,
+             'lsr-ema': 562_984}
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
@@ -290,13 +291,18 @@ _TRANSFORM_OUT = (9, 4096)
 # docs/complexity.md "Binary PointNet (the paper's settings)": one row per
 # config. BNN and IR-Net configs give the T-Net transform layers XNOR's
 # weight (one per output channel) and activation scales (the configs'
-# ``overrides={'*tnet.transform': 'xnor'}``); the doc's table predates
-# that and still lists 562,916 B / 24.7x for those rows.
+# ``overrides={'*tnet.transform': 'xnor'}``). IR-Net stores its
+# power-of-two scale per output channel of every layer. The MAX configs
+# centre the head's input sign: one stored threshold per input channel of
+# head.mlp.0 (1024 floats).
+_CENTRE = (1024, )
+
+
 @pytest.mark.parametrize('setting,xnor_layers,ema,scales,speedup,compress', [
-    ('bnn-max', TRANSFORMS, False, _TRANSFORM_OUT, 40.1, 24.0),
-    ('irnet-max', TRANSFORMS, False, _TRANSFORM_OUT, 40.1, 24.0),
-    ('xnor-max', tuple(BINARY_LAYERS), False, _ALL_OUT, 28.4, 23.1),
-    ('lsr-max', (), False, (1, ) * 17, 40.1, 24.7),
+    ('bnn-max', TRANSFORMS, False, _TRANSFORM_OUT + _CENTRE, 40.1, 23.9),
+    ('irnet-max', TRANSFORMS, False, _ALL_OUT + _CENTRE, 40.1, 22.9),
+    ('xnor-max', tuple(BINARY_LAYERS), False, _ALL_OUT + _CENTRE, 28.4, 22.9),
+    ('lsr-max', (), False, (1, ) * 17 + _CENTRE, 40.1, 24.5),
     ('bnn-ema', TRANSFORMS, True, _TRANSFORM_OUT, 40.1, 24.0),
     ('xnor-ema', tuple(BINARY_LAYERS), True, _ALL_OUT, 28.4, 23.1),
     ('lsr-ema', (), True, (1, ) * 17, 40.1, 24.7),
@@ -345,13 +351,13 @@ def test_complexity_tool_json_is_the_documented_row(tmp_path):
                         'pointnet_bin_lsr-max-kdr_modelnet40.py'),
                '--json', str(out), '--quiet'])
     data = json.loads(out.read_text())
-    want = _expected_binary(scales=(1, ) * 17)
+    want = _expected_binary(scales=(1, ) * 17 + _CENTRE)
     assert data['flops'] == want['flops'] == 4_145_417
     assert data['bops'] == 443_418_880
     assert data['ops'] == want['ops']
-    assert data['storage_bytes'] == want['storage_bytes'] == 562_984
+    assert data['storage_bytes'] == want['storage_bytes'] == 567_080
     assert data['params'] == FP_PARAMS + 17
     assert data['other_flops'] == 4_207_625
     assert data['speedup'] == pytest.approx(FP_MACS / want['ops'], rel=1e-12)
-    assert data['compression'] == pytest.approx(FP_BYTES / 562_984,
+    assert data['compression'] == pytest.approx(FP_BYTES / 567_080,
                                                 rel=1e-12)

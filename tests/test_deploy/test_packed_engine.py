@@ -208,9 +208,10 @@ def test_unsupported_layers_and_binarizers(tmp_path):
 
     cfg = small_cfg('xnor')
     model = build_binarized(cfg).eval()
-    model.backbone.mlp[1][0].binarizer.name = 'mystery'
+    # a binarizer that declares no spec: the engine cannot know its input
+    model.backbone.mlp[1][0].binarizer.spec = None
     with pytest.raises(NotSupportedError,
-                       match=r"backbone.mlp.1.0.binarizer.*'mystery'"):
+                       match=r"backbone.mlp.1.0.binarizer.*'xnor'.*None"):
         export_packed(model, str(tmp_path / 'a'), cfg, NUM_POINTS)
 
     model = build_binarized(cfg).eval()
