@@ -13,6 +13,13 @@
 
 Works for classifiers with ``loss_and_logits`` (``PointClassifier``) and for
 mmdet3d ``EncoderDecoder3D`` segmentors (logits taken from ``decode_head``).
+
+Further terms come from config: ``extra_losses=[dict(type=...), ...]`` builds
+each from ``MODELS`` and calls it with a :class:`DistillOutputs` (logits of
+both models, the data samples and, if it sets ``needs_pooling = True``, the
+paired pooling outputs); it returns a scalar (logged as its ``loss_name``)
+or a dict of ``loss_*`` terms. A loss that sets ``needs_teacher = False``
+does not make the distiller run the teacher.
 """
 import copy
 import fnmatch
@@ -26,6 +33,7 @@ from torch import Tensor, nn
 from mmdet3d.registry import MODELS
 from mmbinpc.binary.aggregation import PointPool, ema_offset
 from ..losses import PoolingNormLoss, check_norm, soft_target_loss
+from .distill_outputs import DistillOutputs, named_terms
 from .teacher_source import (load_model_config, load_teacher,
                              resolve_checkpoint)
 
@@ -102,6 +110,9 @@ class BinaryDistiller(BaseModel):
             a list of site names / glob patterns), ``reg_reduction``
             ('mean' over sites, or 'sum') and ``align_ema`` (True: compare
             EMA sites before their constant shift, see :func:`max_aligned`).
+        extra_losses (list[dict], optional): Configs of further loss
+            modules (registered in ``MODELS``), called with a
+            :class:`DistillOutputs` per batch (see the module doc).
         save_teacher (bool): Keep the teacher's weights in saved
             checkpoints. Defaults to False (it is reloaded from
             ``teacher_ckpt``).
@@ -120,6 +131,7 @@ class BinaryDistiller(BaseModel):
                  binarize: Optional[dict] = None,
                  init_student_from_teacher: bool = True,
                  distill: Optional[dict] = None,
+                 extra_losses: Optional[Sequence[dict]] = None,
                  save_teacher: bool = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -165,6 +177,8 @@ class BinaryDistiller(BaseModel):
         self.reg_loss = PoolingNormLoss(
             self.distill_cfg['reg_norm'],
             reduction=self.distill_cfg['reg_reduction'])
+        self.extra_losses = nn.ModuleList(
+            MODELS.build(copy.deepcopy(dict(c))) for c in extra_losses or ())
         self.pair_names = self._select_pairs(self.distill_cfg['pairs'])
         self._records: Dict[str, Dict[str, List[Tensor]]] = dict(
             student={}, teacher={})
@@ -391,11 +405,16 @@ class BinaryDistiller(BaseModel):
         """
         cfg = self.distill_cfg
         lam, eta = float(cfg['lambda_']), float(cfg['eta'])
-        use_teacher = lam > 0 or eta > 0
+        extra_teacher = any(
+            getattr(m, 'needs_teacher', True) for m in self.extra_losses)
+        extra_pooling = any(
+            getattr(m, 'needs_pooling', False) for m in self.extra_losses)
+        use_teacher = lam > 0 or eta > 0 or extra_teacher
         use_reg = eta > 0 and len(self.pair_names) > 0
         for rec in self._records.values():
             rec.clear()
-        self._recording = use_reg
+        self._recording = use_reg or extra_pooling
+        t_logits = None
         try:
             if use_teacher:
                 with torch.no_grad():
@@ -413,11 +432,24 @@ class BinaryDistiller(BaseModel):
                 s_logits, t_logits, cfg['temperature'], labels, ignore)
         else:
             out['loss_ds'] = s_logits.sum() * 0.0
+        pooled = (use_reg or extra_pooling) and len(self.pair_names) > 0
+        s_outs, t_outs, names = (self._paired_outputs() if pooled else
+                                 ([], [], []))
         if use_reg:
-            s_outs, t_outs, names = self._paired_outputs()
             out['loss_reg'] = eta * self.reg_loss(s_outs, t_outs, names)
         else:
             out['loss_reg'] = s_logits.sum() * 0.0
+        if len(self.extra_losses):
+            outputs = DistillOutputs(s_logits, t_logits, data_samples, names,
+                                     s_outs, t_outs)
+            for module in self.extra_losses:
+                for key, value in named_terms(module, module(outputs)).items():
+                    if key in out:
+                        raise KeyError(
+                            f'{type(module).__name__} logs {key!r}, which '
+                            'another loss term already uses; give it a '
+                            'different loss_name')
+                    out[key] = value
         for rec in self._records.values():
             rec.clear()
         out.update(rest)

@@ -5,6 +5,7 @@ import os
 import pytest
 import torch
 from mmengine.optim import OptimWrapper
+from torch import nn
 
 from mmbinpc.binary.aggregation import PointPool, ema_offset
 from mmbinpc.models.distillers import BinaryDistiller, resolve_checkpoint
@@ -254,3 +255,86 @@ def test_pooling_outputs_are_what_l_reg_compares(tnet_cfg, tnet_ckpt):
     # EMA sites come back with the shift added back, like L_reg sees them
     site = model.student.get_submodule(names[0])
     assert site.mode == 'ema'
+
+
+class _LogitMatchLoss(nn.Module):
+    """A loss defined only in this test: weight · mean (s − t)² of logits
+    plus, with pooling, the mean |s − t| of the first paired site."""
+
+    needs_pooling = True
+
+    def __init__(self, weight=1.0):
+        super().__init__()
+        self.weight = weight
+
+    def forward(self, outputs):
+        logit = self.weight * (outputs.student_logits -
+                               outputs.teacher_logits).pow(2).mean()
+        site = (outputs.student_pooled[0] -
+                outputs.teacher_pooled[0]).abs().mean()
+        return dict(loss_logit_match=logit, loss_site_l1=site)
+
+
+class _NoTeacherLoss(nn.Module):
+    needs_teacher = False
+    loss_name = 'logit_norm'
+
+    def forward(self, outputs):
+        assert outputs.teacher_logits is None
+        return 1e-3 * outputs.student_logits.pow(2).mean()
+
+
+@pytest.fixture
+def extra_loss_types():
+    MODELS.register_module(name='_LogitMatchLoss', module=_LogitMatchLoss)
+    MODELS.register_module(name='_NoTeacherLoss', module=_NoTeacherLoss)
+    yield
+    for name in ('_LogitMatchLoss', '_NoTeacherLoss'):
+        MODELS.module_dict.pop(name)
+
+
+def test_extra_losses_from_config_train(tnet_cfg, tnet_ckpt, extra_loss_types):
+    model = build(tnet_cfg, tnet_ckpt,
+                  distill=dict(lambda_=0.0, eta=0.0),
+                  extra_losses=[dict(type='_LogitMatchLoss', weight=0.5)])
+    model.train()
+    inputs, samples = batch()
+    losses = model.loss(inputs, samples)
+    # λ = η = 0 would skip the teacher; the extra loss asks for it
+    with torch.no_grad():
+        t_logits = model.teacher._forward(inputs, samples)
+    names, s_outs, t_outs = model.pooling_outputs(inputs, samples)
+    with torch.no_grad():
+        s_logits = model.student._forward(inputs, samples)
+    assert torch.allclose(losses['loss_logit_match'],
+                          0.5 * (s_logits - t_logits).pow(2).mean(),
+                          rtol=1e-5)
+    assert torch.allclose(losses['loss_site_l1'],
+                          (s_outs[0] - t_outs[0]).abs().mean(), rtol=1e-5)
+    # its gradient reaches the student, and training on it alone lowers it
+    grads = torch.autograd.grad(losses['loss_logit_match'],
+                                list(model.student.parameters()),
+                                allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+    wrapper = OptimWrapper(torch.optim.Adam(model.student.parameters(),
+                                            lr=1e-3))
+    first = float(losses['loss_logit_match'])
+    for _ in range(20):
+        out = model.loss(inputs, samples)
+        wrapper.update_params(out['loss_logit_match'])
+    assert float(model.loss(inputs, samples)['loss_logit_match']) < first
+
+
+def test_extra_loss_without_teacher_and_bad_returns(teacher_cfg, teacher_ckpt,
+                                                    extra_loss_types):
+    model = build(teacher_cfg, teacher_ckpt,
+                  distill=dict(lambda_=0.0, eta=0.0),
+                  extra_losses=[dict(type='_NoTeacherLoss')])
+    calls = []
+    model.teacher.register_forward_hook(lambda *a: calls.append(1))
+    model.train()
+    losses = model.loss(*batch())
+    assert 'loss_logit_norm' in losses and not calls
+    model.extra_losses[0].forward = lambda outputs: 3.0
+    with pytest.raises(TypeError, match='scalar tensor or a dict'):
+        model.loss(*batch())
