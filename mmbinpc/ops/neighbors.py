@@ -4,13 +4,23 @@
 ``stack_ball_query`` covers the stacked (``*_batch_cnt``) form of mmcv's
 ``ball_query``.
 
-All three compare query points with candidate points in memory-bounded
-blocks (see :mod:`mmbinpc.ops.chunking`). Squared distances of 3-D points
-are computed from coordinate differences in the kernels' order
-(``dx*dx + dy*dy + dz*dz``) so radius tests agree with mmcv's CUDA kernels;
-feature-space kNN (C > 3) uses the ``|a|^2 - 2ab + |b|^2`` expansion.
+Two implementations give the same results (:data:`BACKENDS`):
+
+* ``'compiled'`` (default): Numba kernels (:mod:`mmbinpc.ops.fast_kernels`)
+  in which every query scans the points once, as mmcv's CUDA kernels do;
+  feature-space kNN keeps PyTorch's distance matrix and selects with a
+  compiled scan;
+* ``'brute_force'``: PyTorch only, comparing query points with candidate
+  points in memory-bounded blocks (see :mod:`mmbinpc.ops.chunking`).
+
+Squared distances of 3-D points are computed from coordinate differences in
+the kernels' order (``dx*dx + dy*dy + dz*dz``) so radius tests agree with
+mmcv's CUDA kernels; feature-space kNN (C > 3) uses the
+``|a|^2 - 2ab + |b|^2`` expansion. :func:`set_backend` /
+:func:`use_backend` switch between them (for comparisons and tests).
 """
-from typing import Callable, Optional, Tuple
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional, Tuple
 
 import numpy as np
 import torch
@@ -22,6 +32,54 @@ from .checks import (check_finite, check_float, check_paired_counts,
 
 #: Largest k the kNN kernel of mmcv supports (its per-thread heap holds 100).
 KNN_MAX_K = 100
+
+#: The implementations of the neighbour queries (see the module doc).
+BACKENDS = ('compiled', 'brute_force')
+_backend = ['compiled']
+_COMPILED_DTYPES = (torch.float32, torch.float64)
+
+
+def set_backend(name: str) -> str:
+    """Choose the implementation of ``ball_query``, ``knn`` and ``three_nn``.
+
+    Args:
+        name (str): One of :data:`BACKENDS`.
+
+    Returns:
+        str: The previous backend, to restore it.
+    """
+    if name not in BACKENDS:
+        raise ValueError(f'unknown point-op backend {name!r}; valid: '
+                         f'{", ".join(BACKENDS)}')
+    previous = _backend[0]
+    _backend[0] = name
+    return previous
+
+
+def get_backend() -> str:
+    """The implementation in use (see :func:`set_backend`)."""
+    return _backend[0]
+
+
+@contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """Run a block with another backend, then restore the previous one."""
+    previous = set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)
+
+
+def _compiled(*tensors: Tensor) -> bool:
+    """Whether the compiled kernels take these (CPU float32/64) inputs."""
+    return _backend[0] == 'compiled' and all(
+        t.device.type == 'cpu' and t.dtype in _COMPILED_DTYPES
+        and t.dtype == tensors[0].dtype for t in tensors)
+
+
+def _numpy(t: Tensor) -> np.ndarray:
+    return t.detach().contiguous().numpy()
 
 
 def _bytes_per_pair(tensor: Tensor) -> int:
@@ -155,6 +213,7 @@ def ball_query(min_radius: float,
         hit |= d2 == 0
         return hit
 
+    in_shell.shell = (min_r2, max_r2, True)  # the same test, compiled
     return _first_hits(xyz, center_xyz, sample_num, in_shell)[0]
 
 
@@ -167,6 +226,8 @@ def _first_hits(xyz: Tensor, center_xyz: Tensor, sample_num: int,
         center_xyz (Tensor): (B, M, 3) centres.
         sample_num (int): Number of slots.
         is_hit (callable): Maps (b, m, N) squared distances to a bool mask.
+            If it carries ``shell = (min_r2, max_r2, zero_is_hit)`` (the
+            same test as numbers), the compiled kernel runs it.
 
     Returns:
         tuple[Tensor, Tensor]: (B, M, sample_num) int32 indices (slots after
@@ -181,6 +242,17 @@ def _first_hits(xyz: Tensor, center_xyz: Tensor, sample_num: int,
                           device=xyz.device)
     if size == 0:
         return idx, any_hit
+    shell = getattr(is_hit, 'shell', None)
+    if shell is not None and _compiled(xyz, center_xyz) and \
+            batch * num_centres:
+        from . import fast_kernels as fk
+        out = np.zeros((batch, num_centres, sample_num), np.int32)
+        count = np.zeros((batch, num_centres), np.int32)
+        min_r2, max_r2, zero_is_hit = shell
+        fk.pick(fk.BALL_QUERY_XYZ, batch * num_centres * size)(
+            _numpy(center_xyz), _numpy(xyz), min_r2, max_r2, zero_is_hit,
+            sample_num, out, count)
+        return torch.from_numpy(out), torch.from_numpy(count > 0)
     positions = torch.arange(size, dtype=torch.int32, device=xyz.device)
     take = min(sample_num, size)
     for bs, ms in chunking.iter_blocks(batch, num_centres, size,
@@ -239,11 +311,16 @@ def stack_ball_query(max_radius: float, sample_num: int, xyz: Tensor,
     r2 = _radius_sq(max_radius)
     out = torch.zeros(center_xyz.shape[0], sample_num, dtype=torch.int32,
                       device=xyz.device)
+
+    def in_ball(d2: Tensor) -> Tensor:
+        return d2 < r2
+
+    in_ball.shell = (float('-inf'), r2, False)  # the same test, compiled
     n0 = m0 = 0
     for n, m in zip(n_counts, m_counts):
         idx, any_hit = _first_hits(xyz[None, n0:n0 + n],
                                    center_xyz[None, m0:m0 + m], sample_num,
-                                   lambda d2: d2 < r2)
+                                   in_ball)
         idx[..., 0].masked_fill_(~any_hit, -1)
         out[m0:m0 + m] = idx[0]
         n0, m0 = n0 + n, m0 + m
@@ -294,7 +371,26 @@ def knn(k: int,
     idx = torch.zeros(batch, num_centres, k, dtype=torch.int32,
                       device=xyz.device)
     found = min(k, size)
-    if found > 0:
+    if found > 0 and _compiled(xyz, center_xyz) and batch * num_centres:
+        from . import fast_kernels as fk
+        pairs = batch * num_centres * size
+        if xyz.shape[-1] == 3:
+            near = np.empty((batch, num_centres, found), np.int32)
+            d2 = np.empty((batch, num_centres, found),
+                          _numpy(xyz[:0]).dtype)
+            fk.pick(fk.KNN_XYZ, pairs)(_numpy(center_xyz), _numpy(xyz),
+                                       found, near, d2)
+            idx[..., :found] = torch.from_numpy(near)
+        else:
+            for bs, ms in chunking.iter_blocks(batch, num_centres, size,
+                                               _bytes_per_pair(xyz)):
+                d2 = _sq_dist(center_xyz[bs, ms], xyz[bs])
+                rows = _numpy(d2).reshape(-1, size)
+                near = np.empty((rows.shape[0], found), np.int64)
+                fk.pick(fk.K_SMALLEST_ROWS, rows.size)(rows, found, near)
+                idx[bs, ms, :found] = torch.from_numpy(near).view(
+                    d2.shape[0], d2.shape[1], found).to(torch.int32)
+    elif found > 0:
         for bs, ms in chunking.iter_blocks(batch, num_centres, size,
                                            _bytes_per_pair(xyz)):
             d2 = _sq_dist(center_xyz[bs, ms], xyz[bs])
@@ -331,7 +427,15 @@ def three_nn(target: Tensor, source: Tensor) -> Tuple[Tensor, Tensor]:
     idx = torch.zeros(batch, num_target, 3, dtype=torch.int32,
                       device=target.device)
     found = min(3, size)
-    if found > 0:
+    if found > 0 and _compiled(target, source) and batch * num_target:
+        from . import fast_kernels as fk
+        near = np.empty((batch, num_target, found), np.int32)
+        d2 = np.empty((batch, num_target, found), _numpy(target[:0]).dtype)
+        fk.pick(fk.KNN_XYZ, batch * num_target * size)(
+            _numpy(target), _numpy(source), found, near, d2)
+        dist2[..., :found] = torch.from_numpy(d2)
+        idx[..., :found] = torch.from_numpy(near)
+    elif found > 0:
         for bs, ns in chunking.iter_blocks(batch, num_target, size,
                                            _bytes_per_pair(target)):
             d2 = _sq_dist(target[bs, ns], source[bs])

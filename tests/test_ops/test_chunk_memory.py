@@ -1,5 +1,6 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
-"""The chunk budget really bounds the memory of the pairwise work."""
+"""The chunk budget really bounds the memory of the pairwise work of the
+brute-force backend (the compiled one keeps no pairwise temporaries)."""
 import json
 import os
 import subprocess
@@ -18,6 +19,8 @@ _MEASURE = textwrap.dedent('''
     import json
     import torch
     from mmbinpc.ops import ball_query, chunk_budget
+    from mmbinpc.ops.neighbors import set_backend
+    set_backend('brute_force')
 
     def status_mib(field):
         with open('/proc/self/status') as f:

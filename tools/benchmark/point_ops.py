@@ -8,7 +8,12 @@ Example::
         --centers 256 --nsample 16 --ops ball_query knn
 
 Each op runs once as warm-up, then ``--repeat`` timed times; the table shows
-the median and the fastest run. With ``--memory`` (default) every op also
+the median and the fastest run. The neighbour queries (ball_query, knn,
+knn_features, three_nn) run once per backend of ``mmbinpc.ops.neighbors``
+(``compiled`` and ``brute_force``, same results), and the 3-D ones also as
+a scipy ``cKDTree`` implementation of the same op (``*_scipy``: one tree per
+cloud in a Python loop), all in the same run, so the ratios compare like
+with like. With ``--memory`` (default) every op also
 runs once in a fresh child process that reports the peak extra resident
 memory (resident-set high-water mark during the op minus the resident set
 before it, inputs already allocated).
@@ -30,6 +35,9 @@ from mmbinpc.analysis.host import cpu_name
 OPS = ('furthest_point_sample', 'furthest_point_sample_with_dist',
        'ball_query', 'knn', 'knn_features', 'three_nn', 'gather_points',
        'grouping_operation', 'three_interpolate')
+#: ops with a backend choice, and those with a scipy anchor
+BACKEND_OPS = ('ball_query', 'knn', 'knn_features', 'three_nn')
+SCIPY_OPS = ('ball_query', 'knn', 'three_nn')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -54,8 +62,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=None,
                         help='torch.set_num_threads (default: torch\'s)')
     parser.add_argument('--ops', nargs='+', choices=OPS, default=list(OPS))
+    parser.add_argument('--backends', nargs='+',
+                        choices=('compiled', 'brute_force'),
+                        default=['compiled', 'brute_force'],
+                        help='neighbour-query backends to time')
+    parser.add_argument('--no-scipy', dest='scipy', action='store_false',
+                        help='skip the scipy cKDTree anchors')
     parser.add_argument('--no-memory', dest='memory', action='store_false',
                         help='skip the peak-memory child processes')
+    parser.add_argument('--json', default=None,
+                        help='also write the results (with the command, '
+                        'commit, machine and date) to this file')
     parser.add_argument('--child', help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -120,6 +137,35 @@ def make_case(name: str, a: argparse.Namespace) -> Tuple[Callable, str]:
     raise KeyError(name)
 
 
+def make_scipy_case(name: str, a: argparse.Namespace) -> Callable:
+    """The op with scipy's cKDTree, one tree per cloud, same outputs."""
+    import numpy as np
+    from scipy.spatial import cKDTree
+    B, N, M, K = a.batch, a.points, a.centers, a.nsample
+    xyz = torch.rand(B, N, 3).numpy()
+    centers = xyz[:, :M].copy()
+
+    def knn_run():
+        return [cKDTree(xyz[b]).query(centers[b], K)[1] for b in range(B)]
+
+    def three_nn_run():
+        return [cKDTree(centers[b]).query(xyz[b], 3) for b in range(B)]
+
+    def ball_run():
+        out = np.zeros((B, M, K), np.int32)
+        for b in range(B):
+            hits = cKDTree(xyz[b]).query_ball_point(centers[b], a.radius,
+                                                    return_sorted=True)
+            for m, h in enumerate(hits):
+                if h:
+                    first = h[:K]
+                    out[b, m, :] = first[0]
+                    out[b, m, :len(first)] = first
+        return out
+
+    return dict(knn=knn_run, three_nn=three_nn_run, ball_query=ball_run)[name]
+
+
 def _status_mb(field: str) -> float:
     with open('/proc/self/status') as f:
         for line in f:
@@ -135,6 +181,12 @@ def run_child(name: str, a: argparse.Namespace) -> None:
     clear_refs``) after the inputs exist, so imports do not hide the op's
     peak; falls back to ``ru_maxrss`` where that is not available.
     """
+    from mmbinpc.ops.neighbors import use_backend
+    with use_backend(a.backends[0]):
+        _measure_child(name, a)
+
+
+def _measure_child(name: str, a: argparse.Namespace) -> None:
     fn, _ = make_case(name, a)
     try:
         with open('/proc/self/clear_refs', 'w') as f:
@@ -149,8 +201,16 @@ def run_child(name: str, a: argparse.Namespace) -> None:
     print(json.dumps({'peak_extra_mb': peak - before}))
 
 
-def peak_memory(name: str, argv) -> float:
-    cmd = [sys.executable, __file__, *argv, '--child', name]
+def peak_memory(name: str, argv, backend: str = 'compiled') -> float:
+    argv = [x for x in argv]
+    if '--backends' in argv:  # the child measures one backend
+        i = argv.index('--backends')
+        j = i + 1
+        while j < len(argv) and not argv[j].startswith('--'):
+            j += 1
+        del argv[i:j]
+    cmd = [sys.executable, __file__, *argv, '--backends', backend, '--child',
+           name]
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])['peak_extra_mb']
 
@@ -173,22 +233,48 @@ def main(argv=None) -> Dict[str, dict]:
              f'{"peak MB":>8s}  sizes'
     print(header)
     print('-' * len(header))
+    from mmbinpc.ops.neighbors import use_backend
     results = {}
     for name in a.ops:
-        fn, label = make_case(name, a)
-        fn()  # warm-up
-        times = []
-        for _ in range(max(1, a.repeat)):
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
-        del fn
-        mem = peak_memory(name, parent_argv) if a.memory else float('nan')
-        results[name] = dict(median_ms=statistics.median(times),
-                             min_ms=min(times), peak_extra_mb=mem,
-                             sizes=label)
-        print(f'{name:34s} {statistics.median(times):10.1f} '
-              f'{min(times):10.1f} {mem:8.0f}  {label}', flush=True)
+        variants = ([(f'{name}[{b}]', b) for b in a.backends]
+                    if name in BACKEND_OPS else [(name, None)])
+        if a.scipy and name in SCIPY_OPS:
+            variants.append((f'{name}_scipy', 'scipy'))
+        for row, backend in variants:
+            fn, label = make_case(name, a)
+            if backend == 'scipy':
+                fn = make_scipy_case(name, a)
+            with use_backend(backend if backend in ('compiled',
+                                                    'brute_force')
+                             else 'compiled'):
+                fn()  # warm-up (and compilation)
+                times = []
+                for _ in range(max(1, a.repeat)):
+                    t0 = time.perf_counter()
+                    fn()
+                    times.append((time.perf_counter() - t0) * 1e3)
+            del fn
+            mem = (peak_memory(name, parent_argv, backend or 'compiled')
+                   if a.memory and backend != 'scipy' else float('nan'))
+            results[row] = dict(median_ms=statistics.median(times),
+                                min_ms=min(times), peak_extra_mb=mem,
+                                sizes=label)
+            print(f'{row:34s} {statistics.median(times):10.1f} '
+                  f'{min(times):10.1f} {mem:8.0f}  {label}', flush=True)
+    if a.json:
+        import datetime
+
+        from mmbinpc.analysis import code_version, host_info
+        from mmbinpc.engine.atomic_io import atomic_write_text
+        record = dict(
+            command='python tools/benchmark/point_ops.py ' + ' '.join(argv),
+            threads=torch.get_num_threads(),
+            results={row: {k: (None if isinstance(v, float) and v != v
+                               else v) for k, v in r.items()}
+                     for row, r in results.items()},  # NaN: not measured
+            code=code_version(), host=host_info(),
+            date=datetime.datetime.now().isoformat(timespec='seconds'))
+        atomic_write_text(json.dumps(record, indent=1), a.json)
     return results
 
 
