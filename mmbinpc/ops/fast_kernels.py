@@ -2,20 +2,21 @@
 """Compiled (Numba) kernels of the neighbour queries: one scan per query.
 
 The brute-force paths of :mod:`mmbinpc.ops.neighbors` build a (query x
-point) distance matrix with PyTorch and select from it. These kernels do
-what mmcv's CUDA kernels do instead: every query point scans the candidate
-points in index order, keeps what it needs (the k nearest so far in a small
-sorted buffer, or the first ``nsample`` hits) and never materialises the
-matrix. Results are the same:
+point) distance matrix with PyTorch and select from it. These kernels never
+materialise it: the ball query scans the points in index order and stops
+after ``nsample`` hits, as mmcv's CUDA kernel does; the 3-D kNN (and
+three_nn) visits a uniform grid of the points ring by ring around each
+query, keeping the k nearest so far in a small sorted buffer; feature-space
+kNN selects from PyTorch's distance rows the same way. Results are the
+same:
 
 * squared distances of 3-D points are computed in the input dtype in the
   kernels' order, ``dx*dx + dy*dy + dz*dz`` with ``d = query − point``,
   each ``+ d*d`` as one fused multiply-add (:func:`_fma`), which is what
   nvcc makes of mmcv's kernels by default and what PyTorch's ``addcmul``
   (the brute-force path) computes;
-* ties: a candidate enters the k-buffer only if strictly closer than the
-  k-th, and is placed after equal distances, so the result is ordered by
-  (distance, index) and the k selected are the smallest indices among equal
+* ties: candidates are ranked by (distance, index), so the result is
+  ordered that way and the k selected are the smallest indices among equal
   distances - the rule the brute-force paths implement;
 * ball query fills slots in scan order and stops after ``nsample`` hits.
 
@@ -95,39 +96,6 @@ def _insert(best_d, best_i, count, k, d, n):
     return count
 
 
-def _knn_xyz(query, points, k, out_idx, out_d2):
-    """k nearest 3-D points of every query point.
-
-    Args:
-        query (np.ndarray): (B, M, 3) float, C-contiguous.
-        points (np.ndarray): (B, N, 3) float, same dtype.
-        k (int): Neighbours to keep, ``1 <= k <= N``.
-        out_idx (np.ndarray): (B, M, k) int32, written.
-        out_d2 (np.ndarray): (B, M, k) of the input dtype, written with the
-            squared distances.
-    """
-    batch, num_query = query.shape[0], query.shape[1]
-    num_points = points.shape[1]
-    for row in prange(batch * num_query):
-        b = row // num_query
-        m = row - b * num_query
-        best_d = np.empty(k, query.dtype)
-        best_i = np.empty(k, np.int32)
-        count = 0
-        qx, qy, qz = query[b, m, 0], query[b, m, 1], query[b, m, 2]
-        worst = np.inf
-        for n in range(num_points):
-            d = _sq_dist3(qx, qy, qz, points[b, n, 0], points[b, n, 1],
-                          points[b, n, 2])
-            if count < k or d < worst:  # the rare path: a new neighbour
-                count = _insert(best_d, best_i, count, k, d, n)
-                if count == k:
-                    worst = best_d[k - 1]
-        for j in range(k):
-            out_idx[b, m, j] = best_i[j]
-            out_d2[b, m, j] = best_d[j]
-
-
 def _k_smallest_rows(dist, k, out_idx):
     """Indices of the k smallest entries of every row, (value, index) order.
 
@@ -194,6 +162,160 @@ def _ball_query_xyz(centers, points, min_r2, max_r2, zero_is_hit, nsample,
         out_count[b, m] = count
 
 
+@njit(cache=True, inline='always')
+def _insert_lex(best_d, best_i, count, k, d, n):
+    """Insert (d, n) ordered by (distance, index); returns the new count.
+
+    For scans that do not visit candidates in index order (the grid)."""
+    if count == k:
+        if not (d < best_d[k - 1] or (d == best_d[k - 1]
+                                      and n < best_i[k - 1])):
+            return count
+        pos = k - 1
+    else:
+        pos = count
+        count += 1
+    while pos > 0 and (best_d[pos - 1] > d or
+                       (best_d[pos - 1] == d and best_i[pos - 1] > n)):
+        best_d[pos] = best_d[pos - 1]
+        best_i[pos] = best_i[pos - 1]
+        pos -= 1
+    best_d[pos] = d
+    best_i[pos] = n
+    return count
+
+
+#: points per grid cell the kNN grid aims at: k / 2, at least this many
+#: (the k nearest then usually lie within the 27 cells around the query's)
+GRID_MIN_POINTS_PER_CELL = 4.0
+#: a ring search stops only when the k-th distance is below the squared
+#: distance bound of the unvisited cells by this relative margin (float
+#: rounding of distances and cell assignment can never reorder across it)
+_BOUND_MARGIN = 1e-5
+
+
+def _knn_xyz_grid(query, points, k, out_idx, out_d2):
+    """k nearest 3-D points of every query point, through a grid.
+
+    The points of each cloud are bucketed into cubic cells (about k / 2
+    points each); each query visits rings of cells around its own, nearest
+    first, and stops once no unvisited cell can hold a point as close as
+    its k-th neighbour (with a safety margin, so float rounding cannot
+    change the result). Candidates are ranked by (distance, index), the
+    order of an index-order scan with strict comparisons.
+
+    Args:
+        query (np.ndarray): (B, M, 3) float, C-contiguous.
+        points (np.ndarray): (B, N, 3) float, same dtype.
+        k (int): Neighbours to keep, ``1 <= k <= N``.
+        out_idx (np.ndarray): (B, M, k) int32, written.
+        out_d2 (np.ndarray): (B, M, k) of the input dtype, written with the
+            squared distances.
+    """
+    batch, num_query = query.shape[0], query.shape[1]
+    num_points = points.shape[1]
+    per_cell = max(GRID_MIN_POINTS_PER_CELL, k / 2.0)
+    res = max(1, int(round((num_points / per_cell)**(1.0 / 3))))
+    num_cells = res * res * res
+    for b in range(batch):
+        lo = np.empty(3)
+        hi = np.empty(3)
+        for a in range(3):
+            lo[a] = np.inf
+            hi[a] = -np.inf
+        for n in range(num_points):
+            for a in range(3):
+                v = float(points[b, n, a])
+                lo[a] = min(lo[a], v)
+                hi[a] = max(hi[a], v)
+        size = max(hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2], 1e-12)
+        h = size / res * (1.0 + 1e-9)
+        cell_of = np.empty(num_points, np.int64)
+        start = np.zeros(num_cells + 1, np.int64)
+        for n in range(num_points):
+            c = 0
+            for a in range(3):
+                i = int((float(points[b, n, a]) - lo[a]) / h)
+                i = min(max(i, 0), res - 1)
+                c = c * res + i
+            cell_of[n] = c
+            start[c + 1] += 1
+        for c in range(num_cells):
+            start[c + 1] += start[c]
+        fill = start[:-1].copy()
+        order = np.empty(num_points, np.int64)
+        for n in range(num_points):  # index order within each cell
+            order[fill[cell_of[n]]] = n
+            fill[cell_of[n]] += 1
+        for m in prange(num_query):
+            best_d = out_d2[b, m]  # the outputs are the sorted buffers
+            best_i = out_idx[b, m]
+            count = 0
+            worst = np.inf
+            worst_i = 0
+            qx, qy, qz = query[b, m, 0], query[b, m, 1], query[b, m, 2]
+            fq0, fq1, fq2 = float(qx), float(qy), float(qz)
+            c0 = _cell(fq0, lo[0], h, res)
+            c1 = _cell(fq1, lo[1], h, res)
+            c2 = _cell(fq2, lo[2], h, res)
+            r = 0
+            while True:
+                # the cells of ring r (Chebyshev distance r from the query's)
+                for ix in range(max(c0 - r, 0), min(c0 + r, res - 1) + 1):
+                    for iy in range(max(c1 - r, 0), min(c1 + r, res - 1) + 1):
+                        edge = abs(ix - c0) == r or abs(iy - c1) == r
+                        for iz in range(max(c2 - r, 0),
+                                        min(c2 + r, res - 1) + 1):
+                            if not edge and abs(iz - c2) != r:
+                                continue
+                            c = (ix * res + iy) * res + iz
+                            for j in range(start[c], start[c + 1]):
+                                n = order[j]
+                                d = _sq_dist3(qx, qy, qz, points[b, n, 0],
+                                              points[b, n, 1],
+                                              points[b, n, 2])
+                                if count < k or d < worst or (
+                                        d == worst and n < worst_i):
+                                    count = _insert_lex(best_d, best_i,
+                                                        count, k, d, n)
+                                    if count == k:
+                                        worst = best_d[k - 1]
+                                        worst_i = best_i[k - 1]
+                if c0 - r <= 0 and c1 - r <= 0 and c2 - r <= 0 and \
+                        c0 + r >= res - 1 and c1 + r >= res - 1 and \
+                        c2 + r >= res - 1:
+                    break  # every cell visited
+                if count == k:
+                    # distance from the query to the unvisited cells
+                    bound = np.inf
+                    bound = _face(bound, fq0, lo[0], h, c0, r, res)
+                    bound = _face(bound, fq1, lo[1], h, c1, r, res)
+                    bound = _face(bound, fq2, lo[2], h, c2, r, res)
+                    bound = max(bound, 0.0)
+                    if float(worst) < bound * bound * (1.0 - _BOUND_MARGIN):
+                        break
+                r += 1
+
+
+@njit(cache=True, inline='always')
+def _cell(v, lo, h, res):
+    """Grid cell of a coordinate, clamped to the grid."""
+    if v < lo:
+        return 0
+    return min(int((v - lo) / h), res - 1)
+
+
+@njit(cache=True, inline='always')
+def _face(bound, v, lo, h, c, r, res):
+    """``bound`` lowered to the distance from ``v`` to the faces of the
+    visited block (cells ``c - r`` to ``c + r``) that have cells beyond."""
+    if c - r > 0:
+        bound = min(bound, v - (lo + (c - r) * h))
+    if c + r < res - 1:
+        bound = min(bound, lo + (c + r + 1) * h - v)
+    return bound
+
+
 def _both(func):
     """(serial, parallel) compilations of one kernel (``prange`` is
     ``range`` in the serial one)."""
@@ -201,6 +323,6 @@ def _both(func):
 
 
 #: (serial, parallel) versions; call ``pick(KERNEL, pairs)(...)``
-KNN_XYZ = _both(_knn_xyz)
+KNN_XYZ = _both(_knn_xyz_grid)
 K_SMALLEST_ROWS = _both(_k_smallest_rows)
 BALL_QUERY_XYZ = _both(_ball_query_xyz)
