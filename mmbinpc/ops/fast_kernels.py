@@ -18,7 +18,9 @@ same:
 * ties: candidates are ranked by (distance, index), so the result is
   ordered that way and the k selected are the smallest indices among equal
   distances - the rule the brute-force paths implement;
-* ball query fills slots in scan order and stops after ``nsample`` hits.
+* ball query fills slots in scan order and stops after ``nsample`` hits;
+* furthest point sampling keeps the brute-force path's rounding (squares
+  added one by one) and its first-index argmax.
 
 Queries are independent: each kernel exists twice, serial and with
 ``prange`` over (batch x query) rows on Numba's thread pool, and
@@ -316,6 +318,47 @@ def _face(bound, v, lo, h, c, r, res):
     return bound
 
 
+def _furthest_point_sample(points, num, out):
+    """Iterative furthest point sampling, one cloud per (parallel) step.
+
+    Starts at index 0; each step lowers every point's running minimum
+    squared distance (initially 1e10) by its distance to the last selected
+    point, computed as the brute-force path does (``(x² + y²) + z²``, each
+    rounded), and takes the first index of the maximum.
+
+    Args:
+        points (np.ndarray): (B, N, 3) float, C-contiguous.
+        num (int): Points to select, ``num >= 2``.
+        out (np.ndarray): (B, num) int32, zero-filled, written.
+    """
+    batch, size = points.shape[0], points.shape[1]
+    for b in prange(batch):
+        temp = np.full(size, 1e10, points.dtype)
+        old = 0
+        for j in range(1, num):
+            ox = points[b, old, 0]
+            oy = points[b, old, 1]
+            oz = points[b, old, 2]
+            best = -np.inf
+            best_i = 0
+            for n in range(size):
+                dx = points[b, n, 0] - ox
+                dy = points[b, n, 1] - oy
+                dz = points[b, n, 2] - oz
+                d = dx * dx
+                d = d + dy * dy
+                d = d + dz * dz
+                t = temp[n]
+                if d < t:
+                    t = d
+                    temp[n] = d
+                if t > best:
+                    best = t
+                    best_i = n
+            old = best_i
+            out[b, j] = old
+
+
 def _both(func):
     """(serial, parallel) compilations of one kernel (``prange`` is
     ``range`` in the serial one)."""
@@ -326,3 +369,4 @@ def _both(func):
 KNN_XYZ = _both(_knn_xyz_grid)
 K_SMALLEST_ROWS = _both(_k_smallest_rows)
 BALL_QUERY_XYZ = _both(_ball_query_xyz)
+FURTHEST_POINT_SAMPLE = _both(_furthest_point_sample)

@@ -19,63 +19,21 @@ mmcv's CUDA kernels; feature-space kNN (C > 3) uses the
 ``|a|^2 - 2ab + |b|^2`` expansion. :func:`set_backend` /
 :func:`use_backend` switch between them (for comparisons and tests).
 """
-from contextlib import contextmanager
-from typing import Callable, Iterator, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from . import chunking
+# the backend switch, importable from here too (noqa: re-exports)
+from .backend import BACKENDS, get_backend, set_backend  # noqa: F401
+from .backend import _compiled, use_backend  # noqa: F401
 from .checks import (check_finite, check_float, check_paired_counts,
                      check_same_batch)
 
 #: Largest k the kNN kernel of mmcv supports (its per-thread heap holds 100).
 KNN_MAX_K = 100
-
-#: The implementations of the neighbour queries (see the module doc).
-BACKENDS = ('compiled', 'brute_force')
-_backend = ['compiled']
-_COMPILED_DTYPES = (torch.float32, torch.float64)
-
-
-def set_backend(name: str) -> str:
-    """Choose the implementation of ``ball_query``, ``knn`` and ``three_nn``.
-
-    Args:
-        name (str): One of :data:`BACKENDS`.
-
-    Returns:
-        str: The previous backend, to restore it.
-    """
-    if name not in BACKENDS:
-        raise ValueError(f'unknown point-op backend {name!r}; valid: '
-                         f'{", ".join(BACKENDS)}')
-    previous = _backend[0]
-    _backend[0] = name
-    return previous
-
-
-def get_backend() -> str:
-    """The implementation in use (see :func:`set_backend`)."""
-    return _backend[0]
-
-
-@contextmanager
-def use_backend(name: str) -> Iterator[None]:
-    """Run a block with another backend, then restore the previous one."""
-    previous = set_backend(name)
-    try:
-        yield
-    finally:
-        set_backend(previous)
-
-
-def _compiled(*tensors: Tensor) -> bool:
-    """Whether the compiled kernels take these (CPU float32/64) inputs."""
-    return _backend[0] == 'compiled' and all(
-        t.device.type == 'cpu' and t.dtype in _COMPILED_DTYPES
-        and t.dtype == tensors[0].dtype for t in tensors)
 
 
 def _numpy(t: Tensor) -> np.ndarray:

@@ -1,8 +1,10 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 """Furthest point sampling on the CPU (mmcv ``furthest_point_sample*``)."""
+import numpy as np
 import torch
 from torch import Tensor
 
+from .backend import _compiled
 from .checks import check_float
 
 #: Initial value of the running minimum distance, as in mmcv's kernel.
@@ -67,6 +69,12 @@ def furthest_point_sample(points_xyz: Tensor, num_points: int) -> Tensor:
     check_float(op, 'points_xyz', points_xyz, 3, '(B, N, 3)', last=3)
     _check_num(op, num_points)
     batch, size = points_xyz.shape[:2]
+    if _compiled(points_xyz) and num_points > 1 and size and batch:
+        from . import fast_kernels as fk
+        out = np.zeros((batch, num_points), np.int32)
+        fk.pick(fk.FURTHEST_POINT_SAMPLE, batch * size * num_points)(
+            points_xyz.detach().contiguous().numpy(), num_points, out)
+        return torch.from_numpy(out)
     # Planar (3, B, N) layout: each coordinate is one contiguous plane.
     planar = points_xyz.permute(2, 0, 1).contiguous()
     rows = torch.arange(batch, device=planar.device)

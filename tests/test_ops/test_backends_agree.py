@@ -82,3 +82,15 @@ def test_backend_switch():
             set_backend('cuda')
     finally:
         set_backend(previous)
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_furthest_point_sample_agrees(dtype):
+    from mmbinpc.ops import furthest_point_sample
+    for quantised in (False, True):  # a coarse grid: many equal maxima
+        xyz = _clouds(3, 2000, quantised, 5, dtype)
+        ref, got = _both(lambda: furthest_point_sample(xyz, 300))
+        assert torch.equal(ref, got), quantised
+    xyz = _clouds(2, 10, False, 6, dtype)  # more samples than points
+    ref, got = _both(lambda: furthest_point_sample(xyz, 16))
+    assert torch.equal(ref, got)
