@@ -8,8 +8,8 @@ Example::
         --centers 256 --nsample 16 --ops ball_query knn
 
 Each op runs once as warm-up, then ``--repeat`` timed times; the table shows
-the median and the fastest run. The neighbour queries (ball_query, knn,
-knn_features, three_nn) run once per backend of ``mmbinpc.ops.neighbors``
+the median and the fastest run. FPS and the neighbour queries (ball_query,
+knn, knn_features, three_nn) run once per backend of ``mmbinpc.ops``
 (``compiled`` and ``brute_force``, same results), and the 3-D ones also as
 a scipy ``cKDTree`` implementation of the same op (``*_scipy``: one tree per
 cloud in a Python loop), all in the same run, so the ratios compare like
@@ -36,7 +36,8 @@ OPS = ('furthest_point_sample', 'furthest_point_sample_with_dist',
        'ball_query', 'knn', 'knn_features', 'three_nn', 'gather_points',
        'grouping_operation', 'three_interpolate')
 #: ops with a backend choice, and those with a scipy anchor
-BACKEND_OPS = ('ball_query', 'knn', 'knn_features', 'three_nn')
+BACKEND_OPS = ('furthest_point_sample', 'ball_query', 'knn', 'knn_features',
+               'three_nn')
 SCIPY_OPS = ('ball_query', 'knn', 'three_nn')
 
 
