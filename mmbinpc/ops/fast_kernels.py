@@ -324,7 +324,8 @@ def _furthest_point_sample(points, num, out):
     Starts at index 0; each step lowers every point's running minimum
     squared distance (initially 1e10) by its distance to the last selected
     point, computed as the brute-force path does (``(x² + y²) + z²``, each
-    rounded), and takes the first index of the maximum.
+    rounded), and takes the first index of the maximum. The coordinates are
+    copied to planes (x, y, z) first (contiguous loads in the update loop).
 
     Args:
         points (np.ndarray): (B, N, 3) float, C-contiguous.
@@ -333,28 +334,33 @@ def _furthest_point_sample(points, num, out):
     """
     batch, size = points.shape[0], points.shape[1]
     for b in prange(batch):
+        xs = np.empty(size, points.dtype)
+        ys = np.empty(size, points.dtype)
+        zs = np.empty(size, points.dtype)
+        for n in range(size):
+            xs[n] = points[b, n, 0]
+            ys[n] = points[b, n, 1]
+            zs[n] = points[b, n, 2]
         temp = np.full(size, 1e10, points.dtype)
         old = 0
         for j in range(1, num):
-            ox = points[b, old, 0]
-            oy = points[b, old, 1]
-            oz = points[b, old, 2]
-            best = -np.inf
-            best_i = 0
-            for n in range(size):
-                dx = points[b, n, 0] - ox
-                dy = points[b, n, 1] - oy
-                dz = points[b, n, 2] - oz
+            ox, oy, oz = xs[old], ys[old], zs[old]
+            best = temp.dtype.type(-np.inf)
+            for n in range(size):  # running minimum, and its maximum
+                dx = xs[n] - ox
+                dy = ys[n] - oy
+                dz = zs[n] - oz
                 d = dx * dx
                 d = d + dy * dy
                 d = d + dz * dz
-                t = temp[n]
-                if d < t:
-                    t = d
-                    temp[n] = d
-                if t > best:
-                    best = t
+                t = min(temp[n], d)
+                temp[n] = t
+                best = max(best, t)
+            best_i = 0
+            for n in range(size):  # the first index of the maximum
+                if temp[n] == best:
                     best_i = n
+                    break
             old = best_i
             out[b, j] = old
 
