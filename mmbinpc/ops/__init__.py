@@ -2,12 +2,15 @@
 """CPU implementations of mmcv's point ops and the dispatch patch.
 
 :func:`patch_mmcv_point_ops` patches mmcv's point-op autograd Functions so
-CPU tensors run the pure-PyTorch versions below (CUDA tensors keep mmcv's
-kernels); ``import mmbinpc`` does it unless turned off
-(:mod:`mmbinpc.runtime`, ``cpu_point_ops``). See docs/point_ops.md for the
-semantics and measured speed.
+CPU tensors run the versions below (CUDA tensors keep mmcv's kernels);
+``import mmbinpc`` does it unless turned off (:mod:`mmbinpc.runtime`,
+``cpu_point_ops``). FPS and the neighbour queries run compiled Numba
+kernels or PyTorch-only brute force with the same results
+(:func:`set_backend`). See docs/point_ops.md for the semantics and measured
+speed.
 """
 from . import chunking
+from .backend import BACKENDS, get_backend, set_backend, use_backend
 from .chunking import chunk_budget, set_chunk_bytes
 from .dispatch import is_patched, patch_mmcv_point_ops, unpatch_mmcv_point_ops
 from .gathering import (gather_points, gather_points_backward,
@@ -20,6 +23,7 @@ from .sampling import furthest_point_sample, furthest_point_sample_with_dist
 
 
 __all__ = [
+    'BACKENDS', 'get_backend', 'set_backend', 'use_backend',
     'ball_query', 'chunk_budget', 'chunking', 'furthest_point_sample',
     'furthest_point_sample_with_dist', 'gather_points',
     'gather_points_backward', 'grouping_operation',
