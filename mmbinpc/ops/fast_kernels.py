@@ -301,10 +301,14 @@ def _knn_xyz_grid(query, points, k, out_idx, out_d2):
 
 @njit(cache=True, inline='always')
 def _cell(v, lo, h, res):
-    """Grid cell of a coordinate, clamped to the grid."""
+    """Grid cell of a coordinate, clamped to the grid (before the integer
+    conversion, so far-away queries cannot overflow it)."""
     if v < lo:
         return 0
-    return min(int((v - lo) / h), res - 1)
+    x = (v - lo) / h
+    if x >= res - 1:
+        return res - 1
+    return int(x)
 
 
 @njit(cache=True, inline='always')

@@ -40,6 +40,20 @@ def test_xyz_queries_agree(quantised, dtype):
         assert torch.equal(ref, got), (lo, hi, n)
 
 
+def test_far_and_degenerate_queries_agree():
+    xyz = _clouds(2, 600, False, 7)
+    far = torch.tensor([[1e20, -1e20, 3.0], [-5e3, 2.0, 7e3]]).expand(
+        2, 2, 3).contiguous()
+    ref, got = _both(lambda: knn(9, xyz, far))
+    assert torch.equal(ref, got)
+    ref, got = _both(lambda: three_nn(far, xyz))
+    assert torch.equal(ref[1], got[1]) and torch.equal(ref[0], got[0])
+    same = torch.full((1, 50, 3), 0.25)  # every point at one place
+    ref, got = _both(lambda: knn(12, same, same[:, :5].contiguous()))
+    assert torch.equal(ref, got)
+    assert got[0, :, 0].tolist() == list(range(12))  # ties: smallest index
+
+
 def test_feature_knn_agrees_with_ties():
     gen = torch.Generator().manual_seed(2)
     feats = torch.randint(-2, 3, (2, 64, 700), generator=gen).float()
