@@ -11,5 +11,5 @@ model = dict(
     teacher='configs/dgcnn/dgcnn_fp_modelnet40.py',
     teacher_ckpt='work_dirs/dgcnn_fp_modelnet40',
     binarize=dict(method='lsr', aggregation='ema'),
-    distill=dict(temperature=2.0, lambda_=0.5, eta=0.01, reg_norm='1',
-                 pairs='auto'))
+    distill=dict(
+        temperature=2.0, lambda_=0.5, eta=0.01, reg_norm='1', pairs='auto'))

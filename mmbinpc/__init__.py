@@ -5,20 +5,22 @@ Importing the package registers every component into the MMDetection3D
 registries (``mmdet3d.registry.MODELS``, ``DATASETS``, ``TRANSFORMS``,
 ``METRICS``, ``HOOKS``) and then calls :func:`mmbinpc.runtime.setup`, which
 turns on the process-wide effects (CPU point ops for mmcv, the safe
-checkpoint loader, the ``binarize=`` config key, the version check), each
-switchable by an environment variable; ``python -m mmbinpc.info`` prints
-them. Configs load the package with ``custom_imports =
-dict(imports=['mmbinpc'], allow_failed_imports=False)``.
+checkpoint loader, the version check), each switchable by an environment
+variable; ``python -m mmbinpc.info`` prints them. Configs load the
+package with ``custom_imports = dict(imports=['mmbinpc'],
+allow_failed_imports=False)``.
 """
-from .version import __version__
-from . import compat, ops  # noqa: F401
-from . import binary, models, datasets, evaluation, engine  # noqa: F401
-from . import analysis, deploy, runtime  # noqa: F401
+# isort: off
+# importing the subpackages registers their types
+from . import analysis, binary, compat, datasets, deploy  # noqa: F401
+from . import engine, evaluation, models, ops, runtime  # noqa: F401
+# isort: on
 from .binary import (BinarizeReport, BinConv1d, BinConv2d, BinLinear,
                      EMAMaxPool, PointPool, attach_pooling, binarize,
                      ema_offset, pooling_sites)
 from .models import BinaryDistiller
 from .runtime import setup
+from .version import __version__
 
 setup()
 

@@ -102,8 +102,10 @@ def _mmengine_safe_globals() -> List[Any]:
     # numpy>=1.25 pickles dtypes as instances of numpy.dtypes.*DType classes.
     dtypes = getattr(np, 'dtypes', None)
     if dtypes is not None:
-        safe += [getattr(dtypes, name) for name in dir(dtypes)
-                 if name.endswith('DType')]
+        safe += [
+            getattr(dtypes, name) for name in dir(dtypes)
+            if name.endswith('DType')
+        ]
     return safe
 
 
@@ -160,7 +162,8 @@ def install_checkpoint_loader() -> None:
     if current is not None:
         _PREVIOUS_LOADER[:] = [current]
     CheckpointLoader.register_scheme(
-        prefixes='', force=True)(load_checkpoint_file)
+        prefixes='', force=True)(
+            load_checkpoint_file)
 
 
 def uninstall_checkpoint_loader() -> None:
@@ -172,4 +175,5 @@ def uninstall_checkpoint_loader() -> None:
         raise RuntimeError('mmengine had no local checkpoint loader to '
                            'restore')
     CheckpointLoader.register_scheme(
-        prefixes='', force=True)(_PREVIOUS_LOADER[0])
+        prefixes='', force=True)(
+            _PREVIOUS_LOADER[0])

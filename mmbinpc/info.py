@@ -34,9 +34,8 @@ def registered_types() -> Dict[str, List[str]]:
         registry = getattr(mmdet3d_registry, attr)
         if not isinstance(registry, Registry):
             continue
-        names = sorted(
-            name for name, obj in registry.module_dict.items()
-            if getattr(obj, '__module__', '').startswith('mmbinpc'))
+        names = sorted(name for name, obj in registry.module_dict.items()
+                       if getattr(obj, '__module__', '').startswith('mmbinpc'))
         if names:
             found[attr] = names
     found['binarizers (mmbinpc)'] = sorted(BINARIZERS)
@@ -52,12 +51,17 @@ def collect() -> dict:
         (name -> dict(active, env)) and ``registered``.
     """
     return dict(
-        versions={p: _installed_version(p) for p in PACKAGES},
-        tested={p: f'>={lo},<{hi}'
-                for p, (lo, hi) in TESTED_VERSIONS.items()},
+        versions={p: _installed_version(p)
+                  for p in PACKAGES},
+        tested={
+            p: f'>={lo},<{hi}'
+            for p, (lo, hi) in TESTED_VERSIONS.items()
+        },
         version_problems=check_versions(warn=False),
-        effects={name: dict(active=on, env=runtime.EFFECTS[name])
-                 for name, on in runtime.active().items()},
+        effects={
+            name: dict(active=on, env=runtime.EFFECTS[name])
+            for name, on in runtime.active().items()
+        },
         registered=registered_types())
 
 

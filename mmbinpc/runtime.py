@@ -100,15 +100,17 @@ def setup(cpu_point_ops: Optional[bool] = None,
                        dispatch.unpatch_mmcv_point_ops),
         safe_checkpoints=(compat.install_checkpoint_loader,
                           compat.uninstall_checkpoint_loader),
-        version_check=(lambda: compat.check_versions(warn=True),
-                       lambda: None))
+        version_check=(lambda: compat.check_versions(warn=True), lambda: None))
 
-    wanted = dict(cpu_point_ops=cpu_point_ops,
-                  safe_checkpoints=safe_checkpoints,
-                  version_check=version_check)
+    wanted = dict(
+        cpu_point_ops=cpu_point_ops,
+        safe_checkpoints=safe_checkpoints,
+        version_check=version_check)
     if not _state['configured']:  # the environment decides what is unset
-        wanted = {name: env_flag(EFFECTS[name]) if value is None else value
-                  for name, value in wanted.items()}
+        wanted = {
+            name: env_flag(EFFECTS[name]) if value is None else value
+            for name, value in wanted.items()
+        }
     _state['configured'] = True
     for name, value in wanted.items():
         if value is None:

@@ -36,8 +36,13 @@ def tiny_pointnet_config(tmp_path):
     from mmbinpc.datasets.synthetic_modelnet import write_synthetic_modelnet
     repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
     root = str(tmp_path / 'data')
-    write_synthetic_modelnet(root, num_classes=2, train_per_class=4,
-                             test_per_class=3, num_points=64, log=None)
+    write_synthetic_modelnet(
+        root,
+        num_classes=2,
+        train_per_class=4,
+        test_per_class=3,
+        num_points=64,
+        log=None)
     base = osp.join(repo, 'configs/pointnet/pointnet_fp_modelnet40.py')
 
     def write(extra: str = '') -> str:

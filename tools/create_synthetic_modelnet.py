@@ -20,29 +20,28 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         description='Write a SYNTHETIC (not ModelNet40) dataset in the '
         'modelnet40_normal_resampled layout')
     parser.add_argument('out_dir', help='output directory')
-    parser.add_argument('--classes',
-                        type=int,
-                        default=10,
-                        help='number of classes (max 23)')
+    parser.add_argument(
+        '--classes', type=int, default=10, help='number of classes (max 23)')
     parser.add_argument('--train-per-class', type=int, default=40)
     parser.add_argument('--test-per-class', type=int, default=10)
-    parser.add_argument('--points',
-                        type=int,
-                        default=2048,
-                        help='points per shape file')
+    parser.add_argument(
+        '--points', type=int, default=2048, help='points per shape file')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--noise',
-                        type=float,
-                        default=0.006,
-                        help='std of the coordinate noise')
-    parser.add_argument('--partial-prob',
-                        type=float,
-                        default=0.25,
-                        help='probability that a shape is cut by a plane')
-    parser.add_argument('--force',
-                        action='store_true',
-                        help='write even if OUT_DIR holds a real (non-'
-                        'synthetic) dataset')
+    parser.add_argument(
+        '--noise',
+        type=float,
+        default=0.006,
+        help='std of the coordinate noise')
+    parser.add_argument(
+        '--partial-prob',
+        type=float,
+        default=0.25,
+        help='probability that a shape is cut by a plane')
+    parser.add_argument(
+        '--force',
+        action='store_true',
+        help='write even if OUT_DIR holds a real (non-'
+        'synthetic) dataset')
     return parser.parse_args(argv)
 
 
@@ -58,14 +57,15 @@ def main(argv: Optional[List[str]] = None) -> dict:
             f'(real ModelNet40?); refusing to overwrite it. Use another '
             f'directory or --force.')
     start = time.time()
-    summary = write_synthetic_modelnet(args.out_dir,
-                                       num_classes=args.classes,
-                                       train_per_class=args.train_per_class,
-                                       test_per_class=args.test_per_class,
-                                       num_points=args.points,
-                                       seed=args.seed,
-                                       noise=args.noise,
-                                       partial_prob=args.partial_prob)
+    summary = write_synthetic_modelnet(
+        args.out_dir,
+        num_classes=args.classes,
+        train_per_class=args.train_per_class,
+        test_per_class=args.test_per_class,
+        num_points=args.points,
+        seed=args.seed,
+        noise=args.noise,
+        partial_prob=args.partial_prob)
     print(f'done in {time.time() - start:.1f} s')
     return summary
 

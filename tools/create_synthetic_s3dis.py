@@ -69,8 +69,7 @@ def _sample_box_surface(rng: np.random.Generator, lo: np.ndarray,
                         hi: np.ndarray, n: int) -> np.ndarray:
     """Sample ``n`` points uniformly on the surface of an axis-aligned box."""
     size = np.maximum(hi - lo, 1e-3)
-    areas = np.array([size[1] * size[2], size[0] * size[2],
-                      size[0] * size[1]])
+    areas = np.array([size[1] * size[2], size[0] * size[2], size[0] * size[1]])
     face_p = np.repeat(areas, 2) / (2 * areas.sum())
     faces = rng.choice(6, size=n, p=face_p)
     pts = lo + rng.random((n, 3)) * size
@@ -80,23 +79,23 @@ def _sample_box_surface(rng: np.random.Generator, lo: np.ndarray,
     return pts
 
 
-def _room(rng: np.random.Generator, num_points: int,
-          origin: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray,
-                                       List[Tuple[int, np.ndarray]]]:
+def _room(
+    rng: np.random.Generator, num_points: int, origin: np.ndarray
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, List[Tuple[int, np.ndarray]]]:
     """Generate one room: points (N, 6), semantic (N,), instance (N,)."""
-    dims = np.array([rng.uniform(3.0, 5.0), rng.uniform(3.0, 5.0),
-                     rng.uniform(2.6, 3.0)])
+    dims = np.array(
+        [rng.uniform(3.0, 5.0),
+         rng.uniform(3.0, 5.0),
+         rng.uniform(2.6, 3.0)])
     # Room shell: floor, ceiling, four walls, sized by area.
     shell = [
         (CLASSES.index('floor'), [0, 0, 0], [dims[0], dims[1], 0]),
-        (CLASSES.index('ceiling'), [0, 0, dims[2]], [dims[0], dims[1],
-                                                     dims[2]]),
+        (CLASSES.index('ceiling'), [0, 0,
+                                    dims[2]], [dims[0], dims[1], dims[2]]),
         (CLASSES.index('wall'), [0, 0, 0], [dims[0], 0, dims[2]]),
-        (CLASSES.index('wall'), [0, dims[1], 0], [dims[0], dims[1],
-                                                  dims[2]]),
+        (CLASSES.index('wall'), [0, dims[1], 0], [dims[0], dims[1], dims[2]]),
         (CLASSES.index('wall'), [0, 0, 0], [0, dims[1], dims[2]]),
-        (CLASSES.index('wall'), [dims[0], 0, 0], [dims[0], dims[1],
-                                                  dims[2]]),
+        (CLASSES.index('wall'), [dims[0], 0, 0], [dims[0], dims[1], dims[2]]),
     ]
     boxes = []
     for name, size, where in _OBJECTS:
@@ -121,8 +120,8 @@ def _room(rng: np.random.Generator, num_points: int,
     items = [(c, np.array(lo, float), np.array(hi, float))
              for c, lo, hi in shell] + boxes
     # Split the point budget: 45 % shell (by area), 55 % furniture.
-    shell_area = np.array([np.prod(np.sort(hi - lo)[1:]) for _, lo, hi in
-                           items[:len(shell)]])
+    shell_area = np.array(
+        [np.prod(np.sort(hi - lo)[1:]) for _, lo, hi in items[:len(shell)]])
     n_shell = int(num_points * 0.45)
     counts = list(np.floor(shell_area / shell_area.sum() * n_shell))
     n_obj = num_points - int(sum(counts))
@@ -237,7 +236,10 @@ def create_synthetic_s3dis(out_dir: str,
             masks.append(sem)
             names.append(room)
         metainfo = dict(
-            categories={c: i for i, c in enumerate(DET_CLASSES)},
+            categories={
+                c: i
+                for i, c in enumerate(DET_CLASSES)
+            },
             dataset='s3dis',
             info_version='1.1')
         with open(osp.join(out_dir, f's3dis_infos_{split}.pkl'), 'wb') as f:
@@ -246,8 +248,8 @@ def create_synthetic_s3dis(out_dir: str,
         np.save(
             osp.join(out_dir, 'seg_info', f'{split}_resampled_scene_idxs.npy'),
             scene_idxs)
-        np.save(osp.join(out_dir, 'seg_info', f'{split}_label_weight.npy'),
-                weight)
+        np.save(
+            osp.join(out_dir, 'seg_info', f'{split}_label_weight.npy'), weight)
         written[split] = names
     return written
 
@@ -257,12 +259,19 @@ def parse_args() -> argparse.Namespace:
         description='Write a small generated indoor data set in the layout '
         "mmdet3d's S3DISSegDataset reads (no download).")
     parser.add_argument('out_dir', help='output directory, e.g. data/s3dis')
-    parser.add_argument('--areas', type=int, nargs='+',
-                        default=[1, 2, 3, 4, 5, 6], help='areas to write')
+    parser.add_argument(
+        '--areas',
+        type=int,
+        nargs='+',
+        default=[1, 2, 3, 4, 5, 6],
+        help='areas to write')
     parser.add_argument('--rooms-per-area', type=int, default=2)
     parser.add_argument('--points-per-room', type=int, default=8192)
-    parser.add_argument('--num-points', type=int, default=4096,
-                        help='points per training patch (scene resampling)')
+    parser.add_argument(
+        '--num-points',
+        type=int,
+        default=4096,
+        help='points per training patch (scene resampling)')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args()
 
@@ -270,9 +279,8 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     written = create_synthetic_s3dis(args.out_dir, args.areas,
-                                     args.rooms_per_area,
-                                     args.points_per_room, args.num_points,
-                                     args.seed)
+                                     args.rooms_per_area, args.points_per_room,
+                                     args.num_points, args.seed)
     total = sum(len(v) for v in written.values())
     print(f'wrote {total} rooms ({args.points_per_room} points each) in '
           f'{len(written)} areas to {args.out_dir}')

@@ -30,7 +30,6 @@ import statistics
 import time
 from typing import Dict, List, Optional
 
-
 DEFINITION = 'configs/experiments/table4_methods.py'
 RUNS = ('lsr-ema', 'lsr-ema-kdr')
 RESULTS_CSV = 'docs/results/cpu/table4_methods.csv'
@@ -41,19 +40,26 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         description='FP32 teacher -> plain binary -> KDR binary PointNet on '
         'the embedded benchmark, with a comparison table')
     parser.add_argument('--work-dir', default='work_dirs/experiments')
-    parser.add_argument('--jobs', type=int, default=2,
-                        help='students trained at once (default 2)')
+    parser.add_argument(
+        '--jobs',
+        type=int,
+        default=2,
+        help='students trained at once (default 2)')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--quick', action='store_true',
-                        help='the smoke scale: checks the pipeline in about '
-                        'a minute, accuracy is meaningless')
+    parser.add_argument(
+        '--quick',
+        action='store_true',
+        help='the smoke scale: checks the pipeline in about '
+        'a minute, accuracy is meaningless')
     return parser.parse_args(argv)
 
 
 def banner(step: str, text: str, start: float) -> None:
     minutes = (time.time() - start) / 60
-    print(f'\n{"=" * 78}\n[demo {step} | {minutes:5.1f} min] {text}\n'
-          f'{"=" * 78}', flush=True)
+    print(
+        f'\n{"=" * 78}\n[demo {step} | {minutes:5.1f} min] {text}\n'
+        f'{"=" * 78}',
+        flush=True)
 
 
 def train_runs(args: argparse.Namespace) -> Dict[str, dict]:
@@ -61,9 +67,11 @@ def train_runs(args: argparse.Namespace) -> Dict[str, dict]:
     from mmbinpc.experiments.runner import load_tool
     run_tool = load_tool('experiments/run')
     scale = 'smoke' if args.quick else 'cpu'
-    argv = [DEFINITION, '--scale', scale, '--seeds', str(args.seed),
-            '--work-dir', args.work_dir, '--jobs', str(args.jobs),
-            '--no-report']
+    argv = [
+        DEFINITION, '--scale', scale, '--seeds',
+        str(args.seed), '--work-dir', args.work_dir, '--jobs',
+        str(args.jobs), '--no-report'
+    ]
     for name in RUNS:
         argv += ['--only', name]
     outcome = run_tool.main(argv)
@@ -85,8 +93,8 @@ def seed_spread(path: str = RESULTS_CSV) -> Dict[str, str]:
     with open(path, newline='') as f:
         for row in csv.DictReader(f):
             try:
-                values.setdefault(row['run'], []).append(
-                    float(row['test_overall_acc']))
+                values.setdefault(row['run'],
+                                  []).append(float(row['test_overall_acc']))
             except (KeyError, ValueError):
                 continue
     out = {}
@@ -101,8 +109,10 @@ def model_size(model, num_points: int) -> Dict[str, float]:
     from mmbinpc.analysis.complexity import count_complexity, model_forward
     forward, _ = model_forward(model, num_points=num_points)
     report = count_complexity(model, forward)
-    return dict(params=report.params, storage_kb=report.storage_bytes / 1024,
-                ops=report.ops)
+    return dict(
+        params=report.params,
+        storage_kb=report.storage_bytes / 1024,
+        ops=report.ops)
 
 
 def load_runner(result: dict, work_dir: str):
@@ -154,9 +164,11 @@ def deploy(args: argparse.Namespace, runner, models: Dict[str, object],
     summary = export_packed(student, path, bin_cfg, num_points=args.points)
     kernels.warmup()
     packed = PackedModel.load(path)
-    print(f'exported {path} ({summary.file_bytes:,} bytes, '
-          f'{len(summary.binary_layers)} packed binary layers); engine: '
-          f'{packed.engine}', flush=True)
+    print(
+        f'exported {path} ({summary.file_bytes:,} bytes, '
+        f'{len(summary.binary_layers)} packed binary layers); engine: '
+        f'{packed.engine}',
+        flush=True)
 
     evaluator, agree, total, sample = runner.test_evaluator, 0, 0, None
     with torch.no_grad():
@@ -169,37 +181,43 @@ def deploy(args: argparse.Namespace, runner, models: Dict[str, object],
             total += len(labels)
             for data_sample, label in zip(data['data_samples'], labels):
                 data_sample.pred_label = label
-            evaluator.process(data_samples=data['data_samples'],
-                              data_batch=batch)
+            evaluator.process(
+                data_samples=data['data_samples'], data_batch=batch)
             sample = points[:1] if sample is None else sample
     metrics = evaluator.evaluate(len(runner.test_dataloader.dataset))
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread each: a like-for-like ratio
-    runners = {label: (lambda p, m=m: m._forward(dict(points=p)))
-               for label, m in models.items()}
+    runners = {
+        label: (lambda p, m=m: m._forward(dict(points=p)))
+        for label, m in models.items()
+    }
     runners['packed'] = packed
     try:
         with torch.no_grad():
             run_rounds(runners, sample, 3)  # warm-up
             times = run_rounds(runners, sample, 20, 'interleaved')
             warm = run_rounds(
-                {k: runners[k] for k in (rows[0]['model'], 'packed')},
-                sample, 20, 'back to back')
+                {k: runners[k]
+                 for k in (rows[0]['model'], 'packed')}, sample, 20,
+                'back to back')
     finally:
         torch.set_num_threads(threads)
     ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
     for row in rows:
         row['ms_b1'] = ms[row['model']]
-    return dict(model='PointNet binary KDR, packed engine',
-                loss='(the KDR student, 1-bit)', minutes=None,
-                overall_acc=metrics['overall_acc'],
-                mean_class_acc=metrics['mean_class_acc'],
-                params=rows[-1]['params'],
-                storage_kb=summary.file_bytes / 1024, ms_b1=ms['packed'],
-                agreement=agree / max(1, total),
-                warm_fp32_ms=statistics.median(warm[rows[0]['model']]) * 1e3,
-                warm_packed_ms=statistics.median(warm['packed']) * 1e3)
+    return dict(
+        model='PointNet binary KDR, packed engine',
+        loss='(the KDR student, 1-bit)',
+        minutes=None,
+        overall_acc=metrics['overall_acc'],
+        mean_class_acc=metrics['mean_class_acc'],
+        params=rows[-1]['params'],
+        storage_kb=summary.file_bytes / 1024,
+        ms_b1=ms['packed'],
+        agreement=agree / max(1, total),
+        warm_fp32_ms=statistics.median(warm[rows[0]['model']]) * 1e3,
+        warm_packed_ms=statistics.median(warm['packed']) * 1e3)
 
 
 def main(argv: Optional[List[str]] = None) -> List[dict]:
@@ -213,30 +231,33 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
 
     banner('2/4', 'loading the best-on-validation checkpoints', start)
     runners = {}
-    for key, result in (('teacher', teacher), ('plain', plain),
-                        ('kdr', kdr)):
-        runners[key] = load_runner(
-            result, osp.join(args.work_dir, 'demo', key))
+    for key, result in (('teacher', teacher), ('plain', plain), ('kdr', kdr)):
+        runners[key] = load_runner(result, osp.join(args.work_dir, 'demo',
+                                                    key))
     rows = []
-    for key, label, loss in (
-            ('teacher', 'PointNet FP32 (teacher)', 'L_CE'),
-            ('plain', 'PointNet binary LSR+EMA, plain', 'L_CE'),
-            ('kdr', 'PointNet binary LSR+EMA, KDR',
-             'λ·L_DS+(1−λ)·L_CE+η·L_reg')):
+    for key, label, loss in (('teacher', 'PointNet FP32 (teacher)', 'L_CE'),
+                             ('plain', 'PointNet binary LSR+EMA, plain',
+                              'L_CE'), ('kdr', 'PointNet binary LSR+EMA, KDR',
+                                        'λ·L_DS+(1−λ)·L_CE+η·L_reg')):
         result = dict(teacher=teacher, plain=plain, kdr=kdr)[key]
         model = runners[key].model
         model = model if key == 'teacher' else model.student
-        rows.append(dict(model=label, loss=loss, run=result['run'],
-                         minutes=result['wall_minutes'],
-                         overall_acc=result['test_overall_acc'],
-                         mean_class_acc=result['test_mean_class_acc'],
-                         **model_size(model, num_points)))
-    models = {rows[0]['model']: runners['teacher'].model.eval(),
-              rows[1]['model']: runners['plain'].model.student.eval(),
-              rows[2]['model']: runners['kdr'].model.student.eval()}
+        rows.append(
+            dict(
+                model=label,
+                loss=loss,
+                run=result['run'],
+                minutes=result['wall_minutes'],
+                overall_acc=result['test_overall_acc'],
+                mean_class_acc=result['test_mean_class_acc'],
+                **model_size(model, num_points)))
+    models = {
+        rows[0]['model']: runners['teacher'].model.eval(),
+        rows[1]['model']: runners['plain'].model.student.eval(),
+        rows[2]['model']: runners['kdr'].model.student.eval()
+    }
 
-    banner('3/4', 'deploy: bit-packed export and the packed CPU engine',
-           start)
+    banner('3/4', 'deploy: bit-packed export and the packed CPU engine', start)
     args.points = num_points
     rows.append(deploy(args, runners['kdr'], models, rows))
 

@@ -66,9 +66,8 @@ def build_student(cfg) -> torch.nn.Module:
     """Build the plain student of :func:`student_config` (mmdet3d scope)."""
     import copy
 
-    from mmengine.registry import DefaultScope
-
     from mmdet3d.registry import MODELS
+    from mmengine.registry import DefaultScope
     with DefaultScope.overwrite_default_scope('mmdet3d'):
         return MODELS.build(copy.deepcopy(cfg.model))
 
@@ -92,8 +91,9 @@ def student_config(config: str):
     if model.get('type') != 'BinaryDistiller':
         raise ValueError(f'{config!r} does not train a BinaryDistiller')
     teacher_cfg, _ = load_model_config(model['teacher'])
-    student, binarize = BinaryDistiller.student_config(
-        teacher_cfg, model.get('student'), model.get('binarize'))
+    student, binarize = BinaryDistiller.student_config(teacher_cfg,
+                                                       model.get('student'),
+                                                       model.get('binarize'))
     if binarize is not None:  # the 'Binarized' factory builds it anywhere
         student = dict(type='Binarized', model=student, **binarize)
     cfg.model = ConfigDict(student)
@@ -143,14 +143,19 @@ def extract(ckpt: str,
     if config is not None:
         cfg = student_config(config)
         match = check_state(
-            build_student(cfg), student, ckpt, allow_partial,
+            build_student(cfg),
+            student,
+            ckpt,
+            allow_partial,
             fix=(f'Give the checkpoint of a run of {config}, or the config '
                  'that run used; --allow-partial-checkpoint extracts anyway'),
             checkpoint=checkpoint)
         if not match.ok:
-            print_log(f'the student of {ckpt} does not fit {config}: '
-                      f'{match.describe()}', logger='current',
-                      level=logging.WARNING)
+            print_log(
+                f'the student of {ckpt} does not fit {config}: '
+                f'{match.describe()}',
+                logger='current',
+                level=logging.WARNING)
     meta = dict(checkpoint.get('meta', {}) or {})
     meta['extracted_from'] = osp.abspath(ckpt)
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
@@ -172,8 +177,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'checkpoint')
     parser.add_argument('ckpt', help='BinaryDistiller checkpoint')
     parser.add_argument('out', help='output student checkpoint')
-    parser.add_argument('--config', help='the distiller training config; '
-                        'writes the plain student config next to OUT')
+    parser.add_argument(
+        '--config',
+        help='the distiller training config; '
+        'writes the plain student config next to OUT')
     parser.add_argument('--out-config', help='where to write that config')
     parser.add_argument(
         '--allow-partial-checkpoint',

@@ -34,14 +34,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '(parameters or buffers left unloaded, unknown keys, tensors of '
         'another shape): what fits is loaded, the rest keeps its initial '
         'values. Without it any mismatch exits with status 1')
-    parser.add_argument('--cfg-options',
-                        nargs='+',
-                        action=DictAction,
-                        help='override config settings, key=value')
-    parser.add_argument('--launcher',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none',
-                        help='job launcher')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -52,11 +54,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> dict:
     """Test; returns the metrics dict."""
     args = parse_args(argv)
-    from mmbinpc.apis.launch import setup_cpu_distributed, warn_if_synthetic
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+
     import mmbinpc  # noqa: F401
     from mmbinpc.apis import check_checkpoint_file, read_checkpoint
+    from mmbinpc.apis.launch import setup_cpu_distributed, warn_if_synthetic
     read_checkpoint(args.checkpoint)  # a bad file fails before the build
     from mmbinpc.models.distillers import find_config_file
     cfg = Config.fromfile(find_config_file(args.config))  # mmdet3d::... too
@@ -76,8 +79,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
         else RUNNERS.build(cfg)
     warn_if_synthetic(cfg, 'test_dataloader')
     # The Runner loads non-strictly: check the fit first.
-    check_checkpoint_file(runner.model, args.checkpoint,
-                          allow_partial=args.allow_partial_checkpoint)
+    check_checkpoint_file(
+        runner.model,
+        args.checkpoint,
+        allow_partial=args.allow_partial_checkpoint)
     return runner.test()
 
 

@@ -47,9 +47,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'work dir when no path is given. With the default runtime '
         '(RNGStateHook) and randomness.deterministic=True the resumed run '
         'ends with the same weights as an uninterrupted one')
-    parser.add_argument('--amp',
-                        action='store_true',
-                        help='automatic mixed precision')
+    parser.add_argument(
+        '--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
@@ -60,10 +59,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action=DictAction,
         help='override config settings, key=value (e.g. '
         'train_dataloader.batch_size=8 train_cfg.max_epochs=5)')
-    parser.add_argument('--launcher',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none',
-                        help='job launcher')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -115,6 +115,7 @@ def main(argv: Optional[List[str]] = None):
     cfg = build_config(args)
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+
     import mmbinpc  # noqa: F401  (registers everything, CPU point ops)
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \

@@ -8,11 +8,12 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     # mmengine's CheckpointHook, written kill-safe: temp file + fsync +
     # rename, the old best deleted only after the new one is in place.
-    checkpoint=dict(type='SafeCheckpointHook',
-                    interval=1,
-                    max_keep_ckpts=2,
-                    save_best='overall_acc',
-                    rule='greater'),
+    checkpoint=dict(
+        type='SafeCheckpointHook',
+        interval=1,
+        max_keep_ckpts=2,
+        save_best='overall_acc',
+        rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # Random state as a function of (seed, epoch, iteration), saved in each
     # checkpoint: `--resume` reproduces the uninterrupted run.
@@ -25,9 +26,8 @@ env_cfg = dict(
 )
 log_processor = dict(type='LogProcessor', window_size=20, by_epoch=True)
 vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='Det3DLocalVisualizer',
-                  vis_backends=vis_backends,
-                  name='visualizer')
+visualizer = dict(
+    type='Det3DLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 log_level = 'INFO'
 load_from = None
 resume = False

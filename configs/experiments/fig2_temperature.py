@@ -10,19 +10,23 @@ description = ('The -kdr configs with model.distill.temperature = T; the '
 _settings = (('lsr-ema', 'LSR+EMA'), ('xnor-max', 'XNOR+MAX'))
 
 teachers = dict(
-    pointnet=dict(config='configs/pointnet/pointnet_fp_modelnet40.py',
-                  label='FP32 PointNet (teacher)',
-                  tags=dict(method='FP32')))
+    pointnet=dict(
+        config='configs/pointnet/pointnet_fp_modelnet40.py',
+        label='FP32 PointNet (teacher)',
+        tags=dict(method='FP32')))
 
 runs = [
-    dict(name=f'{s}-kdr_T{t}',
-         config=f'configs/pointnet/pointnet_bin_{s}-kdr_modelnet40.py',
-         teacher='pointnet',
-         cfg_options={'model.distill.temperature': float(t)},
-         label=f'{M} + KDR, T = {t}',
-         tags=dict(method=f'{M}+KDR', T=t))
-    for s, M in _settings for t in range(1, 11)
+    dict(
+        name=f'{s}-kdr_T{t}',
+        config=f'configs/pointnet/pointnet_bin_{s}-kdr_modelnet40.py',
+        teacher='pointnet',
+        cfg_options={'model.distill.temperature': float(t)},
+        label=f'{M} + KDR, T = {t}',
+        tags=dict(method=f'{M}+KDR', T=t)) for s, M in _settings
+    for t in range(1, 11)
 ]
 
-plots = [dict(type='xy', name='temperature', x='T', series='method'),
-         dict(type='bars')]
+plots = [
+    dict(type='xy', name='temperature', x='T', series='method'),
+    dict(type='bars')
+]

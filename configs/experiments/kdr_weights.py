@@ -9,18 +9,19 @@ description = ('The -kdr config with model.distill.eta set; λ = 0.5, T = 2, '
                "reg_norm = '1'.")
 
 teachers = dict(
-    pointnet=dict(config='configs/pointnet/pointnet_fp_modelnet40.py',
-                  label='FP32 PointNet (teacher)',
-                  tags=dict(eta='teacher')))
+    pointnet=dict(
+        config='configs/pointnet/pointnet_fp_modelnet40.py',
+        label='FP32 PointNet (teacher)',
+        tags=dict(eta='teacher')))
 
 runs = [
-    dict(name=f'eta-{eta}',
-         config='configs/pointnet/pointnet_bin_lsr-ema-kdr_modelnet40.py',
-         teacher='pointnet',
-         cfg_options={'model.distill.eta': eta},
-         label=f'LSR + EMA + KDR, η = {eta}',
-         tags=dict(eta=eta))
-    for eta in (0.002, 0.02)
+    dict(
+        name=f'eta-{eta}',
+        config='configs/pointnet/pointnet_bin_lsr-ema-kdr_modelnet40.py',
+        teacher='pointnet',
+        cfg_options={'model.distill.eta': eta},
+        label=f'LSR + EMA + KDR, η = {eta}',
+        tags=dict(eta=eta)) for eta in (0.002, 0.02)
 ]
 
 plots = [dict(type='bars')]

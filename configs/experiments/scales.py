@@ -21,12 +21,12 @@
 smoke = dict(
     description='seconds per run, for the test suite: tiny generated data, '
     'accuracies meaningless',
-    data=dict(root='{scale_dir}/data',
-              kind='synthetic',
-              generator=dict(num_classes=4,
-                             train_per_class=8,
-                             test_per_class=4,
-                             num_points=64)),
+    data=dict(
+        root='{scale_dir}/data',
+        kind='synthetic',
+        generator=dict(
+            num_classes=4, train_per_class=8, test_per_class=4,
+            num_points=64)),
     num_points=64,
     batch_size=8,
     teacher_epochs=1,
@@ -45,30 +45,35 @@ smoke = dict(
 cpu = dict(
     description='the embedded CPU benchmark: generated ModelNet-format data, '
     'short schedule',
-    data=dict(root='data/synthetic_bench',
-              kind='synthetic',
-              generator=dict(num_classes=10,
-                             train_per_class=120,
-                             test_per_class=50,
-                             num_points=1024)),
+    data=dict(
+        root='data/synthetic_bench',
+        kind='synthetic',
+        generator=dict(
+            num_classes=10,
+            train_per_class=120,
+            test_per_class=50,
+            num_points=1024)),
     num_points=128,
     batch_size=32,
     teacher_epochs=15,
     student_epochs=20,
     seeds=(0, 1, 2),
     log_interval=11,
-    cfg_options={'default_hooks.checkpoint.max_keep_ckpts': 1,
-                 'train_dataloader.num_workers': 1,
-                 'val_dataloader.num_workers': 1,
-                 'test_dataloader.num_workers': 1})
+    cfg_options={
+        'default_hooks.checkpoint.max_keep_ckpts': 1,
+        'train_dataloader.num_workers': 1,
+        'val_dataloader.num_workers': 1,
+        'test_dataloader.num_workers': 1
+    })
 
 # The cpu scale with students trained twice as long (40 epochs; the cosine
 # decay is stretched to it). Same data, teacher schedule and seeds; for the
 # pairs whose cpu-scale students were still improving at epoch 20.
-cpu_long = dict(cpu,
-                description='the embedded CPU benchmark with 40-epoch '
-                'students',
-                student_epochs=40)
+cpu_long = dict(
+    cpu,
+    description='the embedded CPU benchmark with 40-epoch '
+    'students',
+    student_epochs=40)
 
 paper = dict(
     description="the paper's setting: real ModelNet40, 1024 points, "

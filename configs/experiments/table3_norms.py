@@ -17,35 +17,43 @@ _settings = (('bnn-max', 'BNN+MAX'), ('irnet-max', 'IRNET+MAX'),
 _norms = ('fro', '1', '2', 'l1', 'nuclear', 'inf')
 
 teachers = dict(
-    pointnet=dict(config='configs/pointnet/pointnet_fp_modelnet40.py',
-                  label='FP32 PointNet (teacher)',
-                  tags=dict(method='FP32', norm='teacher')))
+    pointnet=dict(
+        config='configs/pointnet/pointnet_fp_modelnet40.py',
+        label='FP32 PointNet (teacher)',
+        tags=dict(method='FP32', norm='teacher')))
 
 runs = [
-    dict(name=f'{s}_origin',
-         config=f'configs/pointnet/pointnet_bin_{s}_modelnet40.py',
-         teacher='pointnet',
-         label=f'{M}, origin (L_CE)',
-         paper=dict(table='T3', backbone='PointNet', method=M,
-                    setting='origin'),
-         tags=dict(method=M, norm='none'))
-    for s, M in _settings
+    dict(
+        name=f'{s}_origin',
+        config=f'configs/pointnet/pointnet_bin_{s}_modelnet40.py',
+        teacher='pointnet',
+        label=f'{M}, origin (L_CE)',
+        paper=dict(
+            table='T3', backbone='PointNet', method=M, setting='origin'),
+        tags=dict(method=M, norm='none')) for s, M in _settings
 ] + [
-    dict(name=f'{s}_reg-{n}',
-         config=f'configs/pointnet/pointnet_bin_{s}-kdr_modelnet40.py',
-         teacher='pointnet',
-         cfg_options={'model.distill.lambda_': 0.0,
-                      'model.distill.reg_norm': n},
-         label=f'{M}, L_CE + η·L_reg ({n})',
-         paper=dict(table='T3', backbone='PointNet', method=M,
-                    setting=f'reg={n}'),
-         tags=dict(method=M, norm=n))
-    for s, M in _settings for n in _norms
+    dict(
+        name=f'{s}_reg-{n}',
+        config=f'configs/pointnet/pointnet_bin_{s}-kdr_modelnet40.py',
+        teacher='pointnet',
+        cfg_options={
+            'model.distill.lambda_': 0.0,
+            'model.distill.reg_norm': n
+        },
+        label=f'{M}, L_CE + η·L_reg ({n})',
+        paper=dict(
+            table='T3', backbone='PointNet', method=M, setting=f'reg={n}'),
+        tags=dict(method=M, norm=n)) for s, M in _settings for n in _norms
 ]
 
 plots = [
     dict(type='bars'),
-    dict(type='curves', name='train_loss', curve='train_loss',
-         panel='method', series='norm', teacher=False,
-         title='Fig. 3: training loss per norm (L_CE + η·L_reg)'),
+    dict(
+        type='curves',
+        name='train_loss',
+        curve='train_loss',
+        panel='method',
+        series='norm',
+        teacher=False,
+        title='Fig. 3: training loss per norm (L_CE + η·L_reg)'),
 ]

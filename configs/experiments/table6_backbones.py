@@ -19,28 +19,39 @@ _backbones = (
 _settings = (('xnor-max', 'XNOR+MAX'), ('lsr-ema', 'LSR+EMA'))
 
 teachers = {
-    b: dict(config=f'{prefix}_fp_modelnet40.py',
-            label=f'FP32 {B} (teacher)',
-            paper=dict(table='T6', backbone=B, method='FP32', setting=''),
-            tags=dict(backbone=B, method='FP32', loss='FP32'))
+    b:
+    dict(
+        config=f'{prefix}_fp_modelnet40.py',
+        label=f'FP32 {B} (teacher)',
+        paper=dict(table='T6', backbone=B, method='FP32', setting=''),
+        tags=dict(backbone=B, method='FP32', loss='FP32'))
     for b, B, prefix in _backbones
 }
 
 runs = [
-    dict(name=f'{b}_{s}{kdr}',
-         config=f'{prefix}_bin_{s}{kdr}_modelnet40.py',
-         teacher=b,
-         label=f'{B} {M}' + (' + KDR' if kdr else ''),
-         paper=dict(table='T6', backbone=B,
-                    method=M + ('+KDR' if kdr else ''), setting=''),
-         tags=dict(backbone=B, method=M, loss='KDR' if kdr else 'plain'))
+    dict(
+        name=f'{b}_{s}{kdr}',
+        config=f'{prefix}_bin_{s}{kdr}_modelnet40.py',
+        teacher=b,
+        label=f'{B} {M}' + (' + KDR' if kdr else ''),
+        paper=dict(
+            table='T6',
+            backbone=B,
+            method=M + ('+KDR' if kdr else ''),
+            setting=''),
+        tags=dict(backbone=B, method=M, loss='KDR' if kdr else 'plain'))
     for b, B, prefix in _backbones for s, M in _settings
     for kdr in ('', '-kdr')
 ]
 
 plots = [
     dict(type='bars'),
-    dict(type='curves', name='val_error', curve='val_error',
-         panel=('backbone', 'method'), series='loss', teacher=True,
-         title='Fig. 4: validation error per epoch, teacher vs plain vs KDR'),
+    dict(
+        type='curves',
+        name='val_error',
+        curve='val_error',
+        panel=('backbone', 'method'),
+        series='loss',
+        teacher=True,
+        title='Fig. 4: validation error per epoch, teacher vs plain vs KDR'),
 ]

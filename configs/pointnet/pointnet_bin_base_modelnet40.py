@@ -27,12 +27,14 @@ model = dict(
 # the teacher's (5e-3), scale-relative learning rates for the latent weights
 # (the binarizers' scales at their layer's rate) and no weight decay on them
 # or on the binarizers' scales; no point dropout in the training pipeline.
-optim_wrapper = dict(optimizer=dict(lr=5e-3),
-                     constructor='BinaryOptimWrapperConstructor',
-                     paramwise_cfg=dict(latent_lr='scaled',
-                                        latent_decay_mult=0.0,
-                                        binarizer_lr_mult=1.0,
-                                        binarizer_decay_mult=0.0))
+optim_wrapper = dict(
+    optimizer=dict(lr=5e-3),
+    constructor='BinaryOptimWrapperConstructor',
+    paramwise_cfg=dict(
+        latent_lr='scaled',
+        latent_decay_mult=0.0,
+        binarizer_lr_mult=1.0,
+        binarizer_decay_mult=0.0))
 train_dataloader = dict(
     dataset=dict(pipeline={{_base_.binary_train_pipeline}}))
 

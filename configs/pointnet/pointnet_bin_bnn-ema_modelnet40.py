@@ -8,5 +8,6 @@ _base_ = ['./pointnet_bin_base_modelnet40.py']
 # outputs reach ±256 and the transforms turn random, so those two layers use
 # XNOR's per-channel weight scale (docs/recipe.md).
 model = dict(
-    binarize=dict(method='bnn', aggregation='ema',
-                  overrides={'*tnet.transform': 'xnor'}))
+    binarize=dict(
+        method='bnn', aggregation='ema', overrides={'*tnet.transform': 'xnor'
+                                                    }))

@@ -9,8 +9,10 @@ _base_ = ['./pointnet_bin_base_modelnet40.py']
 # transforms turn random, so those two layers use XNOR's per-channel weight
 # scale (docs/recipe.md).
 model = dict(
-    binarize=dict(method='irnet', aggregation='ema',
-                  overrides={'*tnet.transform': 'xnor'}))
+    binarize=dict(
+        method='irnet',
+        aggregation='ema',
+        overrides={'*tnet.transform': 'xnor'}))
 
 # IR-Net's EDE: the backward approximation sharpens during training.
 custom_hooks = [dict(type='TeacherValHook'), dict(type='IRNetScheduleHook')]

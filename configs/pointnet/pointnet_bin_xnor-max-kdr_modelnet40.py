@@ -7,5 +7,4 @@
 # so that η·L_reg starts near 0.5 (see docs/method.md).
 _base_ = ['./pointnet_bin_xnor-max_modelnet40.py']
 
-model = dict(
-    distill=dict(temperature=2.0, lambda_=0.5, eta=0.2, reg_norm='1'))
+model = dict(distill=dict(temperature=2.0, lambda_=0.5, eta=0.2, reg_norm='1'))

@@ -25,11 +25,13 @@ model = dict(
 # The binary-student recipe (docs/recipe.md): scale-relative learning rates
 # for the latent weights and no weight decay on them or on the binarizers'
 # scales; no point dropout in the training pipeline.
-optim_wrapper = dict(constructor='BinaryOptimWrapperConstructor',
-                     paramwise_cfg=dict(latent_lr='scaled',
-                                        latent_decay_mult=0.0,
-                                        binarizer_lr_mult=0.1,
-                                        binarizer_decay_mult=0.0))
+optim_wrapper = dict(
+    constructor='BinaryOptimWrapperConstructor',
+    paramwise_cfg=dict(
+        latent_lr='scaled',
+        latent_decay_mult=0.0,
+        binarizer_lr_mult=0.1,
+        binarizer_decay_mult=0.0))
 train_dataloader = dict(
     dataset=dict(pipeline={{_base_.binary_train_pipeline}}))
 

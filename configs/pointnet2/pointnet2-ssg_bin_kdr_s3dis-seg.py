@@ -24,5 +24,6 @@ custom_hooks = [dict(type='TeacherValHook')]
 
 # Kill-safe checkpoints and a resume that reproduces the uninterrupted run
 # (docs/security_and_reliability.md); mmdet3d's runtime has neither.
-default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'),
-                     rng_state=dict(type='RNGStateHook'))
+default_hooks = dict(
+    checkpoint=dict(type='SafeCheckpointHook'),
+    rng_state=dict(type='RNGStateHook'))

@@ -9,6 +9,6 @@ from .timing import ORDERS, run_rounds, speedup, timing_stats
 __all__ = [
     'ComplexityReport', 'LayerCount', 'PointOpCount', 'count_complexity',
     'is_binary_layer', 'model_forward', 'POINT_OP_MODULES', 'cpu_name',
-    'code_version', 'host_info',
-    'run_rounds', 'ORDERS', 'timing_stats', 'speedup'
+    'code_version', 'host_info', 'run_rounds', 'ORDERS', 'timing_stats',
+    'speedup'
 ]

@@ -55,13 +55,12 @@ _MATMUL_FUNCS = {
 # element-wise arithmetic: one FLOP per output element
 _ELEMENTWISE_FUNCS = {
     torch.add, torch.sub, torch.mul, torch.div, torch.Tensor.add,
-    torch.Tensor.sub, torch.Tensor.mul, torch.Tensor.div,
-    torch.Tensor.add_, torch.Tensor.sub_, torch.Tensor.mul_,
-    torch.Tensor.div_, torch.Tensor.__add__, torch.Tensor.__radd__,
-    torch.Tensor.__iadd__, torch.Tensor.__sub__, torch.Tensor.__rsub__,
-    torch.Tensor.__isub__, torch.Tensor.__mul__, torch.Tensor.__rmul__,
-    torch.Tensor.__imul__, torch.Tensor.__truediv__,
-    torch.Tensor.__itruediv__
+    torch.Tensor.sub, torch.Tensor.mul, torch.Tensor.div, torch.Tensor.add_,
+    torch.Tensor.sub_, torch.Tensor.mul_, torch.Tensor.div_,
+    torch.Tensor.__add__, torch.Tensor.__radd__, torch.Tensor.__iadd__,
+    torch.Tensor.__sub__, torch.Tensor.__rsub__, torch.Tensor.__isub__,
+    torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.Tensor.__imul__,
+    torch.Tensor.__truediv__, torch.Tensor.__itruediv__
 }
 
 #: class name -> (point op label, estimator name); matched on the class name
@@ -290,8 +289,8 @@ def _binary_layer_counts(module: nn.Module, x: Tensor, out: Tensor,
         extra = in_channels
     bias = module.bias.numel() if module.bias is not None else 0
     row.params += _own_params(module)
-    row.storage_bits += module.weight.numel() + 32 * (bias + scale_floats +
-                                                      extra)
+    row.storage_bits += module.weight.numel() + 32 * (
+        bias + scale_floats + extra)
     if not getattr(module, 'binarize_input', True):
         row.precision = '1-bit w'
         row.macs += macs
@@ -337,8 +336,10 @@ class _Tracker:
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
-        self.names = {m: n or type(model).__name__
-                      for n, m in model.named_modules()}
+        self.names = {
+            m: n or type(model).__name__
+            for n, m in model.named_modules()
+        }
         self.stack: List[nn.Module] = []
         self.counted_depth = 0
         self.rows: Dict[str, LayerCount] = {}
@@ -459,8 +460,8 @@ class _Tracker:
 
     def __enter__(self) -> '_Tracker':
         for module in self.model.modules():
-            self.handles.append(module.register_forward_pre_hook(
-                self.pre_hook))
+            self.handles.append(
+                module.register_forward_pre_hook(self.pre_hook))
             self.handles.append(module.register_forward_hook(self.post_hook))
         return self
 
@@ -470,10 +471,10 @@ class _Tracker:
         self.handles.clear()
 
 
-def count_complexity(model: nn.Module,
-                     forward: Callable[[], Any],
-                     reference: Optional[ComplexityReport] = None
-                     ) -> ComplexityReport:
+def count_complexity(
+        model: nn.Module,
+        forward: Callable[[], Any],
+        reference: Optional[ComplexityReport] = None) -> ComplexityReport:
     """Run ``forward()`` once and count every layer of ``model``.
 
     Args:
@@ -511,10 +512,11 @@ def _in_channels(model: nn.Module, default: int = 3) -> int:
     return default
 
 
-def model_forward(model: nn.Module, num_points: int = 1024,
+def model_forward(model: nn.Module,
+                  num_points: int = 1024,
                   in_channels: Optional[int] = None,
-                  batch_size: int = 1, seed: int = 0
-                  ) -> Tuple[Callable[[], Any], Tensor]:
+                  batch_size: int = 1,
+                  seed: int = 0) -> Tuple[Callable[[], Any], Tensor]:
     """A ``forward()`` closure for a classifier or mmdet3d segmentor.
 
     Args:
@@ -533,8 +535,8 @@ def model_forward(model: nn.Module, num_points: int = 1024,
                         f'forward closure to count_complexity instead')
     channels = in_channels or _in_channels(model)
     gen = torch.Generator().manual_seed(seed)
-    points = torch.rand(batch_size, num_points, channels,
-                        generator=gen) * 2 - 1
+    points = torch.rand(
+        batch_size, num_points, channels, generator=gen) * 2 - 1
 
     def forward() -> Any:
         return model._forward(dict(points=list(points.unbind(0))))

@@ -44,7 +44,9 @@ def code_version(
     def git(*args: str) -> Optional[str]:
         try:
             done = subprocess.run(['git', '-C', where, *args],
-                                  capture_output=True, text=True, timeout=30)
+                                  capture_output=True,
+                                  text=True,
+                                  timeout=30)
         except (OSError, subprocess.SubprocessError):
             return None
         return done.stdout.strip() if done.returncode == 0 else None
@@ -63,5 +65,7 @@ def host_info() -> Dict[str, Union[str, int, None]]:
         dict: ``cpu``, ``cpu_count`` and ``torch_threads``.
     """
     import torch
-    return dict(cpu=cpu_name(), cpu_count=os.cpu_count(),
-                torch_threads=torch.get_num_threads())
+    return dict(
+        cpu=cpu_name(),
+        cpu_count=os.cpu_count(),
+        torch_threads=torch.get_num_threads())

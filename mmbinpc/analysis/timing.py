@@ -9,9 +9,10 @@ from typing import Any, Callable, Dict, List, Mapping, Sequence
 ORDERS = ('interleaved', 'back to back')
 
 
-def run_rounds(runners: Dict[str, Callable[[Any], Any]], inputs: Any,
-               rounds: int, order: str = 'interleaved'
-               ) -> Dict[str, List[float]]:
+def run_rounds(runners: Dict[str, Callable[[Any], Any]],
+               inputs: Any,
+               rounds: int,
+               order: str = 'interleaved') -> Dict[str, List[float]]:
     """Wall times (s) of ``rounds`` runs of each runner on ``inputs``.
 
     Args:
@@ -83,12 +84,17 @@ def timing_stats(
                 f'wall times of {name!r} must be finite and > 0 seconds, '
                 f'got {bad[0]!r}')
     return dict(
-        median={k: statistics.median(v) * 1e3 for k, v in times.items()},
-        min={k: min(v) * 1e3 for k, v in times.items()})
+        median={
+            k: statistics.median(v) * 1e3
+            for k, v in times.items()
+        },
+        min={
+            k: min(v) * 1e3
+            for k, v in times.items()
+        })
 
 
-def speedup(stat: Mapping[str, float], baseline: str,
-            candidate: str) -> float:
+def speedup(stat: Mapping[str, float], baseline: str, candidate: str) -> float:
     """How many times faster ``candidate`` runs than ``baseline``.
 
     ``stat[baseline] / stat[candidate]`` (times of one statistic, e.g. the

@@ -3,8 +3,7 @@
 and preparing a config for the Runner."""
 from .checkpoint import (ALLOW_PARTIAL_FLAG, ALLOW_PARTIAL_HELP, TOOL_FIX,
                          StateMatch, build_from_checkpoint,
-                         check_checkpoint_file, check_state,
-                         checkpoint_state,
+                         check_checkpoint_file, check_state, checkpoint_state,
                          load_checkpoint_checked, load_state_checked,
                          match_state, read_checkpoint, select_student,
                          trained_binary)

@@ -97,8 +97,10 @@ class StateMatch:
                          f'the model ({some(self.unexpected)})')
         if self.mismatched:
             n = len(self.mismatched)
-            shapes = [f'{k} {tuple(c)} in the checkpoint vs {tuple(m)} in '
-                      f'the model' for k, c, m in self.mismatched]
+            shapes = [
+                f'{k} {tuple(c)} in the checkpoint vs {tuple(m)} in '
+                f'the model' for k, c, m in self.mismatched
+            ]
             parts.append(f'{tensors(n)} {"has" if n == 1 else "have"} '
                          f'another shape ({some(shapes)})')
         return '; '.join(parts)
@@ -133,8 +135,8 @@ def read_checkpoint(path: str,
             'Give a .pth file, e.g. the best_*.pth or epoch_*.pth in it')
     if not osp.exists(path):
         raise CheckpointMismatchError(
-            path, 'does not exist',
-            fix or 'Check the path, or train the model first with '
+            path, 'does not exist', fix
+            or 'Check the path, or train the model first with '
             'tools/train.py')
     try:
         checkpoint = load_checkpoint_file(path, map_location=map_location)
@@ -159,8 +161,8 @@ def read_checkpoint(path: str,
             detail = 'the file is empty'
         raise CheckpointMismatchError(
             path, f'cannot be read: it is truncated, corrupted or not a torch '
-            f'checkpoint ({detail})', fix or
-            'A run killed while writing it leaves such a file; use another '
+            f'checkpoint ({detail})', fix
+            or 'A run killed while writing it leaves such a file; use another '
             'checkpoint of the run (e.g. an epoch_*.pth) or train again'
         ) from err
     if not isinstance(checkpoint, Mapping):
@@ -239,8 +241,8 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if is_model_wrapper(model) else model
 
 
-def match_state(model: nn.Module,
-                state: Mapping[str, torch.Tensor]) -> StateMatch:
+def match_state(model: nn.Module, state: Mapping[str,
+                                                 torch.Tensor]) -> StateMatch:
     """Compare a state dict with what ``model`` saves and can load.
 
     Args:
@@ -349,9 +351,11 @@ def load_state_checked(model: nn.Module,
     if not match.ok:
         bad = {k for k, _, _ in match.mismatched}
         state = OrderedDict((k, v) for k, v in state.items() if k not in bad)
-        print_log(f'checkpoint {path} loaded partially '
-                  f'({ALLOW_PARTIAL_FLAG}): {match.describe()}',
-                  logger=logger, level=logging.WARNING)
+        print_log(
+            f'checkpoint {path} loaded partially '
+            f'({ALLOW_PARTIAL_FLAG}): {match.describe()}',
+            logger=logger,
+            level=logging.WARNING)
     target.load_state_dict(state, strict=False)
     return match
 
@@ -387,10 +391,11 @@ def load_checkpoint_checked(model: nn.Module,
                               checkpoint)
 
 
-def build_from_checkpoint(config: str,
-                          checkpoint: str,
-                          cfg_options: Optional[Mapping[str, Any]] = None
-                          ) -> Tuple[Any, nn.Module]:
+def build_from_checkpoint(
+        config: str,
+        checkpoint: str,
+        cfg_options: Optional[Mapping[str,
+                                      Any]] = None) -> Tuple[Any, nn.Module]:
     """Build a config's model and load a checkpoint into it, strictly.
 
     What the analysis tools share: the config file with its
@@ -446,9 +451,11 @@ def check_checkpoint_file(model: nn.Module,
     checkpoint, state = _read_state(path, student)
     match = check_state(model, state, path, allow_partial, fix, checkpoint)
     if not match.ok:
-        print_log(f'checkpoint {path} does not fit the model and is loaded '
-                  f'partially ({ALLOW_PARTIAL_FLAG}): {match.describe()}',
-                  logger='current', level=logging.WARNING)
+        print_log(
+            f'checkpoint {path} does not fit the model and is loaded '
+            f'partially ({ALLOW_PARTIAL_FLAG}): {match.describe()}',
+            logger='current',
+            level=logging.WARNING)
     return match
 
 

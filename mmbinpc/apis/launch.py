@@ -68,6 +68,7 @@ def warn_if_synthetic(cfg: Config, loader: str = 'train_dataloader') -> None:
     dataset = (cfg.get(loader) or {}).get('dataset') or {}
     root = dataset.get('data_root')
     if root and osp.isdir(root) and is_synthetic(root):
-        print_log(f'{BANNER}\n(data_root={root})',
-                  logger='current',
-                  level=logging.WARNING)
+        print_log(
+            f'{BANNER}\n(data_root={root})',
+            logger='current',
+            level=logging.WARNING)

@@ -13,9 +13,8 @@ from statistics import NormalDist
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
-from torch import Tensor, nn
-
 from mmdet3d.registry import MODELS
+from torch import Tensor, nn
 
 POOL_MODES = ('max', 'ema', 'avg', 'max+avg', 'ema+avg')
 
@@ -135,7 +134,6 @@ def to_max(mode: str) -> str:
 
 PoolLike = Union[PointPool, nn.Module]
 
-
 # --------------------------------------------------------------------------
 # Adapters for mmdet3d's pooling sites.
 #
@@ -203,18 +201,21 @@ def _adapted_class(cls: type, mixin: type) -> type:
     """The cached per-class adapter subclass of an mmdet3d module class."""
     if cls not in _ADAPTED:
         name = f'Pooled{cls.__name__}'
-        adapted = type(name, (mixin, cls), {
-            '__module__': __name__,
-            '__doc__': f'{cls.__name__} pooling through a PointPool child '
-                       f'(see mmbinpc.binary.aggregation.attach_pooling).'
-        })
+        adapted = type(
+            name, (mixin, cls), {
+                '__module__':
+                __name__,
+                '__doc__':
+                f'{cls.__name__} pooling through a PointPool child '
+                f'(see mmbinpc.binary.aggregation.attach_pooling).'
+            })
         _ADAPTED[cls] = adapted
         globals()[name] = adapted
     return _ADAPTED[cls]
 
 
-def _site_kind(module: nn.Module,
-               kinds: List[Tuple[type, type, str]]) -> Optional[tuple]:
+def _site_kind(module: nn.Module, kinds: List[Tuple[type, type,
+                                                    str]]) -> Optional[tuple]:
     for base, mixin, attr in kinds:
         if isinstance(module, base):
             return base, mixin, attr
@@ -278,8 +279,10 @@ def pooling_sites(model: nn.Module) -> Dict[str, PointPool]:
     Returns:
         dict[str, PointPool]: Name -> pooling site.
     """
-    return {name: m for name, m in model.named_modules()
-            if isinstance(m, PointPool)}
+    return {
+        name: m
+        for name, m in model.named_modules() if isinstance(m, PointPool)
+    }
 
 
 def set_pooling_mode(model: nn.Module, aggregation: str) -> Dict[str, str]:

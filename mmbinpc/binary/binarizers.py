@@ -95,8 +95,8 @@ class BinarizerSpec:
 
     def scale_floats(self, out_channels: int) -> int:
         """Floats stored for the weight scale of a layer."""
-        return dict(none=0, per_channel=out_channels,
-                    per_layer=1)[self.weight_scale]
+        return dict(
+            none=0, per_channel=out_channels, per_layer=1)[self.weight_scale]
 
     def threshold_floats(self, in_channels: int) -> int:
         """Floats stored for the input thresholds of a layer."""
@@ -155,7 +155,8 @@ def check_binarizer_name(name: Any) -> str:
     return name
 
 
-def build_binarizer(cfg: BinarizerCfg, in_channels: Optional[int] = None,
+def build_binarizer(cfg: BinarizerCfg,
+                    in_channels: Optional[int] = None,
                     out_channels: Optional[int] = None) -> 'Binarizer':
     """Build a binarizer from a name, a dict or an existing instance.
 
@@ -339,7 +340,8 @@ class Binarizer(nn.Module):
     #: weight of a new batch mean in the running centre of ``center_input``
     CENTER_MOMENTUM: float = 0.1
 
-    def __init__(self, in_channels: Optional[int] = None,
+    def __init__(self,
+                 in_channels: Optional[int] = None,
                  out_channels: Optional[int] = None,
                  center_input: bool = False) -> None:
         super().__init__()
@@ -483,7 +485,8 @@ class Binarizer(nn.Module):
         return sign, self.weight_scale(weight).detach().clone()
 
     @torch.no_grad()
-    def input_parts(self, x: Tensor,
+    def input_parts(self,
+                    x: Tensor,
                     dim: int = 1) -> Tuple[Tensor, Optional[Tensor]]:
         """Split the binary input into ``(sign, scale_or_None)``.
 
@@ -500,13 +503,14 @@ class Binarizer(nn.Module):
         scale = self.input_scale(x, dim)
         return sign, None if scale is None else scale.detach().clone()
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
-                              strict, missing_keys, unexpected_keys,
-                              error_msgs):
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs):
         own = [prefix + k for k, _ in self.named_parameters(recurse=False)]
         own += [prefix + k for k, _ in self.named_buffers(recurse=False)]
-        own = [k for k in own if k.rsplit('.', 1)[-1]
-               not in self._non_persistent_buffers_set]
+        own = [
+            k for k in own
+            if k.rsplit('.', 1)[-1] not in self._non_persistent_buffers_set
+        ]
         if own and not any(k in state_dict for k in own):
             return  # an FP32 state dict: keep our current values
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
@@ -522,9 +526,11 @@ class Binarizer(nn.Module):
 class BNNBinarizer(Binarizer):
     """BNN (Hubara et al.): ``sign(W)``, ``sign(a)``, no scale, clipped STE."""
 
-    spec = BinarizerSpec(weight='sign(W)', activation='sign(a)',
-                         backward='clipped STE 1{|x| <= 1}',
-                         source='Hubara et al., NeurIPS 2016 (BNN)')
+    spec = BinarizerSpec(
+        weight='sign(W)',
+        activation='sign(a)',
+        backward='clipped STE 1{|x| <= 1}',
+        source='Hubara et al., NeurIPS 2016 (BNN)')
 
 
 @register_binarizer('xnor')
@@ -540,7 +546,8 @@ class XNORBinarizer(Binarizer):
     spec = BinarizerSpec(
         weight='sign(Wc)·α, Wc = W − mean_c(W), α = mean_c|Wc|',
         activation='sign(a)·β, β = mean |a| over the channels of each point',
-        backward='clipped STE', weight_scale='per_channel',
+        backward='clipped STE',
+        weight_scale='per_channel',
         input_scale='mean_abs',
         source='Rastegari et al., ECCV 2016 (XNOR-Net)')
 
@@ -582,8 +589,10 @@ class IRNetBinarizer(Binarizer):
 
     spec = BinarizerSpec(
         weight='sign(Ŵ)·2^round(log2(mean_c|Ŵ|)), Ŵ = (W − μ_c)/σ_c',
-        activation='sign(a)', backward='EDE k·t·(1 − tanh²(t·x))',
-        weight_scale='per_channel', source='Qin et al., CVPR 2020 (IR-Net)')
+        activation='sign(a)',
+        backward='EDE k·t·(1 − tanh²(t·x))',
+        weight_scale='per_channel',
+        source='Qin et al., CVPR 2020 (IR-Net)')
 
     T_MIN = 1e-3
     T_MAX = 10.0
@@ -670,7 +679,8 @@ class LSRBinarizer(Binarizer):
 
     spec = BinarizerSpec(
         weight='sign(W − mean(W))·α, one learnable α per layer',
-        activation='sign(a)', backward='clipped STE',
+        activation='sign(a)',
+        backward='clipped STE',
         weight_scale='per_layer',
         source='Qin et al., ICLR 2022 (BiPointNet, LSR)')
 
@@ -733,9 +743,11 @@ class BiRealBinarizer(Binarizer):
     """
 
     spec = BinarizerSpec(
-        weight='sign(W)·mean_c|W|', activation='sign(a)',
+        weight='sign(W)·mean_c|W|',
+        activation='sign(a)',
         backward='weights clipped STE; activations ApproxSign',
-        weight_scale='per_channel', source='Liu et al., ECCV 2018 (Bi-Real)')
+        weight_scale='per_channel',
+        source='Liu et al., ECCV 2018 (Bi-Real)')
 
     def weight_scale(self, weight: Tensor) -> Tensor:
         return _per_out_channel(lambda w: w.abs().mean(1), weight.detach())
@@ -757,9 +769,12 @@ class ReActBinarizer(BiRealBinarizer):
     """
 
     spec = BinarizerSpec(
-        weight='as bireal', activation='sign(a − τ), learnable τ per channel',
-        backward='as bireal', weight_scale='per_channel',
-        input_threshold='learned', source='Liu et al., ECCV 2020 (ReActNet)')
+        weight='as bireal',
+        activation='sign(a − τ), learnable τ per channel',
+        backward='as bireal',
+        weight_scale='per_channel',
+        input_threshold='learned',
+        source='Liu et al., ECCV 2020 (ReActNet)')
 
     def __init__(self, in_channels: Optional[int] = None, **kwargs) -> None:
         if in_channels is None:

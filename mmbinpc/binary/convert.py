@@ -24,15 +24,14 @@ import fnmatch
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import (Any, Dict, Iterable, List, Mapping, Optional,
-                    Sequence, Tuple, Union)
+from typing import (Any, Dict, Iterable, List, Mapping, Optional, Sequence,
+                    Tuple, Union)
 
 import torch
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
-from .aggregation import (_ADAPTED, PointPool, attach_pooling,
-                          set_pooling_mode)
+from .aggregation import _ADAPTED, PointPool, attach_pooling, set_pooling_mode
 from .binarizers import BinarizerCfg, build_binarizer, check_binarizer_name
 from .layers import BINARY_LAYERS, BinaryMixin, from_float
 
@@ -111,8 +110,8 @@ class BinarizeReport:
         for entry in self.kept_fp:
             rows.append((entry.name, entry.type, 'FP32', entry.reason))
         for entry in self.skipped:
-            rows.append((entry.name, entry.type, 'FP32 (skipped)',
-                         entry.reason))
+            rows.append(
+                (entry.name, entry.type, 'FP32 (skipped)', entry.reason))
         for name, (old, new) in self.activations.items():
             rows.append((name, old, f'-> {new}', 'activation'))
         for name, why in self.removed.items():
@@ -129,8 +128,11 @@ class BinarizeReport:
     def __str__(self) -> str:
         header = ('Module', 'Type', 'Precision', 'Note')
         rows = self.rows()
-        widths = [max(len(header[i]), *(len(r[i]) for r in rows))
-                  if rows else len(header[i]) for i in range(4)]
+        widths = [
+            max(len(header[i]), *(len(r[i])
+                                  for r in rows)) if rows else len(header[i])
+            for i in range(4)
+        ]
         line = '+' + '+'.join('-' * (w + 2) for w in widths) + '+'
 
         def fmt(row):
@@ -177,7 +179,9 @@ class _BinaryPAConvMixin(BinaryMixin):
     def binary_weight(self) -> Tensor:
         return self.binarizer.forward_weight(self.latent_weight()).t()
 
-    def apply_weight(self, x: Tensor, weight: Tensor,
+    def apply_weight(self,
+                     x: Tensor,
+                     weight: Tensor,
                      bias: Optional[Tensor] = None) -> Tensor:
         """(B, C, npoint, K) x (m·C_out, C) -> (B, npoint, K, m·C_out)."""
         out = torch.matmul(x.permute(0, 2, 3, 1), weight.t())
@@ -211,7 +215,8 @@ class _BinaryPAConvMixin(BinaryMixin):
 _BINARY_PACONV: Dict[type, type] = {}
 
 
-def binarize_paconv(module: nn.Module, binarizer: BinarizerCfg = 'xnor',
+def binarize_paconv(module: nn.Module,
+                    binarizer: BinarizerCfg = 'xnor',
                     binarize_input: bool = True) -> nn.Module:
     """Binarize a PAConv's weight bank in place (the instance is re-classed).
 
@@ -329,8 +334,10 @@ def _last_layers(candidates: Dict[str, nn.Module],
         if not isinstance(num_classes, int) or isinstance(num_classes, bool):
             continue
         prefix = mod_name + '.' if mod_name else ''
-        inside = [n for n in names if n.startswith(prefix)
-                  and _out_width(candidates[n]) == num_classes]
+        inside = [
+            n for n in names if n.startswith(prefix)
+            and _out_width(candidates[n]) == num_classes
+        ]
         if inside and inside[-1] not in found:
             found[inside[-1]] = f'last: classifier ({num_classes} classes)'
     if not found and names:
@@ -338,8 +345,9 @@ def _last_layers(candidates: Dict[str, nn.Module],
     return found
 
 
-def _candidates(model: nn.Module) -> Tuple[Dict[str, nn.Module], List[str],
-                                           Dict[str, str]]:
+def _candidates(
+    model: nn.Module
+) -> Tuple[Dict[str, nn.Module], List[str], Dict[str, str]]:
     """(convertible layers, already binary layers, unsupported -> reason)."""
     paconv, paconv_cuda = _paconv_classes()
     convertible: Dict[str, nn.Module] = {}
@@ -400,8 +408,8 @@ def _pre_pool_activations(model: nn.Module) -> List[str]:
             continue
         chains = list(mlps) if isinstance(mlps, nn.ModuleList) else [mlps]
         for chain in chains:
-            last = chain[-1] if isinstance(chain, nn.Sequential) and len(
-                chain) else chain
+            last = chain[-1] if isinstance(
+                chain, nn.Sequential) and len(chain) else chain
             act = getattr(last, 'activate', None)
             if isinstance(act, nn.Module) and id(act) in names:
                 found.append(names[id(act)])
@@ -471,17 +479,18 @@ def _centred_cfg(cfg: BinarizerCfg, name: str) -> BinarizerCfg:
                     f'dict(type=...) instead')
 
 
-def binarize(model: nn.Module,
-             method: str = 'xnor',
-             aggregation: str = 'ema',
-             keep_fp: Union[str, Sequence[str], None] = ('first', 'last'),
-             skip: Union[str, Sequence[str], None] = (),
-             overrides: Optional[Mapping[str, BinarizerCfg]] = None,
-             binarize_input: bool = True,
-             activation: Optional[str] = 'hardtanh',
-             dropout: str = 'remove',
-             center_inputs: Union[str, Sequence[str], None] = ()
-             ) -> BinarizeReport:
+def binarize(
+    model: nn.Module,
+    method: str = 'xnor',
+    aggregation: str = 'ema',
+    keep_fp: Union[str, Sequence[str], None] = ('first', 'last'),
+    skip: Union[str, Sequence[str], None] = (),
+    overrides: Optional[Mapping[str, BinarizerCfg]] = None,
+    binarize_input: bool = True,
+    activation: Optional[str] = 'hardtanh',
+    dropout: str = 'remove',
+    center_inputs: Union[str, Sequence[str], None] = ()
+) -> BinarizeReport:
     """Binarize a built point model in place.
 
     Args:
@@ -560,8 +569,8 @@ def binarize(model: nn.Module,
     def check_matches(patterns: Iterable[str], arg: str) -> None:
         for pattern in patterns:
             if not any(_match(pattern, n) for n in names):
-                shown = ', '.join(names[:8]) + (', ...'
-                                                if len(names) > 8 else '')
+                shown = ', '.join(
+                    names[:8]) + (', ...' if len(names) > 8 else '')
                 raise ValueError(
                     f'{arg} pattern {pattern!r} matches no binarizable layer;'
                     f' layer names look like: {shown}')
@@ -606,8 +615,9 @@ def binarize(model: nn.Module,
                     filter(None, [note, f'centred input {center_by!r}']))
             plan.append((name, 'convert', cfg, note))
     for pattern in center_items:
-        if not any(_match(pattern, name) and action == 'convert'
-                   for name, action, _, _ in plan):
+        if not any(
+                _match(pattern, name) and action == 'convert'
+                for name, action, _, _ in plan):
             raise ValueError(
                 f'center_inputs pattern {pattern!r} matches only layers '
                 f'that stay FP32 (keep_fp/skip); a centred input sign needs '
@@ -642,7 +652,8 @@ def binarize(model: nn.Module,
             LayerEntry(name, type_name, new.binarizer.name, note))
     for name, why in unsupported.items():
         report.skipped.append(
-            LayerEntry(name, type(modules[name]).__name__, None, why))
+            LayerEntry(name,
+                       type(modules[name]).__name__, None, why))
 
     attach_pooling(model, mode='max')
     report.pooling_modes = set_pooling_mode(model, aggregation)
@@ -675,7 +686,8 @@ def _binarize_options(value: Any) -> Optional[Dict[str, Any]]:
                     f'options, True or None; got {value!r}')
 
 
-def build_binarized(cfg: Mapping, registry=None,
+def build_binarized(cfg: Mapping,
+                    registry=None,
                     default_args: Optional[dict] = None) -> nn.Module:
     """Build a model config that may carry a ``binarize`` key.
 

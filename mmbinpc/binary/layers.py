@@ -13,10 +13,10 @@ binarizer='xnor')`` works in any mmcv ``ConvModule``.
 from typing import Any, Optional
 
 import torch.nn.functional as F
+from mmdet3d.registry import MODELS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from torch import Tensor, nn
 
-from mmdet3d.registry import MODELS
 from .binarizers import Binarizer, BinarizerCfg, build_binarizer
 
 
@@ -61,8 +61,8 @@ class BinaryMixin:
 
     def _binary_forward(self, x: Tensor) -> Tensor:
         self.binarizer.prepare(self, x)
-        return self.apply_weight(self.binary_input(x), self.binary_weight(),
-                                 self.bias)
+        return self.apply_weight(
+            self.binary_input(x), self.binary_weight(), self.bias)
 
     def extra_repr(self) -> str:
         return (super().extra_repr() + f', binarizer={self.binarizer.name!r}'
@@ -77,14 +77,19 @@ def _check_kwargs(cls_name: str, kwargs: dict) -> None:
 class _BinConvMixin(BinaryMixin):
     """Constructor and forward shared by :class:`BinConv1d`/``2d``."""
 
-    def __init__(self, *args, binarizer: BinarizerCfg = 'xnor',
-                 binarize_input: bool = True, **kwargs) -> None:
+    def __init__(self,
+                 *args,
+                 binarizer: BinarizerCfg = 'xnor',
+                 binarize_input: bool = True,
+                 **kwargs) -> None:
         _check_kwargs(type(self).__name__, kwargs)
         super().__init__(*args, **kwargs)
         self._init_binary(binarizer, binarize_input, self.in_channels,
                           self.out_channels)
 
-    def apply_weight(self, x: Tensor, weight: Tensor,
+    def apply_weight(self,
+                     x: Tensor,
+                     weight: Tensor,
                      bias: Optional[Tensor] = None) -> Tensor:
         return self._conv_forward(x, weight, bias)
 
@@ -126,15 +131,20 @@ class BinLinear(BinaryMixin, nn.Linear):
 
     channel_dim = -1
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+    def __init__(self,
+                 in_features: int,
+                 out_features: int,
+                 bias: bool = True,
                  binarizer: BinarizerCfg = 'xnor',
-                 binarize_input: bool = True, **kwargs) -> None:
+                 binarize_input: bool = True,
+                 **kwargs) -> None:
         _check_kwargs(type(self).__name__, kwargs)
         super().__init__(in_features, out_features, bias=bias, **kwargs)
-        self._init_binary(binarizer, binarize_input, in_features,
-                          out_features)
+        self._init_binary(binarizer, binarize_input, in_features, out_features)
 
-    def apply_weight(self, x: Tensor, weight: Tensor,
+    def apply_weight(self,
+                     x: Tensor,
+                     weight: Tensor,
                      bias: Optional[Tensor] = None) -> Tensor:
         return F.linear(x, weight, bias)
 
@@ -153,11 +163,15 @@ def is_binary_layer(module: nn.Module) -> bool:
         and isinstance(getattr(module, 'binarizer', None), nn.Module)
 
 
-BINARY_LAYERS = {nn.Conv1d: BinConv1d, nn.Conv2d: BinConv2d,
-                 nn.Linear: BinLinear}
+BINARY_LAYERS = {
+    nn.Conv1d: BinConv1d,
+    nn.Conv2d: BinConv2d,
+    nn.Linear: BinLinear
+}
 
 
-def from_float(module: nn.Module, binarizer: BinarizerCfg = 'xnor',
+def from_float(module: nn.Module,
+               binarizer: BinarizerCfg = 'xnor',
                binarize_input: bool = True) -> nn.Module:
     """A binary copy of an ``nn.Conv1d``/``nn.Conv2d``/``nn.Linear``.
 
@@ -176,20 +190,31 @@ def from_float(module: nn.Module, binarizer: BinarizerCfg = 'xnor',
     cls = BINARY_LAYERS.get(type(module))
     if cls is None:
         raise TypeError(f'cannot binarize a {type(module).__name__}; '
-                        f'supported: ' +
-                        ', '.join(t.__name__ for t in BINARY_LAYERS))
+                        f'supported: ' + ', '.join(t.__name__
+                                                   for t in BINARY_LAYERS))
     factory: Any = dict(device=module.weight.device, dtype=module.weight.dtype)
     if cls is BinLinear:
-        new = BinLinear(module.in_features, module.out_features,
-                        bias=module.bias is not None, binarizer=binarizer,
-                        binarize_input=binarize_input, **factory)
+        new = BinLinear(
+            module.in_features,
+            module.out_features,
+            bias=module.bias is not None,
+            binarizer=binarizer,
+            binarize_input=binarize_input,
+            **factory)
     else:
-        new = cls(module.in_channels, module.out_channels,
-                  module.kernel_size, stride=module.stride,
-                  padding=module.padding, dilation=module.dilation,
-                  groups=module.groups, bias=module.bias is not None,
-                  padding_mode=module.padding_mode, binarizer=binarizer,
-                  binarize_input=binarize_input, **factory)
+        new = cls(
+            module.in_channels,
+            module.out_channels,
+            module.kernel_size,
+            stride=module.stride,
+            padding=module.padding,
+            dilation=module.dilation,
+            groups=module.groups,
+            bias=module.bias is not None,
+            padding_mode=module.padding_mode,
+            binarizer=binarizer,
+            binarize_input=binarize_input,
+            **factory)
     new.binarizer.to(module.weight.device)
     new.weight.data.copy_(module.weight.data)
     new.weight.requires_grad_(module.weight.requires_grad)

@@ -5,11 +5,10 @@ import os.path as osp
 from typing import Callable, List, Optional, Sequence, Union
 
 import numpy as np
-from mmengine.dataset import BaseDataset
-from mmengine.logging import print_log
-
 from mmdet3d.registry import DATASETS, TRANSFORMS
 from mmdet3d.structures import DepthPoints
+from mmengine.dataset import BaseDataset
+from mmengine.logging import print_log
 
 from . import modelnet_io as mio
 
@@ -40,7 +39,8 @@ def detect_format(data_root: str) -> str:
 SPLITS = ('train', 'val', 'test')
 
 
-def holdout_indices(labels: Sequence[int], fraction: float,
+def holdout_indices(labels: Sequence[int],
+                    fraction: float,
                     seed: int = 0) -> set:
     """Indices held out of a training list as its validation split.
 
@@ -202,8 +202,8 @@ class ModelNet40Dataset(BaseDataset):
     def _stored_points(self, points: np.ndarray, source: str) -> np.ndarray:
         """What the cache holds for a shape: all points for 'random',
         the deterministic sample otherwise."""
-        points = np.ascontiguousarray(points[:, :self.num_channels],
-                                      dtype=np.float32)
+        points = np.ascontiguousarray(
+            points[:, :self.num_channels], dtype=np.float32)
         if self.sample_method == 'random':
             if points.shape[0] < self.num_points:
                 raise ValueError(
@@ -229,11 +229,12 @@ class ModelNet40Dataset(BaseDataset):
             self._stored_points(mio.parse_points_txt(path), path)
             for path in files
         ]
-        return dict(fingerprint=key,
-                    classes=classes,
-                    ids=ids,
-                    labels=labels,
-                    points=points)
+        return dict(
+            fingerprint=key,
+            classes=classes,
+            ids=ids,
+            labels=labels,
+            points=points)
 
     def _read_hdf5(self, root: str) -> dict:
         names_file = osp.join(root, 'shape_names.txt')
@@ -261,11 +262,12 @@ class ModelNet40Dataset(BaseDataset):
                 ids.append(f'{osp.basename(path)}:{j}')
                 labels.append(int(lab))
                 points.append(self._stored_points(shape, source))
-        return dict(fingerprint=key,
-                    classes=classes,
-                    ids=ids,
-                    labels=labels,
-                    points=points)
+        return dict(
+            fingerprint=key,
+            classes=classes,
+            ids=ids,
+            labels=labels,
+            points=points)
 
     def _try_cache(self, fmt: str, key: str) -> Optional[dict]:
         if not self.cache:
@@ -311,8 +313,10 @@ class ModelNet40Dataset(BaseDataset):
             raise ValueError(f'the {self.split} split of {self.data_root!r} '
                              f'is empty')
         return [
-            dict(points=split['points'][i], gt_label=int(split['labels'][i]),
-                 shape_id=split['ids'][i]) for i in keep
+            dict(
+                points=split['points'][i],
+                gt_label=int(split['labels'][i]),
+                shape_id=split['ids'][i]) for i in keep
         ]
 
     def get_data_info(self, idx: int) -> dict:
@@ -322,7 +326,7 @@ class ModelNet40Dataset(BaseDataset):
         if self.sample_method == 'random':
             points = mio.sample_points(points, self.num_points, 'random',
                                        info['shape_id'])
-        info['points'] = DepthPoints(np.array(points, dtype=np.float32),
-                                     points_dim=points.shape[1])
+        info['points'] = DepthPoints(
+            np.array(points, dtype=np.float32), points_dim=points.shape[1])
         info['num_pts_feats'] = points.shape[1]
         return info

@@ -35,8 +35,10 @@ def read_lines(path: str, what: str) -> List[str]:
     Returns:
         list[str]: The lines.
     """
-    return [line.strip() for line in read_text(path, what).splitlines()
-            if line.strip()]
+    return [
+        line.strip() for line in read_text(path, what).splitlines()
+        if line.strip()
+    ]
 
 
 def read_text(path: str, what: str) -> str:
@@ -103,8 +105,8 @@ def parse_points_txt(path: str, columns: int = 6) -> np.ndarray:
                     for c, line in zip(commas, lines) if line.strip()):
         try:
             with np.errstate(over='ignore'):  # checked below, per line
-                arr = np.array(text.replace(',', ' ').split(),
-                               dtype=np.float32)
+                arr = np.array(
+                    text.replace(',', ' ').split(), dtype=np.float32)
         except ValueError:
             arr = None
     if arr is not None and arr.size == rows * columns and \
@@ -219,8 +221,8 @@ def list_normal_resampled(
     """
     names_file = osp.join(root, f'{subset}_shape_names.txt')
     list_file = osp.join(root, f'{subset}_{split}.txt')
-    classes = unique_names(read_lines(names_file, 'class-name list'),
-                           names_file)
+    classes = unique_names(
+        read_lines(names_file, 'class-name list'), names_file)
     ids = read_lines(list_file, 'split list')
     if not classes:
         raise DatasetFormatError(names_file, 'names no classes',
@@ -265,8 +267,8 @@ def hdf5_files(root: str, split: str) -> List[str]:
     """
     list_file = osp.join(root, f'{split}_files.txt')
     files = []
-    for lineno, entry in enumerate(read_lines(list_file, 'HDF5 file list'),
-                                   start=1):
+    for lineno, entry in enumerate(
+            read_lines(list_file, 'HDF5 file list'), start=1):
         path = osp.join(root, osp.basename(entry))
         if not osp.isfile(path):
             raise FileNotFoundError(f'{list_file}:{lineno}: {entry!r} has no '
@@ -367,8 +369,12 @@ def _split_from_cache(meta: object, points: np.ndarray,
             not np.isfinite(points).all():
         return None
     split = np.split(points, np.cumsum(lengths)[:-1]) if lengths else []
-    return dict(fingerprint=key, classes=classes, ids=ids, labels=labels,
-                points=list(split))
+    return dict(
+        fingerprint=key,
+        classes=classes,
+        ids=ids,
+        labels=labels,
+        points=list(split))
 
 
 def save_cache(path: str, data: Dict) -> bool:
@@ -380,21 +386,24 @@ def save_cache(path: str, data: Dict) -> bool:
     """
     shapes = list(data['points'])
     channels = shapes[0].shape[1] if shapes else 0
-    meta = dict(fingerprint=data['fingerprint'],
-                classes=list(data['classes']),
-                ids=list(data['ids']),
-                labels=[int(v) for v in data['labels']],
-                lengths=[int(p.shape[0]) for p in shapes])
-    points = (np.concatenate(shapes).astype(np.float32, copy=False)
-              if shapes else np.zeros((0, channels), np.float32))
+    meta = dict(
+        fingerprint=data['fingerprint'],
+        classes=list(data['classes']),
+        ids=list(data['ids']),
+        labels=[int(v) for v in data['labels']],
+        lengths=[int(p.shape[0]) for p in shapes])
+    points = (
+        np.concatenate(shapes).astype(np.float32, copy=False)
+        if shapes else np.zeros((0, channels), np.float32))
     tmp = f'{path}.{os.getpid()}.tmp'
     try:
         os.makedirs(osp.dirname(path), exist_ok=True)
         with open(tmp, 'wb') as f:
-            np.savez(f,
-                     meta=np.frombuffer(json.dumps(meta).encode('utf-8'),
-                                        dtype=np.uint8),
-                     points=points)
+            np.savez(
+                f,
+                meta=np.frombuffer(
+                    json.dumps(meta).encode('utf-8'), dtype=np.uint8),
+                points=points)
         os.replace(tmp, path)
         return True
     except OSError:

@@ -59,8 +59,8 @@ class Parallelogram(Surface):
     """``center + a*u + b*v`` for a, b in [-1, 1], normal along ``u x v``."""
 
     def __init__(self, center, u, v, flip: bool = False) -> None:
-        self.c, self.u, self.v = (np.asarray(x, dtype=np.float64)
-                                  for x in (center, u, v))
+        self.c, self.u, self.v = (
+            np.asarray(x, dtype=np.float64) for x in (center, u, v))
         normal = np.cross(self.u, self.v)
         self.area = 4.0 * float(np.linalg.norm(normal))
         self.n = _unit(-normal if flip else normal)
@@ -75,8 +75,8 @@ class Triangle(Surface):
     """Triangle ``a, b, c``; the normal is ``(b-a) x (c-a)``."""
 
     def __init__(self, a, b, c) -> None:
-        self.a, self.b, self.c = (np.asarray(x, dtype=np.float64)
-                                  for x in (a, b, c))
+        self.a, self.b, self.c = (
+            np.asarray(x, dtype=np.float64) for x in (a, b, c))
         normal = np.cross(self.b - self.a, self.c - self.a)
         self.area = 0.5 * float(np.linalg.norm(normal))
         self.n = _unit(normal)
@@ -204,8 +204,8 @@ class TorusArc(Surface):
             m = 2 * (n - have) + 16
             theta = rng.uniform(*self.arc, m)
             phi = rng.uniform(0, 2 * math.pi, m)
-            keep = rng.random(m) < (self.R + self.r * np.cos(phi)) / (self.R +
-                                                                      self.r)
+            keep = rng.random(m) < (self.R + self.r * np.cos(phi)) / (
+                self.R + self.r)
             theta, phi = theta[keep], phi[keep]
             nrm = np.stack([
                 np.cos(phi) * np.cos(theta),
@@ -298,11 +298,12 @@ def make_table(rng):
 
 def make_desk(rng):
     """A table with a drawer block under one side."""
-    parts = _table(rng,
-                   w_range=(1.1, 1.6),
-                   d_range=(0.55, 0.8),
-                   h_range=(0.65, 0.85),
-                   inset_max=0.02)
+    parts = _table(
+        rng,
+        w_range=(1.1, 1.6),
+        d_range=(0.55, 0.8),
+        h_range=(0.65, 0.85),
+        inset_max=0.02)
     top = max(p.c[1] for p in parts if isinstance(p, Parallelogram))
     w = max(abs(p.c[0]) for p in parts if isinstance(p, Parallelogram)) * 2
     bw = rng.uniform(0.3, 0.45) * w
@@ -324,11 +325,12 @@ def make_stool(rng):
         a = 2 * math.pi * k / n_legs
         top = np.array([0.75 * r * math.cos(a), h - t, 0.75 * r * math.sin(a)])
         foot = top * np.array([1 + spread / r, 0, 1 + spread / r])
-        parts += cylinder(foot,
-                          rng.uniform(0.015, 0.03),
-                          float(np.linalg.norm(top - foot)),
-                          axis=top - foot,
-                          caps=(True, False))
+        parts += cylinder(
+            foot,
+            rng.uniform(0.015, 0.03),
+            float(np.linalg.norm(top - foot)),
+            axis=top - foot,
+            caps=(True, False))
     return parts
 
 
@@ -468,11 +470,12 @@ def make_cup(rng):
 
 def make_mug(rng):
     r0 = rng.uniform(0.2, 0.3)
-    return _container(rng,
-                      r0,
-                      r0 * rng.uniform(0.95, 1.1),
-                      rng.uniform(0.45, 0.8),
-                      handle=True)
+    return _container(
+        rng,
+        r0,
+        r0 * rng.uniform(0.95, 1.1),
+        rng.uniform(0.45, 0.8),
+        handle=True)
 
 
 def make_flower_pot(rng):
@@ -757,15 +760,13 @@ def write_synthetic_modelnet(
         total = train_per_class + test_per_class
         for k in range(total):
             shape_id = f'{cls}_{k + 1:04d}'
-            arr = make_instance(cls,
-                                num_points,
-                                rng,
-                                noise=noise,
-                                partial_prob=partial_prob)
-            np.savetxt(osp.join(out_dir, cls, f'{shape_id}.txt'),
-                       arr,
-                       fmt='%.6f',
-                       delimiter=',')
+            arr = make_instance(
+                cls, num_points, rng, noise=noise, partial_prob=partial_prob)
+            np.savetxt(
+                osp.join(out_dir, cls, f'{shape_id}.txt'),
+                arr,
+                fmt='%.6f',
+                delimiter=',')
             splits['train' if k < train_per_class else 'test'].append(shape_id)
     with open(osp.join(out_dir, 'modelnet40_shape_names.txt'), 'w') as f:
         f.write('\n'.join(classes) + '\n')
@@ -776,9 +777,10 @@ def write_synthetic_modelnet(
         f.write(
             BANNER + f'\nclasses={len(classes)} train={len(splits["train"])}'
             f' test={len(splits["test"])} points={num_points} seed={seed}\n')
-    summary = dict(classes=len(classes),
-                   train=len(splits['train']),
-                   test=len(splits['test']))
+    summary = dict(
+        classes=len(classes),
+        train=len(splits['train']),
+        test=len(splits['test']))
     if log:
         log(f'wrote SYNTHETIC ModelNet-format data to {out_dir}: {summary} '
             f'({num_points} points per shape)')

@@ -66,7 +66,9 @@ def pack_signs(x: ArrayLike, axis: int = -1) -> np.ndarray:
     return packed.view('<u8').astype(np.uint64, copy=False)
 
 
-def unpack_signs(words: ArrayLike, n: int, axis: int = -1,
+def unpack_signs(words: ArrayLike,
+                 n: int,
+                 axis: int = -1,
                  dtype=np.float32) -> np.ndarray:
     """Inverse of :func:`pack_signs`: ``uint64`` words back to ±1 values.
 
@@ -87,8 +89,8 @@ def unpack_signs(words: ArrayLike, n: int, axis: int = -1,
     if words.shape[-1] != num_words(n):
         raise ValueError(f'{words.shape[-1]} words cannot hold exactly {n} '
                          f'bits (need {num_words(n)})')
-    as_bytes = np.ascontiguousarray(words).astype('<u8', copy=False).view(
-        np.uint8)
+    as_bytes = np.ascontiguousarray(words).astype(
+        '<u8', copy=False).view(np.uint8)
     bits = np.unpackbits(as_bytes, axis=-1, bitorder='little')[..., :n]
     out = bits.astype(dtype) * 2 - 1
     return np.moveaxis(out, -1, axis)

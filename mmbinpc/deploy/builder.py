@@ -55,12 +55,12 @@ def deploy_model_cfgs(model_cfg: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
 def build_model(model_cfg: Dict[str, Any]) -> nn.Module:
     """Build a model config with mmdet3d's registry (``binarize=`` aware,
     see :func:`mmbinpc.binary.build_binarized`)."""
+    from mmdet3d.registry import MODELS
+    from mmdet3d.utils import register_all_modules
     from mmengine.registry import DefaultScope
 
     import mmbinpc  # noqa: F401
     from mmbinpc.binary import build_binarized
-    from mmdet3d.registry import MODELS
-    from mmdet3d.utils import register_all_modules
     register_all_modules(init_default_scope=False)
     # mmdet3d configs name their types without scope (Det3DDataPreprocessor)
     with DefaultScope.overwrite_default_scope('mmdet3d'):
@@ -69,7 +69,8 @@ def build_model(model_cfg: Dict[str, Any]) -> nn.Module:
     return model
 
 
-def load_weights(model: nn.Module, checkpoint: Optional[str],
+def load_weights(model: nn.Module,
+                 checkpoint: Optional[str],
                  strict: bool = True) -> None:
     """Load a training checkpoint (or a distiller's) into ``model``.
 
@@ -83,13 +84,16 @@ def load_weights(model: nn.Module, checkpoint: Optional[str],
     """
     if checkpoint is None:
         return
-    import mmbinpc  # noqa: F401  (compat: weights_only loading)
     from mmengine.runner.checkpoint import _load_checkpoint
+
+    import mmbinpc  # noqa: F401  (compat: weights_only loading)
     ckpt = _load_checkpoint(checkpoint, map_location='cpu')
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
     if any(k.startswith('student.') for k in state):
-        state = {k[len('student.'):]: v for k, v in state.items()
-                 if k.startswith('student.')}
+        state = {
+            k[len('student.'):]: v
+            for k, v in state.items() if k.startswith('student.')
+        }
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shape mismatches

@@ -9,8 +9,7 @@ per-channel affine maps and remaining FP32 tensors, described by a JSON
 """
 import io
 from dataclasses import dataclass, field
-from typing import (Any, Callable, Dict, List, Optional, Sequence, Set,
-                    Tuple)
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
@@ -100,7 +99,8 @@ class _ConsumerTracer(TorchFunctionMode):
             hit = self.outputs.get(id(t))
             if hit is not None and hit[1] is t:
                 self.consumers[hit[0]].append(
-                    {self.names[m] for m in self.stack})
+                    {self.names[m]
+                     for m in self.stack})
         return func(*args, **kwargs)
 
     def remove(self) -> None:
@@ -223,8 +223,8 @@ def _check_input_rule(name: str, module: nn.Module, scale_mode: str,
         x_in, dim = x, 1
     sign, scale = module.binarizer.input_parts(x_in, dim=dim)
     shifted = x_in if threshold is None else x_in - (
-        threshold if dim == -1 else threshold.reshape(
-            (1, -1) + (1, ) * (x_in.dim() - 2)))
+        threshold if dim == -1 else threshold.reshape((1, -1) + (1, ) *
+                                                      (x_in.dim() - 2)))
     ok = torch.equal(sign, torch.where(shifted >= 0, 1.0, -1.0))
     if scale_mode == 'none':
         ok = ok and scale is None
@@ -239,9 +239,11 @@ def _check_input_rule(name: str, module: nn.Module, scale_mode: str,
             f'scale {scale_mode!r})')
 
 
-def pack_binary_layer(name: str, module: nn.Module,
-                      bn: Optional[nn.Module] = None
-                      ) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
+def pack_binary_layer(
+    name: str,
+    module: nn.Module,
+    bn: Optional[nn.Module] = None
+) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
     """Packed arrays and description of one binary layer.
 
     Args:
@@ -266,8 +268,9 @@ def pack_binary_layer(name: str, module: nn.Module,
     if scale.numel() != out_ch:
         raise ValueError(f'{name}: weight scale has {scale.numel()} values, '
                          f'expected 1 or {out_ch}')
-    shift = (module.bias.detach().double() if module.bias is not None else
-             torch.zeros(out_ch, dtype=torch.float64))
+    shift = (
+        module.bias.detach().double() if module.bias is not None else
+        torch.zeros(out_ch, dtype=torch.float64))
     if bn is not None:
         bn_scale, bn_shift = bn_affine(bn)
         scale = scale * bn_scale
@@ -300,17 +303,20 @@ def _fold_fp_layer(module: nn.Module, bn: nn.Module) -> Tuple[Tensor, Tensor]:
     scale, shift = bn_affine(bn)
     w = module.weight.detach().double()
     w = w * scale.reshape((-1, ) + (1, ) * (w.dim() - 1))
-    b = (module.bias.detach().double() if module.bias is not None else
-         torch.zeros_like(scale))
+    b = (
+        module.bias.detach().double()
+        if module.bias is not None else torch.zeros_like(scale))
     return w.float(), (b * scale + shift).float()
 
 
-def export_packed(model: nn.Module,
-                  path: str,
-                  model_cfg: Any,
-                  num_points: int = 1024,
-                  in_channels: Optional[int] = None,
-                  preprocess: Sequence[str] = ()) -> ExportSummary:
+def export_packed(
+    model: nn.Module,
+    path: str,
+    model_cfg: Any,
+    num_points: int = 1024,
+    in_channels: Optional[int] = None,
+    preprocess: Sequence[str] = ()
+) -> ExportSummary:
     """Write ``model`` (a binarized model) in the packed format.
 
     Args:
@@ -341,8 +347,8 @@ def export_packed(model: nn.Module,
                          f'{", ".join(PREPROCESS_STEPS)}')
     cfg_json = plain_config(model_cfg)
     model.eval()
-    forward, points = model_forward(model, num_points=num_points,
-                                    in_channels=in_channels)
+    forward, points = model_forward(
+        model, num_points=num_points, in_channels=in_channels)
     fusions = find_fusions(model, forward)
     modules = dict(model.named_modules())
     arrays: Dict[str, np.ndarray] = {}
@@ -367,8 +373,8 @@ def export_packed(model: nn.Module,
                 name=pool, mode=modules[pool].mode)
             entries.append(entry)
             arrays.update(layer_arrays)
-            consumed_keys.update(
-                f'{name}.{k}' for k in module.state_dict().keys())
+            consumed_keys.update(f'{name}.{k}'
+                                 for k in module.state_dict().keys())
         elif bn is not None:
             if is_binary_layer(module):
                 # binary weights with an FP input: stored 1 bit each, run as
@@ -383,8 +389,8 @@ def export_packed(model: nn.Module,
             continue
         if bn_name:
             folded_bn[bn_name] = name
-            consumed_keys.update(
-                f'{bn_name}.{k}' for k in bn.state_dict().keys())
+            consumed_keys.update(f'{bn_name}.{k}'
+                                 for k in bn.state_dict().keys())
     for name, module in modules.items():
         if is_binary_layer(module) and not module.binarize_input:
             raise NotSupportedError(
@@ -416,7 +422,8 @@ def export_packed(model: nn.Module,
         folded_bn=folded_bn,
         fused={
             e[k]['name']: e['name']
-            for e in entries for k in ('act', 'pool') if e[k]
+            for e in entries
+            for k in ('act', 'pool') if e[k]
         },
         fp_tensors=sum(1 for k in arrays if k.startswith('fp/')))
 

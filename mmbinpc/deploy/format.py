@@ -134,8 +134,9 @@ def _check_fields(obj: Any, fields: Dict[str, Any], path: str,
     missing = [k for k in fields if k not in obj]
     _need(not missing, path, f'{where} lacks {", ".join(missing)}')
     for key, check in fields.items():
-        _need(check(obj[key]), path,
-              f'{where}.{key} has an invalid value {obj[key]!r}')
+        _need(
+            check(obj[key]), path,
+            f'{where}.{key} has an invalid value {obj[key]!r}')
 
 
 def _is_name(value: Any) -> bool:
@@ -147,10 +148,10 @@ def _is_opt_name(value: Any) -> bool:
 
 
 def _is_bounds(value: Any) -> bool:
-    return (isinstance(value, list) and len(value) == 2
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                    and not np.isnan(v) for v in value)
-            and value[0] <= value[1])
+    return (isinstance(value, list) and len(value) == 2 and all(
+        isinstance(v, (int,
+                       float)) and not isinstance(v, bool) and not np.isnan(v)
+        for v in value) and value[0] <= value[1])
 
 
 def validate_meta(meta: Any, path: str) -> Dict[str, Any]:
@@ -164,9 +165,10 @@ def validate_meta(meta: Any, path: str) -> Dict[str, Any]:
             wrong type or out of range.
     """
     _need(isinstance(meta, dict), path, '__meta__ is not a JSON object')
-    _need(meta.get('format') == FORMAT_NAME, path,
-          f'format is {meta.get("format")!r}, not {FORMAT_NAME!r}: not an '
-          f'mmbinpc packed model')
+    _need(
+        meta.get('format') == FORMAT_NAME, path,
+        f'format is {meta.get("format")!r}, not {FORMAT_NAME!r}: not an '
+        f'mmbinpc packed model')
     version = meta.get('version')
     if version != FORMAT_VERSION:
         raise PackedFormatError(
@@ -176,36 +178,39 @@ def validate_meta(meta: Any, path: str) -> Dict[str, Any]:
             REEXPORT_FIX)
     _check_fields(
         meta,
-        dict(model_cfg=lambda v: isinstance(v, dict) and 'type' in v,
-             trace=lambda v: isinstance(v, dict),
-             preprocess=lambda v: isinstance(v, list),
-             binary_layers=lambda v: isinstance(v, list),
-             fp_folded=lambda v: isinstance(v, list)), path, 'meta')
+        dict(
+            model_cfg=lambda v: isinstance(v, dict) and 'type' in v,
+            trace=lambda v: isinstance(v, dict),
+            preprocess=lambda v: isinstance(v, list),
+            binary_layers=lambda v: isinstance(v, list),
+            fp_folded=lambda v: isinstance(v, list)), path, 'meta')
     check_model_config(meta['model_cfg'], path)
-    _check_fields(meta['trace'],
-                  dict(num_points=_is_count,
-                       in_channels=lambda v: _is_count(v, 1 << 16)), path,
-                  'meta.trace')
+    _check_fields(
+        meta['trace'],
+        dict(
+            num_points=_is_count, in_channels=lambda v: _is_count(v, 1 << 16)),
+        path, 'meta.trace')
     for i, step in enumerate(meta['preprocess']):
-        _need(step in PREPROCESS_STEPS, path,
-              f'meta.preprocess[{i}] is {step!r}; known steps: '
-              f'{", ".join(PREPROCESS_STEPS)}')
+        _need(
+            step in PREPROCESS_STEPS, path,
+            f'meta.preprocess[{i}] is {step!r}; known steps: '
+            f'{", ".join(PREPROCESS_STEPS)}')
     names = set()
     for i, entry in enumerate(meta['binary_layers']):
         where = f'meta.binary_layers[{i}]'
         _check_fields(
             entry,
-            dict(name=_is_name,
-                 kind=lambda v: v in LAYER_KINDS,
-                 in_channels=lambda v: _is_count(v, 1 << 20),
-                 out_channels=lambda v: _is_count(v, 1 << 20),
-                 binarizer=_is_name,
-                 scale_mode=lambda v: v in SCALE_MODES,
-                 threshold=lambda v: isinstance(v, bool),
-                 folded_bn=_is_opt_name,
-                 act=lambda v: v is None or isinstance(v, dict),
-                 pool=lambda v: v is None or isinstance(v, dict)), path,
-            where)
+            dict(
+                name=_is_name,
+                kind=lambda v: v in LAYER_KINDS,
+                in_channels=lambda v: _is_count(v, 1 << 20),
+                out_channels=lambda v: _is_count(v, 1 << 20),
+                binarizer=_is_name,
+                scale_mode=lambda v: v in SCALE_MODES,
+                threshold=lambda v: isinstance(v, bool),
+                folded_bn=_is_opt_name,
+                act=lambda v: v is None or isinstance(v, dict),
+                pool=lambda v: v is None or isinstance(v, dict)), path, where)
         _need(entry['name'] not in names, path,
               f'{where}: layer {entry["name"]!r} is listed twice')
         names.add(entry['name'])
@@ -214,12 +219,12 @@ def validate_meta(meta: Any, path: str) -> Dict[str, Any]:
                           path, f'{where}.act')
         if entry['pool'] is not None:
             _check_fields(entry['pool'],
-                          dict(name=_is_name,
-                               mode=lambda v: v in POOL_MODES), path,
-                          f'{where}.pool')
-            _need(entry['kind'] == 'conv1d', path,
-                  f'{where}: a fused pooling needs a conv1d layer, the '
-                  f'layer is {entry["kind"]}')
+                          dict(name=_is_name, mode=lambda v: v in POOL_MODES),
+                          path, f'{where}.pool')
+            _need(
+                entry['kind'] == 'conv1d', path,
+                f'{where}: a fused pooling needs a conv1d layer, the '
+                f'layer is {entry["kind"]}')
     for i, entry in enumerate(meta['fp_folded']):
         _check_fields(entry, dict(name=_is_name, folded_bn=_is_name), path,
                       f'meta.fp_folded[{i}]')
@@ -227,14 +232,13 @@ def validate_meta(meta: Any, path: str) -> Dict[str, Any]:
 
 
 # ------------------------------------------------------------------ arrays
-def _expected_arrays(meta: Dict[str, Any]
-                     ) -> Dict[str, Tuple[np.dtype, Tuple[int, ...]]]:
+def _expected_arrays(
+        meta: Dict[str, Any]) -> Dict[str, Tuple[np.dtype, Tuple[int, ...]]]:
     """Name -> (dtype, shape) of every binary-layer array the meta needs."""
     u64, f32 = np.dtype(np.uint64), np.dtype(np.float32)
     expect = {}
     for entry in meta['binary_layers']:
-        name, c, o = entry['name'], entry['in_channels'], entry[
-            'out_channels']
+        name, c, o = entry['name'], entry['in_channels'], entry['out_channels']
         expect[f'{name}.weight_words'] = (u64, (o, num_words(c)))
         expect[f'{name}.out_scale'] = (f32, (o, ))
         expect[f'{name}.out_shift'] = (f32, (o, ))
@@ -259,21 +263,25 @@ def validate_arrays(meta: Dict[str, Any], arrays: Dict[str, np.ndarray],
     for key, (dtype, shape) in expect.items():
         _need(key in arrays, path, f'array {key!r} is missing')
         value = arrays[key]
-        _need(value.dtype == dtype and value.shape == shape, path,
-              f'array {key!r} is {value.dtype} {tuple(value.shape)}, the '
-              f'layer needs {dtype} {shape}')
+        _need(
+            value.dtype == dtype and value.shape == shape, path,
+            f'array {key!r} is {value.dtype} {tuple(value.shape)}, the '
+            f'layer needs {dtype} {shape}')
     for key, value in arrays.items():
         if key == META_KEY or key in expect:
             continue
-        _need(key.startswith('fp/') and len(key) > 3, path,
-              f'array {key!r} is not read by any layer')
-        _need(value.dtype in FP_DTYPES, path,
-              f'array {key!r} has dtype {value.dtype}; FP tensors are '
-              f'float32 (int64 for counters)')
+        _need(
+            key.startswith('fp/') and len(key) > 3, path,
+            f'array {key!r} is not read by any layer')
+        _need(
+            value.dtype in FP_DTYPES, path,
+            f'array {key!r} has dtype {value.dtype}; FP tensors are '
+            f'float32 (int64 for counters)')
     for key, value in arrays.items():
         if value.dtype == np.float32:
-            _need(bool(np.isfinite(value).all()), path,
-                  f'array {key!r} holds non-finite values')
+            _need(
+                bool(np.isfinite(value).all()), path,
+                f'array {key!r} holds non-finite values')
 
 
 # ---------------------------------------------------------------- file I/O
@@ -306,9 +314,9 @@ def write_packed(path: str, meta: Dict[str, Any],
 
 def _read_archive(path: str) -> Tuple[bytes, Dict[str, np.ndarray]]:
     if os.path.isdir(path):
-        raise PackedFormatError(path, 'is a directory',
-                                'give the .packed file written by '
-                                'tools/deploy/export_packed.py')
+        raise PackedFormatError(
+            path, 'is a directory', 'give the .packed file written by '
+            'tools/deploy/export_packed.py')
     if not os.path.isfile(path):
         raise PackedFormatError(
             path, 'does not exist', 'write one with '
@@ -330,18 +338,19 @@ def _read_archive(path: str) -> Tuple[bytes, Dict[str, np.ndarray]]:
     except PackedFormatError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as err:
-        raise PackedFormatError(path, f'not a readable archive ({err}); the '
-                                f'file is truncated or not a packed model',
-                                REEXPORT_FIX) from None
-    except (ValueError, OSError, KeyError, NotImplementedError,
-            RuntimeError, MemoryError) as err:
-        raise PackedFormatError(path, f'an array cannot be read '
-                                f'({type(err).__name__}: {err})',
-                                REEXPORT_FIX) from None
+        raise PackedFormatError(
+            path, f'not a readable archive ({err}); the '
+            f'file is truncated or not a packed model', REEXPORT_FIX) from None
+    except (ValueError, OSError, KeyError, NotImplementedError, RuntimeError,
+            MemoryError) as err:
+        raise PackedFormatError(
+            path, f'an array cannot be read '
+            f'({type(err).__name__}: {err})', REEXPORT_FIX) from None
     meta_array = arrays.pop(META_KEY)
-    _need(meta_array.dtype == np.uint8 and meta_array.ndim == 1
-          and meta_array.size <= MAX_META_BYTES, path,
-          '__meta__ is not a UTF-8 byte array')
+    _need(
+        meta_array.dtype == np.uint8 and meta_array.ndim == 1
+        and meta_array.size <= MAX_META_BYTES, path,
+        '__meta__ is not a UTF-8 byte array')
     return meta_array.tobytes(), arrays
 
 
@@ -350,9 +359,9 @@ def decode_meta(raw: bytes, path: str) -> Dict[str, Any]:
     try:
         meta = json.loads(raw.decode('utf-8'))
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
-        raise PackedFormatError(path, f'__meta__ is not valid JSON '
-                                f'({type(err).__name__}: {err})',
-                                REEXPORT_FIX) from None
+        raise PackedFormatError(
+            path, f'__meta__ is not valid JSON '
+            f'({type(err).__name__}: {err})', REEXPORT_FIX) from None
     return validate_meta(meta, path)
 
 

@@ -68,6 +68,7 @@ def _prefer_512bit_vectors(typingctx):
     function attribute lifts that for the kernel that calls this, doubling
     the ``vpopcntq`` width. Harmless on CPUs without AVX-512.
     """
+
     def codegen(context, builder, signature, args):
         # string attributes are valid LLVM IR but not in llvmlite's list
         set.add(builder.function.attributes, '"prefer-vector-width"="512"')
@@ -97,9 +98,8 @@ def _sign_bits64(typingctx, x, start, threshold):
     checks). One ``<64 x float>`` compare whose ``<64 x i1>`` result is the
     word (``vcmpps`` into mask registers on AVX-512): ~5x faster than the
     shift-and-or loop. NaN gives 0, as ``>=`` does."""
-    if not (_is_c_vector(x, types.float32)
-            and _is_c_vector(threshold, types.float32)
-            and isinstance(start, types.Integer)):
+    if not (_is_c_vector(x, types.float32) and _is_c_vector(
+            threshold, types.float32) and isinstance(start, types.Integer)):
         return None
 
     def codegen(context, builder, signature, args):
@@ -280,8 +280,17 @@ def _xor_popcount_block(words, m, n_rows, w_words_t, dist):
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def xnor_gemm_affine(words, beta, n_in, w_words_t, out_scale, out_shift, lo,
-                     hi, pool_group, out, n_threads=1):
+def xnor_gemm_affine(words,
+                     beta,
+                     n_in,
+                     w_words_t,
+                     out_scale,
+                     out_shift,
+                     lo,
+                     hi,
+                     pool_group,
+                     out,
+                     n_threads=1):
     """XNOR-popcount of packed rows with every output channel, then the
     output affine, a clamp and optionally a max over groups of rows.
 
@@ -348,16 +357,18 @@ def _affine_rows(words, beta, n_in, w_words_t, out_scale, out_shift, lo, hi,
                 if pool_group > 0:  # affine, fused clamp and max pool
                     r = m // pool_group
                     for o in range(n_out):
-                        v = (np.float32(n_in - 2 * dist[i, o]) *
-                             out_scale[o] * b + out_shift[o])
+                        v = (
+                            np.float32(n_in - 2 * dist[i, o]) * out_scale[o] *
+                            b + out_shift[o])
                         v = v if v > lo else lo
                         v = v if v < hi else hi
                         out[r, o] = max(out[r, o], v)
                 else:  # affine and fused clamp
                     r = m + i
                     for o in range(n_out):
-                        v = (np.float32(n_in - 2 * dist[i, o]) *
-                             out_scale[o] * b + out_shift[o])
+                        v = (
+                            np.float32(n_in - 2 * dist[i, o]) * out_scale[o] *
+                            b + out_shift[o])
                         v = v if v > lo else lo
                         out[r, o] = v if v < hi else hi
 
@@ -390,8 +401,7 @@ def _min_popcounts(words, m_start, m_end, w_words_t, dmin):
                 db = popcount_u64(b0 ^ x) + popcount_u64(b1 ^ y)
                 dc = popcount_u64(c0 ^ x) + popcount_u64(c1 ^ y)
                 de = popcount_u64(e0 ^ x) + popcount_u64(e1 ^ y)
-                dmin[o] = min(dmin[o], np.int64(min(min(da, db), min(dc,
-                                                                     de))))
+                dmin[o] = min(dmin[o], np.int64(min(min(da, db), min(dc, de))))
             m += 4
     dist = np.empty((BLOCK, n_out), dtype=np.int64)
     for m in range(m, m_end, BLOCK):
@@ -399,8 +409,9 @@ def _min_popcounts(words, m_start, m_end, w_words_t, dmin):
         _xor_popcount_block(words, m, n_rows, w_words_t, dist)
         if n_rows == BLOCK:
             for o in range(n_out):
-                dmin[o] = min(min(dmin[o], min(dist[0, o], dist[1, o])),
-                              min(dist[2, o], dist[3, o]))
+                dmin[o] = min(
+                    min(dmin[o], min(dist[0, o], dist[1, o])),
+                    min(dist[2, o], dist[3, o]))
         else:
             for i in range(n_rows):
                 for o in range(n_out):
@@ -421,8 +432,16 @@ def _min_popcounts_parallel(words, m_start, m_end, w_words_t, part):
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def xnor_gemm_maxpool(words, n_in, w_words_t, out_scale, out_shift, lo, hi,
-                      pool_group, out, n_threads=1):
+def xnor_gemm_maxpool(words,
+                      n_in,
+                      w_words_t,
+                      out_scale,
+                      out_shift,
+                      lo,
+                      hi,
+                      pool_group,
+                      out,
+                      n_threads=1):
     """:func:`xnor_gemm_affine` followed by a global max over the points,
     for binarizers without an activation scale (β = 1).
 
@@ -688,18 +707,35 @@ def dense_rows(x, w_t, bias, lo, hi, out):
 
 
 @njit(cache=True)
-def binary_pointwise(x, threshold, scale_mode, w_words_t, out_scale,
-                     out_shift, lo, hi, pool_group, out, n_threads=1):
+def binary_pointwise(x,
+                     threshold,
+                     scale_mode,
+                     w_words_t,
+                     out_scale,
+                     out_shift,
+                     lo,
+                     hi,
+                     pool_group,
+                     out,
+                     n_threads=1):
     """One binary point-wise layer on (M, C) rows: :func:`pack_input` then
     :func:`xnor_gemm_affine` (see there for the arguments)."""
     words, beta = pack_input(x, threshold, scale_mode)
-    xnor_gemm_affine(words, beta, x.shape[1], w_words_t, out_scale,
-                     out_shift, lo, hi, pool_group, out, n_threads)
+    xnor_gemm_affine(words, beta, x.shape[1], w_words_t, out_scale, out_shift,
+                     lo, hi, pool_group, out, n_threads)
 
 
 @njit(cache=True)
-def binary_pointwise_maxpool(x, threshold, w_words_t, out_scale, out_shift,
-                             lo, hi, pool_group, out, n_threads=1):
+def binary_pointwise_maxpool(x,
+                             threshold,
+                             w_words_t,
+                             out_scale,
+                             out_shift,
+                             lo,
+                             hi,
+                             pool_group,
+                             out,
+                             n_threads=1):
     """:func:`pack_input` then :func:`xnor_gemm_maxpool` (β = 1)."""
     words, _ = pack_input(x, threshold, 0)
     xnor_gemm_maxpool(words, x.shape[1], w_words_t, out_scale, out_shift, lo,
@@ -739,14 +775,14 @@ def warmup() -> None:
     wt = np.zeros((1, 2), dtype=np.uint64)
     f = np.ones(2, dtype=np.float32)
     out = np.empty((2, 2), dtype=np.float32)
-    binary_pointwise(x, np.zeros(3, np.float32), SCALE_NONE, wt, f, f,
-                     -np.inf, np.inf, 0, out, 1)
+    binary_pointwise(x, np.zeros(3, np.float32), SCALE_NONE, wt, f, f, -np.inf,
+                     np.inf, 0, out, 1)
     binary_pointwise_maxpool(x, np.zeros(3, np.float32), wt, f, f, -np.inf,
                              np.inf, 2, out[:1], 1)
     words, beta = pack_input_channels_first(x[None], np.zeros(2, np.float32),
                                             SCALE_NONE)
     for threads in (1, 2):  # the serial and the parallel paths
-        xnor_gemm_affine(words, beta, 2, wt, f, f, -np.inf, np.inf, 0,
-                         out[:1], threads)
+        xnor_gemm_affine(words, beta, 2, wt, f, f, -np.inf, np.inf, 0, out[:1],
+                         threads)
         xnor_gemm_maxpool(words, 2, wt, f, f, -np.inf, np.inf, 3, out[:1],
                           threads)

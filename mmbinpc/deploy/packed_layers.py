@@ -39,12 +39,18 @@ class PackedBinaryLayer(nn.Module):
         name (str): Name of the layer in the model (for messages).
     """
 
-    def __init__(self, kind: str, in_channels: int, out_channels: int,
-                 weight_words: np.ndarray, out_scale: np.ndarray,
-                 out_shift: np.ndarray, threshold: Optional[np.ndarray] = None,
+    def __init__(self,
+                 kind: str,
+                 in_channels: int,
+                 out_channels: int,
+                 weight_words: np.ndarray,
+                 out_scale: np.ndarray,
+                 out_shift: np.ndarray,
+                 threshold: Optional[np.ndarray] = None,
                  scale_mode: str = 'none',
                  clamp: Optional[Tuple[float, float]] = None,
-                 pool: bool = False, name: str = '') -> None:
+                 pool: bool = False,
+                 name: str = '') -> None:
         super().__init__()
         from . import kernels  # numba is imported lazily
         if kind not in KINDS:
@@ -66,16 +72,17 @@ class PackedBinaryLayer(nn.Module):
         self.weight_words_t = np.ascontiguousarray(weight_words.T)
         self.out_scale = np.ascontiguousarray(out_scale, dtype=np.float32)
         self.out_shift = np.ascontiguousarray(out_shift, dtype=np.float32)
-        self.threshold = (np.zeros(in_channels, np.float32)
-                          if threshold is None
-                          else np.ascontiguousarray(threshold, np.float32))
+        self.threshold = (
+            np.zeros(in_channels, np.float32) if threshold is None else
+            np.ascontiguousarray(threshold, np.float32))
         self.scale_mode = scale_mode
-        self._scale_code = (kernels.SCALE_MEAN_ABS if scale_mode == 'mean_abs'
-                            else kernels.SCALE_NONE)
+        self._scale_code = (
+            kernels.SCALE_MEAN_ABS
+            if scale_mode == 'mean_abs' else kernels.SCALE_NONE)
         if pool and kind != 'conv1d':
             raise ValueError(f'{name}: a fused pooling needs a conv1d layer')
-        self.clamp = (-np.inf, np.inf) if clamp is None else (float(
-            clamp[0]), float(clamp[1]))
+        self.clamp = (-np.inf, np.inf) if clamp is None else (float(clamp[0]),
+                                                              float(clamp[1]))
         self.pool = bool(pool)
         self.last_num_points = 0  # points reduced by the last pooled call
 
@@ -91,7 +98,8 @@ class PackedBinaryLayer(nn.Module):
             out = np.empty((m_total // pool_group, self.out_channels),
                            dtype=np.float32)
         elif pool_group:
-            out = np.full((m_total // pool_group, self.out_channels), -np.inf,
+            out = np.full((m_total // pool_group, self.out_channels),
+                          -np.inf,
                           dtype=np.float32)
         else:
             out = np.empty((m_total, self.out_channels), dtype=np.float32)
@@ -99,10 +107,9 @@ class PackedBinaryLayer(nn.Module):
         if x.ndim == 2:  # rows: packing and XNOR-popcount in one call
             if int_pool:
                 k.binary_pointwise_maxpool(x, self.threshold,
-                                           self.weight_words_t,
-                                           self.out_scale, self.out_shift, lo,
-                                           hi, pool_group, out,
-                                           k.get_num_threads())
+                                           self.weight_words_t, self.out_scale,
+                                           self.out_shift, lo, hi, pool_group,
+                                           out, k.get_num_threads())
             else:
                 k.binary_pointwise(x, self.threshold, self._scale_code,
                                    self.weight_words_t, self.out_scale,
@@ -159,8 +166,8 @@ class PackedBinaryLayer(nn.Module):
                     raise ValueError(f'{self.name}: cannot pool 0 points')
                 self.last_num_points = n
                 return self._run(inp, pool_group=n)  # (B, O)
-            return self._run(inp).view(b, n, self.out_channels).permute(
-                0, 2, 1)
+            return self._run(inp).view(b, n,
+                                       self.out_channels).permute(0, 2, 1)
         b, _, h, w = x.shape
         rows = x.permute(0, 2, 3, 1).contiguous().view(b * h * w, c)
         return self._run(rows).view(b, h, w,
@@ -169,8 +176,8 @@ class PackedBinaryLayer(nn.Module):
     def storage_bytes(self) -> int:
         """Bytes of packed weights, scales, shifts and thresholds."""
         return (self.weight_words_t.nbytes + self.out_scale.nbytes +
-                self.out_shift.nbytes + (self.threshold.nbytes if np.any(
-                    self.threshold) else 0))
+                self.out_shift.nbytes +
+                (self.threshold.nbytes if np.any(self.threshold) else 0))
 
     def extra_repr(self) -> str:
         return (f'{self.kind}, {self.in_channels} -> {self.out_channels}, '

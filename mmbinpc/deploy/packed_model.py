@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mmbinpc.binary.layers import is_binary_layer
 from mmbinpc.binary.aggregation import PointPool
+from mmbinpc.binary.layers import is_binary_layer
 from mmbinpc.errors import PackedFormatError
 from .export import _ACT_TYPES, _BN_TYPES
 from .format import REEXPORT_FIX, read_packed
@@ -19,10 +19,9 @@ from .support import NotSupportedError, check_supported
 #: ``engine`` values of :meth:`PackedModel.load`.
 ENGINES = ('auto', 'plan', 'modules')
 
-
-_BUILD_ERRORS = (KeyError, TypeError, ValueError, AttributeError,
-                 RuntimeError, IndexError, AssertionError, ZeroDivisionError,
-                 OverflowError, NotImplementedError)
+_BUILD_ERRORS = (KeyError, TypeError, ValueError, AttributeError, RuntimeError,
+                 IndexError, AssertionError, ZeroDivisionError, OverflowError,
+                 NotImplementedError)
 
 
 def _build_model(model_cfg: Dict[str, Any], path: str,
@@ -62,8 +61,8 @@ _LAYER_TYPES = dict(conv1d=nn.Conv1d, conv2d=nn.Conv2d, linear=nn.Linear)
 
 
 def _replace(model: nn.Module, modules: Dict[str, nn.Module], name: str,
-             kinds: Tuple[type, ...], new: nn.Module, path: str,
-             what: str) -> None:
+             kinds: Tuple[type,
+                          ...], new: nn.Module, path: str, what: str) -> None:
     """Swap ``name`` for ``new`` after checking it is one of ``kinds``."""
     module = modules.get(name)
     if not isinstance(module, kinds):
@@ -102,20 +101,24 @@ def _swap_binary_layer(model: nn.Module, modules: Dict[str, nn.Module],
             f'{entry["in_channels"]})', REEXPORT_FIX)
     act, pool = entry['act'], entry['pool']
     packed = PackedBinaryLayer(
-        entry['kind'], entry['in_channels'], entry['out_channels'],
-        arrays[f'{name}.weight_words'], arrays[f'{name}.out_scale'],
+        entry['kind'],
+        entry['in_channels'],
+        entry['out_channels'],
+        arrays[f'{name}.weight_words'],
+        arrays[f'{name}.out_scale'],
         arrays[f'{name}.out_shift'],
         threshold=arrays.get(f'{name}.threshold'),
         scale_mode=entry['scale_mode'],
         clamp=None if act is None else act['bounds'],
-        pool=pool is not None, name=name)
+        pool=pool is not None,
+        name=name)
     model.set_submodule(name, packed)
     if entry['folded_bn']:
-        _replace(model, modules, entry['folded_bn'], _BN_TYPES,
-                 nn.Identity(), path, 'folded BatchNorm')
+        _replace(model, modules, entry['folded_bn'], _BN_TYPES, nn.Identity(),
+                 path, 'folded BatchNorm')
     if act is not None:
-        _replace(model, modules, act['name'], _ACT_TYPES, nn.Identity(),
-                 path, 'fused activation')
+        _replace(model, modules, act['name'], _ACT_TYPES, nn.Identity(), path,
+                 'fused activation')
     if pool is not None:
         _replace(model, modules, pool['name'], (PointPool, ),
                  FusedPoolTail(packed, pool['mode']), path, 'fused pooling')
@@ -149,7 +152,9 @@ class PackedModel:
             ``model``'s forward code.
     """
 
-    def __init__(self, model: nn.Module, meta: Dict[str, Any],
+    def __init__(self,
+                 model: nn.Module,
+                 meta: Dict[str, Any],
                  path: str = '',
                  plan: Optional[PointNetPlan] = None) -> None:
         self.model = model
@@ -181,10 +186,10 @@ class PackedModel:
             raise ValueError(f'unknown packed engine {engine!r}; valid: '
                              f'{", ".join(ENGINES)}')
         meta, arrays = read_packed(path)
-        stored = sum(
-            e['in_channels'] * e['out_channels']
-            for e in meta['binary_layers']) + sum(
-                a.size for k, a in arrays.items() if k.startswith('fp/'))
+        stored = sum(e['in_channels'] * e['out_channels']
+                     for e in meta['binary_layers']) + sum(
+                         a.size
+                         for k, a in arrays.items() if k.startswith('fp/'))
         model = _build_model(meta['model_cfg'], path, stored)
         model.eval()
         try:

@@ -66,10 +66,11 @@ def _compose_clamps(first: Tuple[float, float],
     return (min(max(first[0], lo), hi), min(max(first[1], lo), hi))
 
 
-def bit_limits(layer: PackedBinaryLayer,
-               next_threshold: np.ndarray,
-               clamp: Optional[Tuple[float, float]] = None
-               ) -> Tuple[np.ndarray, np.ndarray]:
+def bit_limits(
+    layer: PackedBinaryLayer,
+    next_threshold: np.ndarray,
+    clamp: Optional[Tuple[float,
+                          float]] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Integer form of "this layer's output, binarized by the next layer".
 
     The output of channel ``o`` for an input at Hamming distance ``d`` from
@@ -104,8 +105,7 @@ def bit_limits(layer: PackedBinaryLayer,
     n_out = layer.out_channels
     s = layer.out_scale.astype(np.float32)
     t = layer.out_shift.astype(np.float32)
-    lo, hi = (np.float32(v) for v in (layer.clamp if clamp is None else
-                                      clamp))
+    lo, hi = (np.float32(v) for v in (layer.clamp if clamp is None else clamp))
     dots = (n - 2 * np.arange(n + 1)).astype(np.float32)  # d = 0..n
     y = dots[None, :] * s[:, None] + t[:, None]
     y = np.minimum(np.maximum(y, lo), hi)
@@ -150,8 +150,8 @@ class _Dense:
     """One point-wise layer of the plan with its folded BatchNorm and clamp:
     a packed binary layer, or an FP32 conv/linear run by PyTorch."""
 
-    def __init__(self, layer: nn.Module, name: str, plan: 'PointNetPlan'
-                 ) -> None:
+    def __init__(self, layer: nn.Module, name: str,
+                 plan: 'PointNetPlan') -> None:
         self.name = name
         self.plan = plan
         self.packed = layer if isinstance(layer, PackedBinaryLayer) else None
@@ -174,8 +174,9 @@ class _Dense:
         self.in_channels = weight.shape[1]
         self.out_channels = weight.shape[0]
         self.weight_t = weight.double().t().numpy()  # (C, O)
-        self.bias = (layer.bias.detach().double().numpy() if layer.bias
-                     is not None else np.zeros(self.out_channels))
+        self.bias = (
+            layer.bias.detach().double().numpy()
+            if layer.bias is not None else np.zeros(self.out_channels))
         self._finish_fp()
 
     def _finish_fp(self) -> None:
@@ -194,8 +195,8 @@ class _Dense:
         if not bn.track_running_stats or bn.running_mean is None:
             raise Unplannable(f'{self.name}: BatchNorm without running stats')
         std = torch.sqrt(bn.running_var.double() + bn.eps)
-        scale = (bn.weight.detach().double() if bn.affine else
-                 torch.ones_like(std)) / std
+        scale = (bn.weight.detach().double()
+                 if bn.affine else torch.ones_like(std)) / std
         shift = (bn.bias.detach().double() if bn.affine else
                  torch.zeros_like(std)) - bn.running_mean.double() * scale
         scale, shift = scale.numpy(), shift.numpy()
@@ -210,10 +211,9 @@ class _Dense:
     # ------------------------------------------------------------------ #
     def can_emit_bits_for(self, nxt: '_Dense') -> bool:
         """Whether this layer can write ``nxt``'s packed input directly."""
-        return (self.binary and nxt.binary and
-                self.packed.scale_mode == 'none' and
-                nxt.packed.scale_mode == 'none' and
-                nxt.in_channels == self.out_channels)
+        return (self.binary and nxt.binary and self.packed.scale_mode == 'none'
+                and nxt.packed.scale_mode == 'none'
+                and nxt.in_channels == self.out_channels)
 
     def prepare_bits(self, nxt: '_Dense') -> None:
         """Precompute the integer limits that make this layer write the
@@ -221,7 +221,9 @@ class _Dense:
         self._bits_to = bit_limits(self.packed, nxt.packed.threshold,
                                    self.clamp)
 
-    def __call__(self, x: Features, out: str = 'float',
+    def __call__(self,
+                 x: Features,
+                 out: str = 'float',
                  group: int = 0) -> Features:
         """Run the layer.
 
@@ -242,9 +244,11 @@ class _Dense:
         if not self.binary:
             # rows that the next (binary) layer packs at once share one
             # work array (see PointNetPlan.scratch)
-            y = (plan.scratch((x.shape[0], self.out_channels))
-                 if self.packed_next and out == 'float' else plan.buffer(
-                     self, 'out', (x.shape[0], self.out_channels)))
+            y = (
+                plan.scratch(
+                    (x.shape[0],
+                     self.out_channels)) if self.packed_next and out == 'float'
+                else plan.buffer(self, 'out', (x.shape[0], self.out_channels)))
             plan.kernels.dense_rows(x, self.weight_t, self.bias, *self.clamp,
                                     y)
             return y  # (an FP layer's pooling is run by _Pool)
@@ -290,8 +294,8 @@ class _Dense:
         layer = self.packed
         n_words = layer.weight_words_t.shape[0]
         pack_args = (layer.threshold, layer._scale_code,
-                     np.empty((m_total, n_words), np.uint64),
-                     np.empty(m_total, np.float32))
+                     np.empty((m_total, n_words),
+                              np.uint64), np.empty(m_total, np.float32))
         lo, hi = self.clamp
         if out == 'bits':
             w_t, limit = self._bits_to
@@ -306,8 +310,8 @@ class _Dense:
             args = (self.in_channels, self._flipped, layer.out_scale,
                     layer.out_shift, lo, hi, group, res,
                     np.empty((threads, self.out_channels), np.int64),
-                    np.empty(k.dedup_table_size(group), np.int32),
-                    np.empty((group, n_words), np.uint64))
+                    np.empty(k.dedup_table_size(group),
+                             np.int32), np.empty((group, n_words), np.uint64))
             return (pack_args, k.xnor_gemm_maxpool_flipped, args, False, res)
         if out == 'max':  # with an activation scale: max of the floats
             res = np.empty((m_total // group, self.out_channels), np.float32)
@@ -360,13 +364,14 @@ class _Chain:
     def out_channels(self) -> int:
         return self.layers[-1].out_channels
 
-    def __call__(self, x: np.ndarray, out: str = 'float',
+    def __call__(self,
+                 x: np.ndarray,
+                 out: str = 'float',
                  group: int = 0) -> np.ndarray:
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             if i < last:
-                x = layer(x, 'bits' if layer._bits_to is not None else
-                          'float')
+                x = layer(x, 'bits' if layer._bits_to is not None else 'float')
             else:
                 x = layer(x, out, group)
         return x
@@ -386,8 +391,7 @@ class _Pool:
     """A global pooling site over the points: fused into the layer before
     it (max/EMA) or run here on float rows."""
 
-    def __init__(self, module: nn.Module, name: str,
-                 last: _Dense) -> None:
+    def __init__(self, module: nn.Module, name: str, last: _Dense) -> None:
         if isinstance(module, FusedPoolTail):
             self.mode, self.fused = module.mode, True
             if not last.binary:
@@ -405,8 +409,8 @@ class _Pool:
     def out_channels(self, channels: int) -> int:
         return channels * (2 if '+' in self.mode else 1)
 
-    def __call__(self, chain: _Chain, x: Features, n_points: int
-                 ) -> np.ndarray:
+    def __call__(self, chain: _Chain, x: Features,
+                 n_points: int) -> np.ndarray:
         """Run ``chain`` and pool its output over every cloud's points."""
         if self.fused:
             y = chain(x, 'max', n_points)
@@ -487,13 +491,16 @@ class PointNetPlan:
             backbone.input_tnet, 'backbone.input_tnet', self))
         self.feature_tnet = (None if backbone.feature_tnet is None else _TNet(
             backbone.feature_tnet, 'backbone.feature_tnet', self))
-        mlp = [_leaves(layer, f'backbone.mlp.{i}')
-               for i, layer in enumerate(backbone.mlp)]
+        mlp = [
+            _leaves(layer, f'backbone.mlp.{i}')
+            for i, layer in enumerate(backbone.mlp)
+        ]
         split = backbone.feature_transform_after if self.feature_tnet \
             else len(mlp)
         self.mlp_pre = _Chain([m for seq in mlp[:split] for m in seq], self)
-        self.mlp_post = (_Chain([m for seq in mlp[split:] for m in seq], self)
-                         if split < len(mlp) else None)
+        self.mlp_post = (
+            _Chain([m for seq in mlp[split:]
+                    for m in seq], self) if split < len(mlp) else None)
         last = (self.mlp_post or self.mlp_pre)
         self.pool = _Pool(model.pool, 'pool', last.layers[-1])
         self.head = _Chain(
@@ -510,10 +517,14 @@ class PointNetPlan:
         for tnet in (self.input_tnet, self.feature_tnet):
             if tnet is not None:
                 chains += [tnet.convs, tnet.fcs]
-        return [d for c in chains if c is not None for d in c.layers
-                if d.binary]
+        return [
+            d for c in chains if c is not None for d in c.layers if d.binary
+        ]
 
-    def buffer(self, owner: object, tag: object, shape: Tuple[int, ...],
+    def buffer(self,
+               owner: object,
+               tag: object,
+               shape: Tuple[int, ...],
                dtype: type = np.float32) -> np.ndarray:
         """A work array kept between calls (uninitialised).
 
@@ -572,10 +583,12 @@ class PointNetPlan:
             shape = (b * n, h.shape[1])
             # a binary first post-transform layer packs these rows at once
             ht = torch.from_numpy(
-                self.scratch(shape) if self.mlp_post.layers[0].binary else
-                self.buffer(self, 'features', shape))
-            torch.bmm(torch.from_numpy(h).view(b, n, -1), trans,
-                      out=ht.view(b, n, -1))
+                self.scratch(shape) if self.mlp_post.layers[0].
+                binary else self.buffer(self, 'features', shape))
+            torch.bmm(
+                torch.from_numpy(h).view(b, n, -1),
+                trans,
+                out=ht.view(b, n, -1))
             feats = self.pool(self.mlp_post, ht.view(b * n, -1).numpy(), n)
         logits = self.head(np.ascontiguousarray(feats, dtype=np.float32))
         return torch.from_numpy(logits.copy())  # the buffer is reused

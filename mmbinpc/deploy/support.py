@@ -11,12 +11,11 @@ from mmbinpc.binary.aggregation import PointPool
 #: every weight scale kind folds into the per-channel output scale.
 ENGINE_INPUT_SCALES = ('none', 'mean_abs')
 
-
 #: leaf modules the engine runs (as packed layers, folded away or in torch)
-_LEAF_TYPES = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.BatchNorm1d,
-               nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh,
-               nn.PReLU, nn.Identity, nn.Dropout, nn.Dropout2d, nn.Tanh,
-               nn.Sigmoid, PointPool)
+_LEAF_TYPES = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d,
+               nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh, nn.PReLU,
+               nn.Identity, nn.Dropout, nn.Dropout2d, nn.Tanh, nn.Sigmoid,
+               PointPool)
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 # mmcv/mmdet3d classes that are plain containers of supported layers
 _ALLOWED_FOREIGN = ('ConvModule', )
@@ -89,11 +88,11 @@ def check_supported(model: nn.Module) -> None:
         if isinstance(module, (nn.Conv1d, nn.Conv2d)):
             k = module.kernel_size
             pad = module.padding
-            pointwise = (all(s == 1 for s in k) and module.groups == 1
-                         and all(s == 1 for s in module.stride)
-                         and all(d == 1 for d in module.dilation)
-                         and (isinstance(pad, str)
-                              or all(p == 0 for p in pad)))
+            pointwise = (
+                all(s == 1 for s in k) and module.groups == 1
+                and all(s == 1 for s in module.stride)
+                and all(d == 1 for d in module.dilation)
+                and (isinstance(pad, str) or all(p == 0 for p in pad)))
             if not pointwise:
                 raise NotSupportedError(
                     f'not supported yet: {label} ({type(module).__name__} '
@@ -105,9 +104,8 @@ def check_supported(model: nn.Module) -> None:
                 type(module).__name__ in _ALLOWED_FOREIGN:
             continue
         foreign = [
-            c for c in type(module).__mro__
-            if c.__module__.split('.')[0] in ('mmdet3d', 'mmdet', 'mmcv')
-            and c.__name__ not in _ALLOWED_FOREIGN
+            c for c in type(module).__mro__ if c.__module__.split('.')[0] in
+            ('mmdet3d', 'mmdet', 'mmcv') and c.__name__ not in _ALLOWED_FOREIGN
         ]
         # mmbinpc's containers and subclasses of them (their forward code
         # runs in PyTorch on the module engine)

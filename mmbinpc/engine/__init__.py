@@ -10,6 +10,6 @@ from .optimizers import BinaryOptimWrapperConstructor, latent_lr_multipliers
 __all__ = [
     'IRNetScheduleHook', 'set_irnet_progress', 'RNGStateHook',
     'SafeCheckpointHook', 'AtomicLocalBackend', 'atomic_torch_save',
-    'atomic_write_bytes', 'atomic_write_text',
-    'BinaryOptimWrapperConstructor', 'latent_lr_multipliers'
+    'atomic_write_bytes', 'atomic_write_text', 'BinaryOptimWrapperConstructor',
+    'latent_lr_multipliers'
 ]

@@ -28,16 +28,17 @@ from mmengine.fileio import LocalBackend, register_backend
 
 PathLike = Union[str, Path]
 TEMP_SUFFIX = '.part'
-_TEMP_NAME = re.compile(r'^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}'
-                        + re.escape(TEMP_SUFFIX) + '$')
+_TEMP_NAME = re.compile(r'^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}' +
+                        re.escape(TEMP_SUFFIX) + '$')
 
 
 def temp_path(path: PathLike) -> str:
     """A fresh temporary name next to ``path`` (hidden, never ``*.pth``)."""
     path = str(path)
     folder, name = osp.split(path)
-    return osp.join(folder, f'.{name}.{os.getpid()}.{secrets.token_hex(4)}'
-                    f'{TEMP_SUFFIX}')
+    return osp.join(
+        folder, f'.{name}.{os.getpid()}.{secrets.token_hex(4)}'
+        f'{TEMP_SUFFIX}')
 
 
 def _fsync_dir(folder: str) -> None:

@@ -4,10 +4,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
+from mmdet3d.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
-
-from mmdet3d.registry import METRICS
 
 
 def _as_int(value) -> int:
@@ -51,10 +50,11 @@ def accuracy_table(preds: np.ndarray, gts: np.ndarray,
         else:
             acc = float('nan')
         per_class[name] = acc
-    return dict(overall_acc=100.0 * float(correct.mean()),
-                mean_class_acc=float(np.mean(accs)),
-                per_class=per_class,
-                counts=counts)
+    return dict(
+        overall_acc=100.0 * float(correct.mean()),
+        mean_class_acc=float(np.mean(accs)),
+        per_class=per_class,
+        counts=counts)
 
 
 @METRICS.register_module()
@@ -118,5 +118,6 @@ class ClsMetric(BaseMetric):
                      f'{len(gts):>7}')
         MMLogger.get_current_instance().info('Per-class accuracy:\n' +
                                              '\n'.join(lines))
-        return dict(overall_acc=table['overall_acc'],
-                    mean_class_acc=table['mean_class_acc'])
+        return dict(
+            overall_acc=table['overall_acc'],
+            mean_class_acc=table['mean_class_acc'])

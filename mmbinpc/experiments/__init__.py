@@ -9,8 +9,8 @@
 The command line is ``tools/experiments/run.py``; see docs/experiments.md.
 """
 from .errors import ExperimentError
-from .grid import (Experiment, Job, Plan, RunSpec, Scale, TeacherSpec,
-                   expand, get_scale, load_experiment, load_scales)
+from .grid import (Experiment, Job, Plan, RunSpec, Scale, TeacherSpec, expand,
+                   get_scale, load_experiment, load_scales)
 from .paper import PaperKey, PaperTable
 from .report import collect, make_report
 from .runner import (DataInfo, Status, Summary, check_data, execute,
@@ -20,6 +20,5 @@ __all__ = [
     'ExperimentError', 'Experiment', 'Job', 'Plan', 'RunSpec', 'Scale',
     'TeacherSpec', 'expand', 'get_scale', 'load_experiment', 'load_scales',
     'PaperKey', 'PaperTable', 'collect', 'make_report', 'DataInfo', 'Status',
-    'Summary', 'check_data', 'execute', 'job_status', 'read_result',
-    'run_job'
+    'Summary', 'check_data', 'execute', 'job_status', 'read_result', 'run_job'
 ]

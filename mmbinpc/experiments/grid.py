@@ -61,8 +61,7 @@ TEACHER_KEYS = ('config', 'paper', 'tags', 'label')
 PAPER_KEYS = ('table', 'backbone', 'method', 'setting', 'metric')
 PLOT_TYPES = {
     'bars': ('type', 'name', 'title'),
-    'curves': ('type', 'name', 'title', 'curve', 'panel', 'series',
-               'teacher'),
+    'curves': ('type', 'name', 'title', 'curve', 'panel', 'series', 'teacher'),
     'xy': ('type', 'name', 'title', 'x', 'series', 'metric'),
 }
 CURVES = ('val_error', 'val_acc', 'train_loss')
@@ -263,8 +262,8 @@ class Experiment:
     plots: List[Dict[str, Any]]
     paper: PaperTable
 
-    def select(self, patterns: Optional[Sequence[str]] = None
-               ) -> List[RunSpec]:
+    def select(self,
+               patterns: Optional[Sequence[str]] = None) -> List[RunSpec]:
         """Runs whose name matches one of ``patterns`` (fnmatch).
 
         Args:
@@ -284,12 +283,14 @@ class Experiment:
                 raise ExperimentError(
                     f'{self.path}: --only {pattern!r} matches no run. Runs: '
                     f'{", ".join(names)}')
-        return [r for r in self.runs
-                if any(fnmatch.fnmatchcase(r.name, p) for p in patterns)]
+        return [
+            r for r in self.runs if any(
+                fnmatch.fnmatchcase(r.name, p) for p in patterns)
+        ]
 
 
-def _paper_key(value: Any, paper: PaperTable, where: str
-               ) -> Optional[PaperKey]:
+def _paper_key(value: Any, paper: PaperTable,
+               where: str) -> Optional[PaperKey]:
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -324,8 +325,7 @@ def _check_config(config: Any, where: str) -> str:
 def _check_tags(tags: Any, where: str) -> Dict[str, Any]:
     if tags is None:
         return {}
-    if not isinstance(tags, dict) or not all(
-            isinstance(k, str) for k in tags):
+    if not isinstance(tags, dict) or not all(isinstance(k, str) for k in tags):
         raise ExperimentError(f'{where}: tags must be a dict of str keys')
     return dict(tags)
 
@@ -345,8 +345,9 @@ def load_experiment(path: str) -> Experiment:
     path = repo_path(path)
     raw = _load_data_config(path, 'experiment definition')
     name = osp.splitext(osp.basename(path))[0]
-    unknown = [k for k in raw if not k.startswith('_')
-               and k not in DEFINITION_KEYS]
+    unknown = [
+        k for k in raw if not k.startswith('_') and k not in DEFINITION_KEYS
+    ]
     if unknown:
         raise ExperimentError(
             f'{path}: unknown top-level keys {unknown}; a definition has '
@@ -420,21 +421,27 @@ def load_experiment(path: str) -> Experiment:
                 f'({", ".join(teachers)})')
         options = spec.get('cfg_options') or {}
         cfg_option_strings(options, f'{where} cfg_options')
-        runs.append(RunSpec(
-            name=rname,
-            config=_check_config(spec['config'], where),
-            teacher=spec['teacher'],
-            cfg_options=dict(options),
-            paper=_paper_key(spec.get('paper'), paper, where),
-            tags=_check_tags(spec.get('tags'), where),
-            label=str(spec.get('label') or rname)))
+        runs.append(
+            RunSpec(
+                name=rname,
+                config=_check_config(spec['config'], where),
+                teacher=spec['teacher'],
+                cfg_options=dict(options),
+                paper=_paper_key(spec.get('paper'), paper, where),
+                tags=_check_tags(spec.get('tags'), where),
+                label=str(spec.get('label') or rname)))
     _check_option_keys(path, runs)
 
     plots = _check_plots(path, raw.get('plots', [dict(type='bars')]), runs)
-    return Experiment(name=name, path=path,
-                      title=str(raw.get('title') or name),
-                      description=str(raw.get('description') or ''),
-                      teachers=teachers, runs=runs, plots=plots, paper=paper)
+    return Experiment(
+        name=name,
+        path=path,
+        title=str(raw.get('title') or name),
+        description=str(raw.get('description') or ''),
+        teachers=teachers,
+        runs=runs,
+        plots=plots,
+        paper=paper)
 
 
 def _check_option_keys(path: str, runs: Sequence[RunSpec]) -> None:
@@ -503,8 +510,8 @@ def _check_plots(path: str, plots: Any,
             if 'x' not in plot:
                 raise ExperimentError(f'{where}: an xy plot needs x=<tag>')
             plot.setdefault('metric', 'test_overall_acc')
-            needed = [plot['x']] + ([plot['series']]
-                                    if 'series' in plot else [])
+            needed = [plot['x']
+                      ] + ([plot['series']] if 'series' in plot else [])
         else:
             needed = []
         for tag in needed:
@@ -599,8 +606,7 @@ def load_scales(path: Optional[str] = None) -> Dict[str, Scale]:
         if not isinstance(spec, dict):
             raise ExperimentError(f'{where}: must be a dict')
         bad = set(spec) - set(SCALE_KEYS)
-        missing = set(SCALE_KEYS) - set(spec) - {'description',
-                                                 'cfg_options'}
+        missing = set(SCALE_KEYS) - set(spec) - {'description', 'cfg_options'}
         if bad or missing:
             raise ExperimentError(
                 f'{where}: unknown keys {sorted(bad)} / missing '
@@ -717,17 +723,20 @@ class Job:
 
     def train_argv(self, resume: Optional[str] = None) -> List[str]:
         """``tools/train.py`` arguments (``--resume CKPT`` when given)."""
-        argv = [self.config, '--work-dir', self.work_dir, '--epochs',
-                str(self.epochs)]
+        argv = [
+            self.config, '--work-dir', self.work_dir, '--epochs',
+            str(self.epochs)
+        ]
         if resume:
             argv += ['--resume', resume]
         return argv + ['--cfg-options', *self.options]
 
     def test_argv(self, checkpoint: str) -> List[str]:
         """``tools/test.py`` arguments evaluating ``checkpoint``."""
-        return [self.config, checkpoint, '--work-dir',
-                osp.join(self.work_dir, 'test'), '--cfg-options',
-                *self.options]
+        return [
+            self.config, checkpoint, '--work-dir',
+            osp.join(self.work_dir, 'test'), '--cfg-options', *self.options
+        ]
 
     def train_command(self, resume: Optional[str] = None) -> str:
         """The training as a command line a user can paste."""
@@ -735,8 +744,7 @@ class Job:
 
     def test_command(self, checkpoint: str) -> str:
         """The test evaluation as a command line."""
-        return 'python tools/test.py ' + shlex.join(
-            self.test_argv(checkpoint))
+        return 'python tools/test.py ' + shlex.join(self.test_argv(checkpoint))
 
 
 @dataclass
@@ -779,12 +787,20 @@ def teacher_job(experiment: Experiment, scale: Scale, work_root: str,
                 name: str) -> Job:
     """The job training (and testing) teacher ``name`` with seed 0."""
     spec = experiment.teachers[name]
-    return Job(experiment=experiment.name, name=name, role='teacher',
-               seed=0, config=spec.config, cfg_options={},
-               options=scale.options(work_root) + ['randomness.seed=0'],
-               epochs=scale.teacher_epochs,
-               work_dir=teacher_dir(work_root, name), scale=scale.name,
-               paper=spec.paper, tags=dict(spec.tags), label=spec.label)
+    return Job(
+        experiment=experiment.name,
+        name=name,
+        role='teacher',
+        seed=0,
+        config=spec.config,
+        cfg_options={},
+        options=scale.options(work_root) + ['randomness.seed=0'],
+        epochs=scale.teacher_epochs,
+        work_dir=teacher_dir(work_root, name),
+        scale=scale.name,
+        paper=spec.paper,
+        tags=dict(spec.tags),
+        label=spec.label)
 
 
 def expand(experiment: Experiment,
@@ -814,28 +830,43 @@ def expand(experiment: Experiment,
     work_root = osp.join(work_dir, scale.name)
     runs = experiment.select(only)
     base = scale.options(work_root)
-    teachers = [teacher_job(experiment, scale, work_root, name)
-                for name in experiment.teachers
-                if any(r.teacher == name for r in runs)]
+    teachers = [
+        teacher_job(experiment, scale, work_root, name)
+        for name in experiment.teachers if any(r.teacher == name for r in runs)
+    ]
     students = []
     for run in runs:
         tdir = teacher_dir(work_root, run.teacher)
         link = cfg_option_strings(
-            {'model.teacher': experiment.teachers[run.teacher].config,
-             'model.teacher_ckpt': tdir}, f'{experiment.path}: run '
+            {
+                'model.teacher': experiment.teachers[run.teacher].config,
+                'model.teacher_ckpt': tdir
+            }, f'{experiment.path}: run '
             f'{run.name!r} teacher')
         own = cfg_option_strings(run.cfg_options,
                                  f'{experiment.path}: run {run.name!r}')
         for seed in seeds:
-            students.append(Job(
-                experiment=experiment.name, name=run.name, role='student',
-                seed=seed, config=run.config,
-                cfg_options=dict(run.cfg_options),
-                options=base + [f'randomness.seed={seed}'] + link + own,
-                epochs=scale.student_epochs,
-                work_dir=student_dir(work_root, experiment.name, run.name,
-                                     seed),
-                scale=scale.name, teacher=run.teacher, teacher_dir=tdir,
-                paper=run.paper, tags=dict(run.tags), label=run.label))
-    return Plan(experiment=experiment, scale=scale, work_root=work_root,
-                seeds=tuple(seeds), teachers=teachers, students=students)
+            students.append(
+                Job(experiment=experiment.name,
+                    name=run.name,
+                    role='student',
+                    seed=seed,
+                    config=run.config,
+                    cfg_options=dict(run.cfg_options),
+                    options=base + [f'randomness.seed={seed}'] + link + own,
+                    epochs=scale.student_epochs,
+                    work_dir=student_dir(work_root, experiment.name, run.name,
+                                         seed),
+                    scale=scale.name,
+                    teacher=run.teacher,
+                    teacher_dir=tdir,
+                    paper=run.paper,
+                    tags=dict(run.tags),
+                    label=run.label))
+    return Plan(
+        experiment=experiment,
+        scale=scale,
+        work_root=work_root,
+        seeds=tuple(seeds),
+        teachers=teachers,
+        students=students)

@@ -41,9 +41,12 @@ class PaperKey:
 
     def as_dict(self) -> Dict[str, str]:
         """The key as a plain dict (for JSON and CSV)."""
-        return dict(table=self.table, backbone=self.backbone,
-                    method=self.method, setting=self.setting,
-                    metric=self.metric)
+        return dict(
+            table=self.table,
+            backbone=self.backbone,
+            method=self.method,
+            setting=self.setting,
+            metric=self.metric)
 
 
 class PaperTable:
@@ -90,13 +93,14 @@ class PaperTable:
 
     def near(self, key: PaperKey, limit: int = 6) -> str:
         """Existing keys of the same table, for error messages."""
-        same = [k for k in self.values
-                if k.table == key.table and k.metric == key.metric]
-        shown = ', '.join(
-            f'({k.backbone!r}, {k.method!r}, {k.setting!r})'
-            for k in same[:limit])
+        same = [
+            k for k in self.values
+            if k.table == key.table and k.metric == key.metric
+        ]
+        shown = ', '.join(f'({k.backbone!r}, {k.method!r}, {k.setting!r})'
+                          for k in same[:limit])
         more = f' and {len(same) - limit} more' if len(same) > limit else ''
         return (f'rows of {key.table} (backbone, method, setting): '
-                f'{shown}{more}' if same else
-                f'no rows of table {key.table!r} with metric '
+                f'{shown}{more}'
+                if same else f'no rows of table {key.table!r} with metric '
                 f'{key.metric!r}')

@@ -58,8 +58,9 @@ class Setting:
 
     def values(self, metric: str) -> List[float]:
         """The metric of every seed."""
-        return [float(r[metric]) for r in self.results
-                if r.get(metric) is not None]
+        return [
+            float(r[metric]) for r in self.results if r.get(metric) is not None
+        ]
 
 
 @dataclass
@@ -79,8 +80,8 @@ class Collected:
         return next(s for s in self.settings if s.key == key)
 
 
-def mean_std(values: Sequence[float]) -> Tuple[Optional[float],
-                                               Optional[float]]:
+def mean_std(
+        values: Sequence[float]) -> Tuple[Optional[float], Optional[float]]:
     """Mean and sample standard deviation (n − 1; None below 2 values)."""
     if not values:
         return None, None
@@ -98,7 +99,8 @@ def format_mean_std(values: Sequence[float], digits: int = 2) -> str:
     return f'{mean:.{digits}f} ± {std:.{digits}f}'
 
 
-def collect(experiment: Experiment, work_root: str,
+def collect(experiment: Experiment,
+            work_root: str,
             seeds: Optional[Sequence[int]] = None) -> Collected:
     """Read the ``result.json`` files of an experiment.
 
@@ -117,8 +119,12 @@ def collect(experiment: Experiment, work_root: str,
     for name, spec in experiment.teachers.items():
         if not any(r.teacher == name for r in experiment.runs):
             continue
-        setting = Setting(f'teacher:{name}', spec.label, 'teacher', spec,
-                          paper=experiment.paper.get(spec.paper))
+        setting = Setting(
+            f'teacher:{name}',
+            spec.label,
+            'teacher',
+            spec,
+            paper=experiment.paper.get(spec.paper))
         path = osp.join(teacher_dir(work_root, name), 'result.json')
         if osp.isfile(path):
             try:
@@ -127,10 +133,14 @@ def collect(experiment: Experiment, work_root: str,
                 problems.append(str(err))
         settings.append(setting)
     for run in experiment.runs:
-        setting = Setting(run.name, run.label, 'student', run,
-                          paper=experiment.paper.get(run.paper))
-        run_dir = osp.dirname(student_dir(work_root, experiment.name,
-                                          run.name, 0))
+        setting = Setting(
+            run.name,
+            run.label,
+            'student',
+            run,
+            paper=experiment.paper.get(run.paper))
+        run_dir = osp.dirname(
+            student_dir(work_root, experiment.name, run.name, 0))
         found = []
         if osp.isdir(run_dir):
             for entry in os.listdir(run_dir):
@@ -164,31 +174,35 @@ def write_csv(path: str, collected: Collected) -> int:
         for setting in collected.settings:
             for res in setting.results:
                 paper = res.get('paper') or {}
-                writer.writerow(dict(
-                    role=res['role'], experiment=res.get('experiment', ''),
-                    run=res['run'], label=setting.label, seed=res['seed'],
-                    scale=res['scale'],
-                    test_overall_acc=res['test_overall_acc'],
-                    test_mean_class_acc=res['test_mean_class_acc'],
-                    best_val_acc=res['best_val_acc'],
-                    best_val_epoch=res['best_val_epoch'],
-                    final_val_acc=res['final_val_acc'],
-                    epochs=res.get('epochs', ''),
-                    wall_minutes=f'{res["wall_minutes"]:.3f}',
-                    paper_table=paper.get('table', ''),
-                    paper_backbone=paper.get('backbone', ''),
-                    paper_method=paper.get('method', ''),
-                    paper_setting=paper.get('setting', ''),
-                    paper_acc='' if setting.paper is None else
-                    setting.paper,
-                    tags=json.dumps(res.get('tags') or {}, sort_keys=True),
-                    config=res['config'],
-                    cfg_options=json.dumps(res['cfg_options'],
-                                           sort_keys=True),
-                    command=res['command'],
-                    resumed_from=res.get('resumed_from') or '',
-                    work_dir=res.get('work_dir', ''),
-                    finished_at=res.get('finished_at', '')))
+                writer.writerow(
+                    dict(
+                        role=res['role'],
+                        experiment=res.get('experiment', ''),
+                        run=res['run'],
+                        label=setting.label,
+                        seed=res['seed'],
+                        scale=res['scale'],
+                        test_overall_acc=res['test_overall_acc'],
+                        test_mean_class_acc=res['test_mean_class_acc'],
+                        best_val_acc=res['best_val_acc'],
+                        best_val_epoch=res['best_val_epoch'],
+                        final_val_acc=res['final_val_acc'],
+                        epochs=res.get('epochs', ''),
+                        wall_minutes=f'{res["wall_minutes"]:.3f}',
+                        paper_table=paper.get('table', ''),
+                        paper_backbone=paper.get('backbone', ''),
+                        paper_method=paper.get('method', ''),
+                        paper_setting=paper.get('setting', ''),
+                        paper_acc=''
+                        if setting.paper is None else setting.paper,
+                        tags=json.dumps(res.get('tags') or {}, sort_keys=True),
+                        config=res['config'],
+                        cfg_options=json.dumps(
+                            res['cfg_options'], sort_keys=True),
+                        command=res['command'],
+                        resumed_from=res.get('resumed_from') or '',
+                        work_dir=res.get('work_dir', ''),
+                        finished_at=res.get('finished_at', '')))
                 rows += 1
     return rows
 
@@ -206,14 +220,16 @@ def _code_line(collected: Collected) -> str:
             code = res.get('code') or {}
             commit = code.get('commit')
             key = 'not recorded' if not commit else (
-                commit[:7] + (' with uncommitted changes'
-                              if code.get('dirty') else ''))
-            by_commit.setdefault(key, []).append(
-                f'`{setting.key}` seed {res.get("seed")}')
+                commit[:7] +
+                (' with uncommitted changes' if code.get('dirty') else ''))
+            by_commit.setdefault(
+                key, []).append(f'`{setting.key}` seed {res.get("seed")}')
     if not by_commit:
         return 'no runs.'
-    parts = [f'{key} ({len(runs)} run{"s" if len(runs) > 1 else ""}: '
-             f'{", ".join(runs)})' for key, runs in by_commit.items()]
+    parts = [
+        f'{key} ({len(runs)} run{"s" if len(runs) > 1 else ""}: '
+        f'{", ".join(runs)})' for key, runs in by_commit.items()
+    ]
     return 'commit ' + '; '.join(parts) + '.'
 
 
@@ -225,8 +241,10 @@ def write_markdown(path: str, experiment: Experiment, scale: Scale,
     lines = [f'# {experiment.title}', '']
     if experiment.description:
         lines += [experiment.description, '']
-    seeds = sorted({r['seed'] for s in collected.settings
-                    if s.role == 'student' for r in s.results})
+    seeds = sorted({
+        r['seed']
+        for s in collected.settings if s.role == 'student' for r in s.results
+    })
     lines += [
         f'- Scale: `{scale.name}` ({scale.description}); '
         f'{scale.num_points} points per shape, batch {scale.batch_size}, '
@@ -247,9 +265,11 @@ def write_markdown(path: str, experiment: Experiment, scale: Scale,
         '',
     ]
     if data is not None and data.synthetic:
-        lines += ['> **SYNTHETIC DATA - NOT ModelNet40.** Our numbers are '
-                  'on generated shapes with a short schedule; compare them '
-                  'with each other, not with the paper\'s column.', '']
+        lines += [
+            '> **SYNTHETIC DATA - NOT ModelNet40.** Our numbers are '
+            'on generated shapes with a short schedule; compare them '
+            'with each other, not with the paper\'s column.', ''
+        ]
     lines += [
         '| setting | run | n | ours OA % | ours mAcc % | best val OA % '
         '(epoch) | paper OA % | paper key |',
@@ -259,34 +279,41 @@ def write_markdown(path: str, experiment: Experiment, scale: Scale,
         epochs = [str(r['best_val_epoch']) for r in s.results]
         best = format_mean_std(s.values('best_val_acc'))
         paper_key = s.spec.paper.label() if s.spec.paper else ''
-        lines.append('| ' + ' | '.join(_md_cell(c) for c in (
-            s.label, f'`{s.key}`', len(s.results),
-            format_mean_std(s.values('test_overall_acc')),
-            format_mean_std(s.values('test_mean_class_acc')),
-            f'{best} ({", ".join(epochs)})' if epochs else best,
-            '—' if s.paper is None else f'{s.paper:.1f}', paper_key)) +
-            ' |')
+        lines.append('| ' + ' | '.join(
+            _md_cell(c)
+            for c in (s.label, f'`{s.key}`', len(s.results),
+                      format_mean_std(s.values('test_overall_acc')),
+                      format_mean_std(s.values('test_mean_class_acc')),
+                      f'{best} ({", ".join(epochs)})' if epochs else best,
+                      '—' if s.paper is None else f'{s.paper:.1f}',
+                      paper_key)) + ' |')
     missing = [s.key for s in collected.settings if not s.results]
     if missing:
-        lines += ['', f'Not run yet ({len(missing)}): ' +
-                  ', '.join(f'`{m}`' for m in missing) + '.']
+        lines += [
+            '', f'Not run yet ({len(missing)}): ' +
+            ', '.join(f'`{m}`' for m in missing) + '.'
+        ]
     if collected.problems:
-        lines += ['', 'Left out (malformed result.json):', ''] + [
-            f'- {p}' for p in collected.problems]
+        lines += ['', 'Left out (malformed result.json):', ''
+                  ] + [f'- {p}' for p in collected.problems]
     if plots:
         lines += ['', '## Plots', '']
         for plot in plots:
             lines += [f'![{osp.basename(plot)}]({osp.basename(plot)})', '']
-    lines += ['', '## Commands', '',
-              'Each setting\'s training command (the first seed found; the '
-              'other seeds differ only in `randomness.seed` and the work '
-              'dir). `tools/test.py` then evaluates the best_*.pth on the '
-              'test split; every run\'s exact commands are in the CSV and '
-              'its result.json.', '']
+    lines += [
+        '', '## Commands', '',
+        'Each setting\'s training command (the first seed found; the '
+        'other seeds differ only in `randomness.seed` and the work '
+        'dir). `tools/test.py` then evaluates the best_*.pth on the '
+        'test split; every run\'s exact commands are in the CSV and '
+        'its result.json.', ''
+    ]
     for s in collected.settings:
         if s.results:
-            lines += [f'- `{s.key}`:', '', '  ```bash',
-                      f'  {s.results[0]["command"]}', '  ```']
+            lines += [
+                f'- `{s.key}`:', '', '  ```bash',
+                f'  {s.results[0]["command"]}', '  ```'
+            ]
     with open(path, 'w') as f:
         f.write('\n'.join(lines).rstrip() + '\n')
 
@@ -309,26 +336,30 @@ def _bars(path: str, experiment: Experiment, collected: Collected,
     ax = fig.add_subplot(1, 1, 1)
     pos = list(range(len(rows)))[::-1]
     ours = [mean_std(s.values('test_overall_acc')) for s in rows]
-    ax.barh([p + 0.2 for p in pos], [m for m, _ in ours], height=0.4,
+    ax.barh([p + 0.2 for p in pos], [m for m, _ in ours],
+            height=0.4,
             xerr=[0 if sd is None else sd for _, sd in ours],
-            label='ours (mean ± std)', color='tab:blue', capsize=3)
+            label='ours (mean ± std)',
+            color='tab:blue',
+            capsize=3)
     ax.barh([p - 0.2 for p in pos],
             [math.nan if s.paper is None else s.paper for s in rows],
-            height=0.4, label='paper', color='tab:gray')
+            height=0.4,
+            label='paper',
+            color='tab:gray')
     ax.set_yticks(pos)
     ax.set_yticklabels([s.label for s in rows], fontsize=8)
     ax.set_xlabel('test overall accuracy (%)')
     ax.set_xlim(0, 100)
     ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    ax.set_title(plot.get('title') or _title(experiment, synthetic),
-                 fontsize=10)
+    ax.set_title(
+        plot.get('title') or _title(experiment, synthetic), fontsize=10)
     fig.savefig(path, bbox_inches='tight')
     return True
 
 
 def _title(experiment: Experiment, synthetic: bool) -> str:
-    return experiment.title + ('\n(ours: SYNTHETIC data)' if synthetic
-                               else '')
+    return experiment.title + ('\n(ours: SYNTHETIC data)' if synthetic else '')
 
 
 def _curve(result: Dict[str, Any], kind: str) -> List[Optional[float]]:
@@ -340,12 +371,14 @@ def _curve(result: Dict[str, Any], kind: str) -> List[Optional[float]]:
     return [None if a is None else 100.0 - a for a in acc]
 
 
-def _mean_curve(curves: Sequence[Sequence[Optional[float]]]
-                ) -> Tuple[List[int], List[float], List[float]]:
+def _mean_curve(
+    curves: Sequence[Sequence[Optional[float]]]
+) -> Tuple[List[int], List[float], List[float]]:
     epochs, means, stds = [], [], []
     for index in range(max(len(c) for c in curves)):
-        vals = [c[index] for c in curves
-                if index < len(c) and c[index] is not None]
+        vals = [
+            c[index] for c in curves if index < len(c) and c[index] is not None
+        ]
         if vals:
             mean, std = mean_std(vals)
             epochs.append(index + 1)
@@ -367,9 +400,10 @@ def _curves(path: str, experiment: Experiment, collected: Collected,
     rows = math.ceil(len(panels) / cols)
     fig = _figure(5 * cols, 3.6 * rows + 0.6)
     kind = plot['curve']
-    ylabel = dict(val_error='validation error (%)',
-                  val_acc='validation accuracy (%)',
-                  train_loss='mean training loss')[kind]
+    ylabel = dict(
+        val_error='validation error (%)',
+        val_acc='validation accuracy (%)',
+        train_loss='mean training loss')[kind]
     for index, (key, members) in enumerate(panels.items()):
         ax = fig.add_subplot(rows, cols, index + 1)
         lines = list(members)
@@ -386,17 +420,19 @@ def _curves(path: str, experiment: Experiment, collected: Collected,
             style = '--' if s.role == 'teacher' else '-'
             line, = ax.plot(epochs, means, style, marker='.', label=name)
             if len(s.results) > 1:
-                ax.fill_between(epochs, [m - d for m, d in zip(means, stds)],
-                                [m + d for m, d in zip(means, stds)],
-                                color=line.get_color(), alpha=0.15)
-        ax.set_title(' / '.join(str(k) for k in key) or experiment.name,
-                     fontsize=9)
+                ax.fill_between(
+                    epochs, [m - d for m, d in zip(means, stds)],
+                    [m + d for m, d in zip(means, stds)],
+                    color=line.get_color(),
+                    alpha=0.15)
+        ax.set_title(
+            ' / '.join(str(k) for k in key) or experiment.name, fontsize=9)
         ax.set_xlabel('epoch')
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(plot.get('title') or _title(experiment, synthetic),
-                 fontsize=10)
+    fig.suptitle(
+        plot.get('title') or _title(experiment, synthetic), fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     return True
@@ -419,18 +455,21 @@ def _xy(path: str, experiment: Experiment, collected: Collected,
         points.sort(key=lambda p: p[0])
         stats = [mean_std(s.values(metric)) for _, s in points]
         ax.errorbar([x for x, _ in points], [m for m, _ in stats],
-                    yerr=[sd or 0.0 for _, sd in stats], marker='o',
-                    capsize=3, label=name)
+                    yerr=[sd or 0.0 for _, sd in stats],
+                    marker='o',
+                    capsize=3,
+                    label=name)
         paper = [(x, s.paper) for x, s in points if s.paper is not None]
         if paper:
-            ax.plot([x for x, _ in paper], [v for _, v in paper], 'x--',
+            ax.plot([x for x, _ in paper], [v for _, v in paper],
+                    'x--',
                     label=f'{name} (paper)')
     ax.set_xlabel(plot['x'])
     ax.set_ylabel(metric.replace('_', ' ') + ' (%)')
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(plot.get('title') or _title(experiment, synthetic),
-                 fontsize=10)
+    ax.set_title(
+        plot.get('title') or _title(experiment, synthetic), fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     return True
@@ -440,8 +479,11 @@ PLOTTERS = dict(bars=_bars, curves=_curves, xy=_xy)
 
 
 # ------------------------------------------------------------------- main
-def make_report(experiment: Experiment, scale: Scale, work_root: str,
-                out_dir: str, command: str,
+def make_report(experiment: Experiment,
+                scale: Scale,
+                work_root: str,
+                out_dir: str,
+                command: str,
                 data: Optional[DataInfo] = None,
                 seeds: Optional[Sequence[int]] = None) -> Dict[str, Any]:
     """Write ``<experiment>.csv``, ``<experiment>.md`` and the PNG plots.
@@ -472,11 +514,16 @@ def make_report(experiment: Experiment, scale: Scale, work_root: str,
             plots.append(path)
     write_markdown(f'{base}.md', experiment, scale, collected, command, data,
                    plots)
-    return dict(csv=f'{base}.csv', markdown=f'{base}.md', plots=plots,
-                rows=rows, problems=collected.problems,
-                missing=[s.key for s in collected.settings
-                         if not s.results])
+    return dict(
+        csv=f'{base}.csv',
+        markdown=f'{base}.md',
+        plots=plots,
+        rows=rows,
+        problems=collected.problems,
+        missing=[s.key for s in collected.settings if not s.results])
 
 
-__all__ = ['collect', 'make_report', 'mean_std', 'format_mean_std',
-           'write_csv', 'write_markdown', 'Setting', 'Collected']
+__all__ = [
+    'collect', 'make_report', 'mean_std', 'format_mean_std', 'write_csv',
+    'write_markdown', 'Setting', 'Collected'
+]

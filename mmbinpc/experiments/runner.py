@@ -70,7 +70,9 @@ def _marker_fields(root: str) -> Dict[str, str]:
         else {}
 
 
-def check_data(scale: Scale, work_root: str, create: bool = False,
+def check_data(scale: Scale,
+               work_root: str,
+               create: bool = False,
                log: Log = print) -> DataInfo:
     """Check (and with ``create``, generate) the scale's dataset.
 
@@ -108,28 +110,31 @@ def check_data(scale: Scale, work_root: str, create: bool = False,
                 f'ModelNet40 but {root!r} holds SYNTHETIC data '
                 f'({SYNTHETIC_MARKER}); move it away and put ModelNet40 '
                 'there, or use --scale cpu')
-        return DataInfo(root, False, f'real ModelNet data in {root}',
-                        'real')
+        return DataInfo(root, False, f'real ModelNet data in {root}', 'real')
     if exists and not synthetic:
         raise ExperimentError(
             f'scale {scale.name!r} ({scale.path}) generates synthetic data '
             f'in {root!r}, which holds a real dataset; refusing to touch '
             'it. Point data.root of the scale elsewhere.')
     gen = scale.generator
-    want = dict(classes=gen['num_classes'],
-                train=gen['num_classes'] * gen['train_per_class'],
-                test=gen['num_classes'] * gen['test_per_class'],
-                points=gen['num_points'], seed=gen.get('seed', 0))
+    want = dict(
+        classes=gen['num_classes'],
+        train=gen['num_classes'] * gen['train_per_class'],
+        test=gen['num_classes'] * gen['test_per_class'],
+        points=gen['num_points'],
+        seed=gen.get('seed', 0))
     if exists:
         have = _marker_fields(root)
-        diff = {k: (have.get(k), v) for k, v in want.items()
-                if have.get(k) != str(v)}
+        diff = {
+            k: (have.get(k), v)
+            for k, v in want.items() if have.get(k) != str(v)
+        }
         if diff:
             raise ExperimentError(
                 f'{root!r} holds synthetic data generated with other '
                 f'arguments than scale {scale.name!r} of {scale.path} asks '
-                'for (found vs wanted: ' + ', '.join(
-                    f'{k} {a} vs {b}' for k, (a, b) in diff.items()) +
+                'for (found vs wanted: ' +
+                ', '.join(f'{k} {a} vs {b}' for k, (a, b) in diff.items()) +
                 f'); delete {root!r} to regenerate it, or point the scale '
                 'elsewhere')
     elif create:
@@ -218,8 +223,8 @@ def best_checkpoint(work_dir: str) -> Tuple[str, int]:
     Raises:
         ExperimentError: If the run saved none (no validation ran).
     """
-    best = sorted(glob.glob(osp.join(work_dir, 'best_*.pth')),
-                  key=osp.getmtime)
+    best = sorted(
+        glob.glob(osp.join(work_dir, 'best_*.pth')), key=osp.getmtime)
     if not best:
         raise ExperimentError(
             f'{work_dir}: no best_*.pth; the configs save the best '
@@ -248,9 +253,11 @@ def job_status(job: Job) -> Status:
     ckpt = latest_checkpoint(job.work_dir) if osp.isdir(job.work_dir) \
         else None
     if ckpt:
-        return Status('partial', f'partial: resumes from '
-                      f'{osp.basename(ckpt)} (of {job.epochs} epochs)',
-                      resume_from=ckpt, problem=problem)
+        return Status(
+            'partial', f'partial: resumes from '
+            f'{osp.basename(ckpt)} (of {job.epochs} epochs)',
+            resume_from=ckpt,
+            problem=problem)
     return Status('pending', 'pending', problem=problem)
 
 
@@ -258,8 +265,9 @@ def job_status(job: Job) -> Status:
 def _timestamp_dirs(work_dir: str) -> List[str]:
     if not osp.isdir(work_dir):
         return []
-    return sorted(osp.join(work_dir, d) for d in os.listdir(work_dir)
-                  if STAMP_RE.match(d) and osp.isdir(osp.join(work_dir, d)))
+    return sorted(
+        osp.join(work_dir, d) for d in os.listdir(work_dir)
+        if STAMP_RE.match(d) and osp.isdir(osp.join(work_dir, d)))
 
 
 def read_curves(work_dir: str, epochs: int) -> Dict[str, Any]:
@@ -299,8 +307,7 @@ def read_curves(work_dir: str, epochs: int) -> Dict[str, Any]:
                 if 'overall_acc' in row and 'step' in row:
                     val[int(row['step'])] = dict(
                         overall_acc=float(row['overall_acc']),
-                        mean_class_acc=float(row.get('mean_class_acc',
-                                                     'nan')))
+                        mean_class_acc=float(row.get('mean_class_acc', 'nan')))
                 elif 'epoch' in row and 'loss' in row:
                     terms = attempt.setdefault(int(row['epoch']), {})
                     for key, value in row.items():
@@ -313,16 +320,22 @@ def read_curves(work_dir: str, epochs: int) -> Dict[str, Any]:
 
     keys = sorted({k for terms in train.values() for k in terms})
     losses = {
-        key: per_epoch({
+        key:
+        per_epoch({
             e: sum(t[key]) / len(t[key])
             for e, t in train.items() if t.get(key)
         })
         for key in keys
     }
     return dict(
-        val_acc=per_epoch({e: v['overall_acc'] for e, v in val.items()}),
-        val_mean_class_acc=per_epoch(
-            {e: v['mean_class_acc'] for e, v in val.items()}),
+        val_acc=per_epoch({
+            e: v['overall_acc']
+            for e, v in val.items()
+        }),
+        val_mean_class_acc=per_epoch({
+            e: v['mean_class_acc']
+            for e, v in val.items()
+        }),
         train_loss=losses.get('loss', [None] * epochs),
         train_losses=losses,
         teacher_val_acc=teacher_acc)
@@ -408,12 +421,15 @@ def _versions() -> Dict[str, str]:
     import torch
 
     import mmbinpc
-    return dict(torch=torch.__version__, mmengine=mmengine.__version__,
-                mmbinpc=mmbinpc.__version__,
-                python=sys.version.split()[0])
+    return dict(
+        torch=torch.__version__,
+        mmengine=mmengine.__version__,
+        mmbinpc=mmbinpc.__version__,
+        python=sys.version.split()[0])
 
 
-def run_job(job: Job, resume: Optional[str] = None,
+def run_job(job: Job,
+            resume: Optional[str] = None,
             data: Optional[DataInfo] = None,
             log: Log = print) -> Dict[str, Any]:
     """Train ``job`` (resuming from ``resume``), test its best-on-val
@@ -433,8 +449,8 @@ def run_job(job: Job, resume: Optional[str] = None,
     log(f'[train] {job.key}: {job.train_command(resume)}')
     with fresh_runner_scope():
         runner = load_tool('train').main(job.train_argv(resume))
-        teacher_ckpt = getattr(getattr(runner, 'model', None),
-                               'teacher_ckpt', None)
+        teacher_ckpt = getattr(
+            getattr(runner, 'model', None), 'teacher_ckpt', None)
         del runner
     ckpt, best_epoch = best_checkpoint(job.work_dir)
     log(f'[test]  {job.key}: {job.test_command(ckpt)}')
@@ -549,11 +565,11 @@ def execute(plan: Plan,
                               'processes')
     summary = Summary()
     statuses = {id(job): job_status(job) for job in plan.jobs}
-    todo = [j for j in plan.jobs
-            if force and j.role == 'student'
-            or statuses[id(j)].state != 'done']
-    data = check_data(plan.scale, plan.work_root, create=bool(todo),
-                      log=log)
+    todo = [
+        j for j in plan.jobs
+        if force and j.role == 'student' or statuses[id(j)].state != 'done'
+    ]
+    data = check_data(plan.scale, plan.work_root, create=bool(todo), log=log)
     for job in plan.jobs:
         status = statuses[id(job)]
         if status.state == 'done' and not _same_data(status.result, data):

@@ -1,5 +1,8 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 """Models: backbones, classifiers, heads, losses and the distiller."""
-from . import (backbones, binarized, classifiers, distillers,  # noqa: F401
-               heads, losses)
-from .distillers import BinaryDistiller  # noqa: E402,F401
+# isort: off
+# importing the modules registers their types
+from . import backbones, binarized, classifiers  # noqa: F401
+from . import distillers, heads, losses  # noqa: F401
+# isort: on
+from .distillers import BinaryDistiller  # noqa: F401

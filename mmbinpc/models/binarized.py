@@ -23,9 +23,8 @@ load).
 import copy
 from typing import Any, Mapping, Optional
 
-from torch import nn
-
 from mmdet3d.registry import MODELS
+from torch import nn
 
 
 def build_binarized_model(model: Optional[Mapping] = None,

@@ -21,15 +21,13 @@ from .gathering import (gather_points, gather_points_backward,
 from .neighbors import ball_query, knn, stack_ball_query, three_nn
 from .sampling import furthest_point_sample, furthest_point_sample_with_dist
 
-
 __all__ = [
-    'BACKENDS', 'get_backend', 'set_backend', 'use_backend',
-    'ball_query', 'chunk_budget', 'chunking', 'furthest_point_sample',
+    'BACKENDS', 'get_backend', 'set_backend', 'use_backend', 'ball_query',
+    'chunk_budget', 'chunking', 'furthest_point_sample',
     'furthest_point_sample_with_dist', 'gather_points',
     'gather_points_backward', 'grouping_operation',
-    'grouping_operation_backward', 'is_patched', 'knn',
-    'patch_mmcv_point_ops', 'set_chunk_bytes', 'stack_ball_query',
-    'stack_grouping_operation', 'stack_grouping_operation_backward',
-    'three_interpolate',
+    'grouping_operation_backward', 'is_patched', 'knn', 'patch_mmcv_point_ops',
+    'set_chunk_bytes', 'stack_ball_query', 'stack_grouping_operation',
+    'stack_grouping_operation_backward', 'three_interpolate',
     'three_interpolate_backward', 'three_nn', 'unpatch_mmcv_point_ops'
 ]

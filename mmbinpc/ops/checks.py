@@ -11,8 +11,12 @@ import torch
 from torch import Tensor
 
 
-def check_float(op: str, name: str, tensor: Tensor, ndim: int,
-                layout: str, last: Optional[int] = None) -> None:
+def check_float(op: str,
+                name: str,
+                tensor: Tensor,
+                ndim: int,
+                layout: str,
+                last: Optional[int] = None) -> None:
     """Check that ``tensor`` is a floating tensor with ``ndim`` dimensions.
 
     Args:
@@ -26,8 +30,7 @@ def check_float(op: str, name: str, tensor: Tensor, ndim: int,
     if not isinstance(tensor, Tensor):
         raise TypeError(f'{op}: {name} must be a torch.Tensor shaped '
                         f'{layout}, got {type(tensor).__name__}')
-    if tensor.dim() != ndim or (last is not None
-                                and tensor.shape[-1] != last):
+    if tensor.dim() != ndim or (last is not None and tensor.shape[-1] != last):
         raise ValueError(f'{op}: {name} must be shaped {layout}, got '
                          f'{tuple(tensor.shape)}')
     if not tensor.is_floating_point():
@@ -66,8 +69,8 @@ def check_finite(op: str, name: str, tensor: Tensor) -> None:
                          f'(e.g. torch.nan_to_num) first')
 
 
-def as_index(op: str, name: str, indices: Tensor, num_points: int,
-             ndim: int, layout: str) -> Tensor:
+def as_index(op: str, name: str, indices: Tensor, num_points: int, ndim: int,
+             layout: str) -> Tensor:
     """Validate an index tensor and return it as int64.
 
     Args:
@@ -126,9 +129,9 @@ def check_counts(op: str, name: str, counts: Tensor, total: int,
     return values
 
 
-def check_paired_counts(op: str, points: Tuple[str, Tensor, int],
-                        centres: Tuple[str, Tensor, int]
-                        ) -> Tuple[List[int], List[int]]:
+def check_paired_counts(
+        op: str, points: Tuple[str, Tensor, int],
+        centres: Tuple[str, Tensor, int]) -> Tuple[List[int], List[int]]:
     """Validate the point and centre counts of a stacked batch together.
 
     Args:

@@ -50,16 +50,20 @@ def _fps_dist_forward(ctx, points_dist, num_points):
     return idx
 
 
-def _ball_query_forward(ctx, min_radius, max_radius, sample_num, xyz,
-                        center_xyz, xyz_batch_cnt=None,
+def _ball_query_forward(ctx,
+                        min_radius,
+                        max_radius,
+                        sample_num,
+                        xyz,
+                        center_xyz,
+                        xyz_batch_cnt=None,
                         center_xyz_batch_cnt=None):
     if xyz_batch_cnt is not None and center_xyz_batch_cnt is not None:
         # Like mmcv, the stacked form ignores min_radius.
         idx = stack_ball_query(max_radius, sample_num, xyz, center_xyz,
                                xyz_batch_cnt, center_xyz_batch_cnt)
     else:
-        idx = ball_query(min_radius, max_radius, sample_num, xyz,
-                         center_xyz)
+        idx = ball_query(min_radius, max_radius, sample_num, xyz, center_xyz)
     ctx.mark_non_differentiable(idx)
     return idx
 
@@ -70,7 +74,10 @@ def _knn_forward(ctx, k, xyz, center_xyz=None, transposed=False):
     return idx
 
 
-def _grouping_forward(ctx, features, indices, features_batch_cnt=None,
+def _grouping_forward(ctx,
+                      features,
+                      indices,
+                      features_batch_cnt=None,
                       indices_batch_cnt=None):
     if features_batch_cnt is not None and indices_batch_cnt is not None:
         out = stack_grouping_operation(features, indices, features_batch_cnt,
@@ -125,8 +132,8 @@ def _three_interp_backward(ctx, grad_out):
 
 #: (module, class, CPU forward, CPU backward) for every patched Function.
 _TABLE: List[Tuple[str, str, Callable, Callable]] = [
-    ('mmcv.ops.furthest_point_sample', 'FurthestPointSampling',
-     _fps_forward, _no_grads(2)),
+    ('mmcv.ops.furthest_point_sample', 'FurthestPointSampling', _fps_forward,
+     _no_grads(2)),
     ('mmcv.ops.furthest_point_sample', 'FurthestPointSamplingWithDist',
      _fps_dist_forward, _no_grads(2)),
     ('mmcv.ops.ball_query', 'BallQuery', _ball_query_forward, _no_grads(7)),
@@ -163,8 +170,8 @@ def _own_storage(result):
     return result
 
 
-def _wrap(original_fwd: Callable, original_bwd: Callable,
-          cpu_fwd: Callable, cpu_bwd: Callable) -> Tuple[Callable, Callable]:
+def _wrap(original_fwd: Callable, original_bwd: Callable, cpu_fwd: Callable,
+          cpu_bwd: Callable) -> Tuple[Callable, Callable]:
 
     @functools.wraps(original_fwd)
     def forward(ctx, *args, **kwargs):

@@ -32,7 +32,6 @@ import numpy as np
 from numba import njit, prange
 from numba.extending import intrinsic
 
-
 #: (query x point) pairs below which a kernel runs serially
 PARALLEL_MIN_PAIRS = 4_000_000
 
@@ -170,8 +169,8 @@ def _insert_lex(best_d, best_i, count, k, d, n):
 
     For scans that do not visit candidates in index order (the grid)."""
     if count == k:
-        if not (d < best_d[k - 1] or (d == best_d[k - 1]
-                                      and n < best_i[k - 1])):
+        if not (d < best_d[k - 1] or
+                (d == best_d[k - 1] and n < best_i[k - 1])):
             return count
         pos = k - 1
     else:
@@ -266,20 +265,20 @@ def _knn_xyz_grid(query, points, k, out_idx, out_d2):
                 for ix in range(max(c0 - r, 0), min(c0 + r, res - 1) + 1):
                     for iy in range(max(c1 - r, 0), min(c1 + r, res - 1) + 1):
                         edge = abs(ix - c0) == r or abs(iy - c1) == r
-                        for iz in range(max(c2 - r, 0),
-                                        min(c2 + r, res - 1) + 1):
+                        for iz in range(
+                                max(c2 - r, 0),
+                                min(c2 + r, res - 1) + 1):
                             if not edge and abs(iz - c2) != r:
                                 continue
                             c = (ix * res + iy) * res + iz
                             for j in range(start[c], start[c + 1]):
                                 n = order[j]
                                 d = _sq_dist3(qx, qy, qz, points[b, n, 0],
-                                              points[b, n, 1],
-                                              points[b, n, 2])
-                                if count < k or d < worst or (
-                                        d == worst and n < worst_i):
-                                    count = _insert_lex(best_d, best_i,
-                                                        count, k, d, n)
+                                              points[b, n, 1], points[b, n, 2])
+                                if count < k or d < worst or (d == worst
+                                                              and n < worst_i):
+                                    count = _insert_lex(
+                                        best_d, best_i, count, k, d, n)
                                     if count == k:
                                         worst = best_d[k - 1]
                                         worst_i = best_i[k - 1]

@@ -31,7 +31,8 @@ def gather_points(features: Tensor, indices: Tensor) -> Tensor:
     check_same_batch(op, ('features', 'indices'), (features, idx))
     batch, channels, _ = features.shape
     return features.gather(
-        2, idx.unsqueeze(1).expand(batch, channels, idx.shape[1]))
+        2,
+        idx.unsqueeze(1).expand(batch, channels, idx.shape[1]))
 
 
 def gather_points_backward(grad_out: Tensor, indices: Tensor,
@@ -49,7 +50,8 @@ def gather_points_backward(grad_out: Tensor, indices: Tensor,
     idx = indices.long()
     batch, channels, num = grad_out.shape
     grad = grad_out.new_zeros(batch, channels, num_points)
-    return grad.scatter_add_(2, idx.unsqueeze(1).expand(batch, channels, num),
+    return grad.scatter_add_(2,
+                             idx.unsqueeze(1).expand(batch, channels, num),
                              grad_out)
 
 
@@ -65,8 +67,7 @@ def grouping_operation(features: Tensor, indices: Tensor) -> Tensor:
     """
     op = 'grouping_operation'
     check_float(op, 'features', features, 3, '(B, C, N)')
-    idx = as_index(op, 'indices', indices, features.shape[2], 3,
-                   '(B, M, K)')
+    idx = as_index(op, 'indices', indices, features.shape[2], 3, '(B, M, K)')
     check_same_batch(op, ('features', 'indices'), (features, idx))
     batch, channels, _ = features.shape
     _, num, nsample = idx.shape
@@ -77,8 +78,8 @@ def grouping_operation(features: Tensor, indices: Tensor) -> Tensor:
     # the 4-D result so it is not a view: mmdet3d modifies grouped features
     # in place (DGCNN's D-KNN).
     out = features.new_empty(batch, channels, num, nsample)
-    torch.gather(features, 2, flat,
-                 out=out.view(batch, channels, num * nsample))
+    torch.gather(
+        features, 2, flat, out=out.view(batch, channels, num * nsample))
     return out
 
 
@@ -96,18 +97,17 @@ def grouping_operation_backward(grad_out: Tensor, indices: Tensor,
         the point.
     """
     batch, channels, num, nsample = grad_out.shape
-    flat = indices.long().reshape(batch, 1, num * nsample).expand(
-        batch, channels, -1)
+    flat = indices.long().reshape(batch, 1,
+                                  num * nsample).expand(batch, channels, -1)
     grad = grad_out.new_zeros(batch, channels, num_points)
-    return grad.scatter_add_(
-        2, flat, grad_out.reshape(batch, channels, num * nsample))
+    return grad.scatter_add_(2, flat,
+                             grad_out.reshape(batch, channels, num * nsample))
 
 
 def _check_interp(op: str, features: Tensor, indices: Tensor,
                   weight: Tensor) -> Tensor:
     check_float(op, 'features', features, 3, '(B, C, M)')
-    idx = as_index(op, 'indices', indices, features.shape[2], 3,
-                   '(B, N, 3)')
+    idx = as_index(op, 'indices', indices, features.shape[2], 3, '(B, N, 3)')
     check_float(op, 'weight', weight, 3, '(B, N, 3)')
     if idx.shape[2] != 3 or weight.shape != idx.shape:
         raise ValueError(f'{op}: indices and weight must both be shaped '
@@ -185,8 +185,8 @@ def _stack_global_index(op: str, features: Tensor, indices: Tensor,
     repeats = torch.tensor(m_counts, device=device)
     starts = torch.tensor([0] + n_counts[:-1], device=device).cumsum(0)
     row_start = starts.repeat_interleave(repeats)[:, None]
-    row_size = torch.tensor(n_counts, device=device).repeat_interleave(
-        repeats)[:, None]
+    row_size = torch.tensor(
+        n_counts, device=device).repeat_interleave(repeats)[:, None]
     local = indices.long()
     bad = ((local < 0) | (local >= row_size)) & (row_size > 0)
     if bad.any():
@@ -252,9 +252,8 @@ def stack_grouping_operation_backward(grad_out: Tensor, indices: Tensor,
     """
     channels = grad_out.shape[1]
     template = grad_out.new_empty(num_points, 0)
-    rows, empty = _stack_global_index('grouping_operation', template,
-                                      indices, features_batch_cnt,
-                                      indices_batch_cnt)
+    rows, empty = _stack_global_index('grouping_operation', template, indices,
+                                      features_batch_cnt, indices_batch_cnt)
     src = grad_out.permute(0, 2, 1)
     if empty.any():
         src = src.masked_fill(empty[..., None], 0)

@@ -26,9 +26,12 @@ import torch
 from torch import Tensor
 
 from . import chunking
-# the backend switch, importable from here too (noqa: re-exports)
+
+# isort: off
+# the backend switch, importable from here too
 from .backend import BACKENDS, get_backend, set_backend  # noqa: F401
 from .backend import _compiled, use_backend  # noqa: F401
+# isort: on
 from .checks import (check_finite, check_float, check_paired_counts,
                      check_same_batch)
 
@@ -69,16 +72,17 @@ def _sq_dist(query: Tensor, points: Tensor) -> Tensor:
         return dist
     q_norm = query.pow(2).sum(-1, keepdim=True)  # (b, m, 1)
     p_norm = points.pow(2).sum(-1).unsqueeze(1)  # (b, 1, n)
-    dist = torch.baddbmm(q_norm + p_norm, query, points.transpose(1, 2),
-                         alpha=-2)
+    dist = torch.baddbmm(
+        q_norm + p_norm, query, points.transpose(1, 2), alpha=-2)
     return dist.clamp_min_(0)
 
 
 def _k_smallest_exact(dist: Tensor, k: int) -> Tensor:
     """Slow path of :func:`_k_smallest` for rows with a tie at rank k."""
     b, m, _ = dist.shape
-    kth = torch.topk(dist, k, dim=-1, largest=False,
-                     sorted=False).values.amax(-1, keepdim=True)
+    kth = torch.topk(
+        dist, k, dim=-1, largest=False, sorted=False).values.amax(
+            -1, keepdim=True)
     below = dist < kth
     need = k - below.sum(-1, keepdim=True, dtype=torch.int32)
     tied = dist == kth
@@ -106,10 +110,9 @@ def _k_smallest(dist: Tensor, k: int) -> Tensor:
     b, m, n = dist.shape
     if k < n:
         # One extra neighbour tells whether the k-th place is tied.
-        vals, picked = torch.topk(dist, k + 1, dim=-1, largest=False,
-                                  sorted=True)
-        tied_rows = (vals[..., k] == vals[..., k - 1]).nonzero(
-            as_tuple=True)
+        vals, picked = torch.topk(
+            dist, k + 1, dim=-1, largest=False, sorted=True)
+        tied_rows = (vals[..., k] == vals[..., k - 1]).nonzero(as_tuple=True)
         picked = picked[..., :k]
         if tied_rows[0].numel() > 0:
             # topk may keep any of the tied candidates; keep the smallest
@@ -130,11 +133,8 @@ def _radius_sq(radius: float) -> float:
     return float(r * r)
 
 
-def ball_query(min_radius: float,
-               max_radius: float,
-               sample_num: int,
-               xyz: Tensor,
-               center_xyz: Tensor) -> Tensor:
+def ball_query(min_radius: float, max_radius: float, sample_num: int,
+               xyz: Tensor, center_xyz: Tensor) -> Tensor:
     """Find up to ``sample_num`` points inside a ball (shell) per centre.
 
     Candidates are scanned in index order and accepted when their squared
@@ -194,10 +194,10 @@ def _first_hits(xyz: Tensor, center_xyz: Tensor, sample_num: int,
     """
     batch, size, _ = xyz.shape
     num_centres = center_xyz.shape[1]
-    idx = torch.zeros(batch, num_centres, sample_num, dtype=torch.int32,
-                      device=xyz.device)
-    any_hit = torch.zeros(batch, num_centres, dtype=torch.bool,
-                          device=xyz.device)
+    idx = torch.zeros(
+        batch, num_centres, sample_num, dtype=torch.int32, device=xyz.device)
+    any_hit = torch.zeros(
+        batch, num_centres, dtype=torch.bool, device=xyz.device)
     if size == 0:
         return idx, any_hit
     shell = getattr(is_hit, 'shell', None)
@@ -207,9 +207,10 @@ def _first_hits(xyz: Tensor, center_xyz: Tensor, sample_num: int,
         out = np.zeros((batch, num_centres, sample_num), np.int32)
         count = np.zeros((batch, num_centres), np.int32)
         min_r2, max_r2, zero_is_hit = shell
-        fk.pick(fk.BALL_QUERY_XYZ, batch * num_centres * size)(
-            _numpy(center_xyz), _numpy(xyz), min_r2, max_r2, zero_is_hit,
-            sample_num, out, count)
+        fk.pick(fk.BALL_QUERY_XYZ,
+                batch * num_centres * size)(_numpy(center_xyz), _numpy(xyz),
+                                            min_r2, max_r2, zero_is_hit,
+                                            sample_num, out, count)
         return torch.from_numpy(out), torch.from_numpy(count > 0)
     positions = torch.arange(size, dtype=torch.int32, device=xyz.device)
     take = min(sample_num, size)
@@ -220,8 +221,8 @@ def _first_hits(xyz: Tensor, center_xyz: Tensor, sample_num: int,
         # keys are the first hits in scan order.
         key = torch.where(hit, positions, size)
         del hit
-        first = torch.topk(key, take, dim=-1, largest=False,
-                           sorted=True).values
+        first = torch.topk(
+            key, take, dim=-1, largest=False, sorted=True).values
         del key
         found = first < size
         # Slots after the last hit repeat the first hit; no hit -> zeros.
@@ -267,8 +268,8 @@ def stack_ball_query(max_radius: float, sample_num: int, xyz: Tensor,
         op, ('xyz_batch_cnt', xyz_batch_cnt, xyz.shape[0]),
         ('center_xyz_batch_cnt', center_xyz_batch_cnt, center_xyz.shape[0]))
     r2 = _radius_sq(max_radius)
-    out = torch.zeros(center_xyz.shape[0], sample_num, dtype=torch.int32,
-                      device=xyz.device)
+    out = torch.zeros(
+        center_xyz.shape[0], sample_num, dtype=torch.int32, device=xyz.device)
 
     def in_ball(d2: Tensor) -> Tensor:
         return d2 < r2
@@ -276,9 +277,9 @@ def stack_ball_query(max_radius: float, sample_num: int, xyz: Tensor,
     in_ball.shell = (float('-inf'), r2, False)  # the same test, compiled
     n0 = m0 = 0
     for n, m in zip(n_counts, m_counts):
-        idx, any_hit = _first_hits(xyz[None, n0:n0 + n],
-                                   center_xyz[None, m0:m0 + m], sample_num,
-                                   in_ball)
+        idx, any_hit = _first_hits(xyz[None, n0:n0 + n], center_xyz[None,
+                                                                    m0:m0 + m],
+                                   sample_num, in_ball)
         idx[..., 0].masked_fill_(~any_hit, -1)
         out[m0:m0 + m] = idx[0]
         n0, m0 = n0 + n, m0 + m
@@ -326,18 +327,17 @@ def knn(k: int,
     check_finite(op, 'center_xyz', center_xyz)
     batch, size, _ = xyz.shape
     num_centres = center_xyz.shape[1]
-    idx = torch.zeros(batch, num_centres, k, dtype=torch.int32,
-                      device=xyz.device)
+    idx = torch.zeros(
+        batch, num_centres, k, dtype=torch.int32, device=xyz.device)
     found = min(k, size)
     if found > 0 and _compiled(xyz, center_xyz) and batch * num_centres:
         from . import fast_kernels as fk
         pairs = batch * num_centres * size
         if xyz.shape[-1] == 3:
             near = np.empty((batch, num_centres, found), np.int32)
-            d2 = np.empty((batch, num_centres, found),
-                          _numpy(xyz[:0]).dtype)
-            fk.pick(fk.KNN_XYZ, pairs)(_numpy(center_xyz), _numpy(xyz),
-                                       found, near, d2)
+            d2 = np.empty((batch, num_centres, found), _numpy(xyz[:0]).dtype)
+            fk.pick(fk.KNN_XYZ, pairs)(_numpy(center_xyz), _numpy(xyz), found,
+                                       near, d2)
             idx[..., :found] = torch.from_numpy(near)
         else:
             for bs, ms in chunking.iter_blocks(batch, num_centres, size,
@@ -380,17 +380,20 @@ def three_nn(target: Tensor, source: Tensor) -> Tuple[Tensor, Tensor]:
     size = source.shape[1]
     # The kernel starts from 1e40, which overflows to inf in float32.
     far = 1e40 if torch.finfo(target.dtype).max > 1e40 else float('inf')
-    dist2 = torch.full((batch, num_target, 3), far, dtype=target.dtype,
+    dist2 = torch.full((batch, num_target, 3),
+                       far,
+                       dtype=target.dtype,
                        device=target.device)
-    idx = torch.zeros(batch, num_target, 3, dtype=torch.int32,
-                      device=target.device)
+    idx = torch.zeros(
+        batch, num_target, 3, dtype=torch.int32, device=target.device)
     found = min(3, size)
     if found > 0 and _compiled(target, source) and batch * num_target:
         from . import fast_kernels as fk
         near = np.empty((batch, num_target, found), np.int32)
         d2 = np.empty((batch, num_target, found), _numpy(target[:0]).dtype)
-        fk.pick(fk.KNN_XYZ, batch * num_target * size)(
-            _numpy(target), _numpy(source), found, near, d2)
+        fk.pick(fk.KNN_XYZ, batch * num_target * size)(_numpy(target),
+                                                       _numpy(source), found,
+                                                       near, d2)
         dist2[..., :found] = torch.from_numpy(d2)
         idx[..., :found] = torch.from_numpy(near)
     elif found > 0:

@@ -36,8 +36,8 @@ def _iterate(first_row_dist, batch: int, num_points: int, size: int,
     Returns:
         Tensor: (B, num_points) int32 indices.
     """
-    out = torch.zeros(batch, num_points, dtype=torch.int32,
-                      device=template.device)
+    out = torch.zeros(
+        batch, num_points, dtype=torch.int32, device=template.device)
     if num_points <= 1 or size == 0 or batch == 0:
         return out
     temp = template.new_full((batch, size), _FAR)

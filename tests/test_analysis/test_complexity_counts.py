@@ -198,15 +198,16 @@ def _expected_binary(xnor_layers=(), ema=False, scales=()):
     bops = sum(i * o * r for i, o, r in BINARY_LAYERS.values())
     weights = sum(i * o for i, o, _ in BINARY_LAYERS.values())
     flops = FP_LAYER_MACS + sum(o * r for _, o, r in BINARY_LAYERS.values())
-    flops += sum((BINARY_LAYERS[n][0] + BINARY_LAYERS[n][1]) *
-                 BINARY_LAYERS[n][2] for n in xnor_layers)
+    flops += sum(
+        (BINARY_LAYERS[n][0] + BINARY_LAYERS[n][1]) * BINARY_LAYERS[n][2]
+        for n in xnor_layers)
     flops += 3 * 1024 if ema else 0
     n_scales = sum(scales)
     # 1 bit per binary weight; every other parameter and each scale 32 bits
     bits = weights + 32 * (FP_PARAMS - weights + n_scales)
     assert bits % 8 == 0
-    return dict(flops=flops, bops=bops, ops=flops + bops / 64,
-                storage_bytes=bits // 8)
+    return dict(
+        flops=flops, bops=bops, ops=flops + bops / 64, storage_bytes=bits // 8)
 
 
 def test_hand_layout_adds_up_to_the_fp32_model():
@@ -244,12 +245,17 @@ def test_binary_pointnet_ratios_and_json(tmp_path):
     fp_report = count_complexity(fp, model_forward(fp)[0])
     model = build_binarized(_pointnet_cfg(method='bnn', aggregation='max'))
     report = count_complexity(model, model_forward(model)[0], fp_report)
-    fp_rows = {r.name for r in report.layers if r.precision == 'fp32'
-               and r.type in ('Conv1d', 'Linear')}
+    fp_rows = {
+        r.name
+        for r in report.layers
+        if r.precision == 'fp32' and r.type in ('Conv1d', 'Linear')
+    }
     # first layers (raw xyz) and the classifier stay FP32
-    assert fp_rows == {'backbone.input_tnet.convs.0.0', 'backbone.mlp.0.0',
-                       'head.fc_cls'}
-    assert {r.name for r in report.layers
+    assert fp_rows == {
+        'backbone.input_tnet.convs.0.0', 'backbone.mlp.0.0', 'head.fc_cls'
+    }
+    assert {r.name
+            for r in report.layers
             if r.precision == '1-bit'} == set(BINARY_LAYERS)
     want = _expected_binary()  # plain BNN: no scale, no beta
     assert report.bops == want['bops'] == FP_MACS - FP_LAYER_MACS
@@ -271,9 +277,15 @@ def test_binary_pointnet_ratios_and_json(tmp_path):
 
 
 _ALL_OUT = tuple(o for _, o, _ in BINARY_LAYERS.values())
-DOC_BYTES = {'bnn-max': 583_432, 'irnet-max': 607_240, 'xnor-max': 607_240,
-             'lsr-max': 567_080, 'bnn-ema': 579_336, 'xnor-ema': 603_144,
-             'lsr-ema': 562_984}
+DOC_BYTES = {
+    'bnn-max': 583_432,
+    'irnet-max': 607_240,
+    'xnor-max': 607_240,
+    'lsr-max': 567_080,
+    'bnn-ema': 579_336,
+    'xnor-ema': 603_144,
+    'lsr-ema': 562_984
+}
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
@@ -286,7 +298,6 @@ def fp_pointnet_report():
 
 
 _TRANSFORM_OUT = (9, 4096)
-
 
 # docs/complexity.md "Binary PointNet (the paper's settings)": one row per
 # config. BNN and IR-Net configs give the T-Net transform layers XNOR's
@@ -308,31 +319,31 @@ _CENTRE = (1024, )
     ('lsr-ema', (), True, (1, ) * 17, 40.1, 24.7),
 ])
 def test_documented_pointnet_configs_pinned(fp_pointnet_report, setting,
-                                            xnor_layers, ema, scales,
-                                            speedup, compress):
+                                            xnor_layers, ema, scales, speedup,
+                                            compress):
     from mmengine.config import Config
 
     from mmbinpc.deploy.builder import build_model, deploy_model_cfgs
-    cfg = Config.fromfile(osp.join(
-        REPO, 'configs', 'pointnet',
-        f'pointnet_bin_{setting}-kdr_modelnet40.py'))
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'pointnet',
+                 f'pointnet_bin_{setting}-kdr_modelnet40.py'))
     bin_cfg, _ = deploy_model_cfgs(cfg.model)
     model = build_model(bin_cfg)
-    report = count_complexity(model, model_forward(model)[0],
-                              fp_pointnet_report)
+    report = count_complexity(model,
+                              model_forward(model)[0], fp_pointnet_report)
     want = _expected_binary(xnor_layers, ema, scales)
     assert report.bops == want['bops'] == 443_418_880
     assert report.flops == want['flops']
     assert report.ops == want['ops']
     assert report.storage_bytes == want['storage_bytes']
     # LSR's alpha is one learned parameter per binary layer
-    assert report.params == FP_PARAMS + (17 if setting.startswith('lsr')
-                                         else 0)
+    assert report.params == FP_PARAMS + (17
+                                         if setting.startswith('lsr') else 0)
     assert report.speedup == FP_MACS / want['ops']
     assert report.compression == FP_BYTES / want['storage_bytes']
     # the figures as docs/complexity.md prints them
-    assert round(report.flops / 1e6, 2) == (8.68 if 'xnor' in setting
-                                            else 4.15)
+    assert round(report.flops / 1e6,
+                 2) == (8.68 if 'xnor' in setting else 4.15)
     assert round(report.speedup, 1) == speedup
     assert round(report.compression, 1) == compress
     if setting in DOC_BYTES:  # the rows the docs still match
@@ -347,9 +358,11 @@ def test_complexity_tool_json_is_the_documented_row(tmp_path):
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     out = tmp_path / 'lsr.json'
-    tool.main([osp.join(REPO, 'configs', 'pointnet',
-                        'pointnet_bin_lsr-max-kdr_modelnet40.py'),
-               '--json', str(out), '--quiet'])
+    tool.main([
+        osp.join(REPO, 'configs', 'pointnet',
+                 'pointnet_bin_lsr-max-kdr_modelnet40.py'), '--json',
+        str(out), '--quiet'
+    ])
     data = json.loads(out.read_text())
     want = _expected_binary(scales=(1, ) * 17 + _CENTRE)
     assert data['flops'] == want['flops'] == 4_145_417
@@ -359,5 +372,4 @@ def test_complexity_tool_json_is_the_documented_row(tmp_path):
     assert data['params'] == FP_PARAMS + 17
     assert data['other_flops'] == 4_207_625
     assert data['speedup'] == pytest.approx(FP_MACS / want['ops'], rel=1e-12)
-    assert data['compression'] == pytest.approx(FP_BYTES / 567_080,
-                                                rel=1e-12)
+    assert data['compression'] == pytest.approx(FP_BYTES / 567_080, rel=1e-12)

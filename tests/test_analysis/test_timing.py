@@ -6,8 +6,10 @@ from mmbinpc.analysis import run_rounds, speedup, timing_stats
 
 
 def _recording_runners(log):
-    return {name: (lambda x, name=name: log.append((name, x)))
-            for name in ('a', 'b')}
+    return {
+        name: (lambda x, name=name: log.append((name, x)))
+        for name in ('a', 'b')
+    }
 
 
 @pytest.mark.parametrize('order,expect', [
@@ -46,8 +48,14 @@ def test_timing_stats_median_and_min_in_ms():
     assert stats['median']['a'] == pytest.approx(3.5)
     assert stats['min']['a'] == pytest.approx(1.0)
     # a single run is its own median and minimum
-    assert timing_stats({'a': [0.25]}) == {'median': {'a': 250.0},
-                                           'min': {'a': 250.0}}
+    assert timing_stats({'a': [0.25]}) == {
+        'median': {
+            'a': 250.0
+        },
+        'min': {
+            'a': 250.0
+        }
+    }
 
 
 def test_speedup_direction():

@@ -6,16 +6,19 @@ import sys
 
 import pytest
 import torch
+from mmdet3d.registry import MODELS
 from torch import nn
 
 from mmbinpc.apis import (check_state, checkpoint_state,
                           load_checkpoint_checked, match_state,
                           read_checkpoint, select_student, trained_binary)
 from mmbinpc.errors import CheckpointMismatchError
-from mmdet3d.registry import MODELS
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
-                            'test_models', 'test_distillers'))
+sys.path.insert(
+    0,
+    osp.join(
+        osp.dirname(osp.dirname(osp.abspath(__file__))), 'test_models',
+        'test_distillers'))
 from distill_helpers import save_teacher, tiny_classifier  # noqa: E402
 
 
@@ -45,8 +48,11 @@ def test_read_errors_name_the_file(tmp_path):
 
 
 def test_state_of_a_checkpoint(tmp_path):
-    state = checkpoint_state({'state_dict': {'module.a': torch.ones(1),
-                                             'b': torch.zeros(1)}})
+    state = checkpoint_state(
+        {'state_dict': {
+            'module.a': torch.ones(1),
+            'b': torch.zeros(1)
+        }})
     assert list(state) == ['a', 'b']
     assert list(checkpoint_state({'x': torch.ones(1)})) == ['x']
     with pytest.raises(CheckpointMismatchError, match='no model weights'):
@@ -76,8 +82,10 @@ def test_match_counts_missing_unexpected_and_reshaped():
     assert "1 of the model's 9 tensors is not in the checkpoint (0.bias)" \
         in text
     assert '2.weight (5, 4) in the checkpoint vs (2, 4) in the model' in text
-    with pytest.raises(CheckpointMismatchError, match='f.pth: does not fit '
-                       'the Sequential model: 1 of'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match='f.pth: does not fit '
+            'the Sequential model: 1 of'):
         check_state(net, state, 'f.pth')
     assert not check_state(net, state, 'f.pth', allow_partial=True).ok
 
@@ -107,15 +115,20 @@ def test_partial_load_skips_reshaped_tensors(tmp_path):
 def test_distiller_may_load_its_teacher_keys(tmp_path):
     teacher = tiny_classifier()
     ckpt = save_teacher(teacher, str(tmp_path / 't.pth'))
-    distiller = MODELS.build(dict(type='BinaryDistiller', teacher=teacher,
-                                  teacher_ckpt=ckpt,
-                                  binarize=dict(method='xnor')))
+    distiller = MODELS.build(
+        dict(
+            type='BinaryDistiller',
+            teacher=teacher,
+            teacher_ckpt=ckpt,
+            binarize=dict(method='xnor')))
     state = distiller.state_dict()  # the teacher is left out ...
     assert not any(k.startswith('teacher.') for k in state)
     assert match_state(distiller, state).ok
     full = dict(state)  # ... but a checkpoint with it (save_teacher) loads
-    full.update({f'teacher.{k}': v
-                 for k, v in distiller.teacher.state_dict().items()})
+    full.update({
+        f'teacher.{k}': v
+        for k, v in distiller.teacher.state_dict().items()
+    })
     assert match_state(distiller, full).ok
     assert trained_binary({'state_dict': full}) is True
     assert trained_binary({'meta': {'cfg': "model = dict(type='X')"}}) is \

@@ -53,8 +53,11 @@ def test_ema_sign_carries_one_bit_but_max_does_not():
 def _sa(cls=PointSAModule, **kw):
     args = dict(num_point=8, radius=0.4, num_sample=4, mlp_channels=[3, 8])
     if cls is PointSAModuleMSG:
-        args = dict(num_point=8, radii=[0.2, 0.4], sample_nums=[4, 4],
-                    mlp_channels=[[3, 8], [3, 8]])
+        args = dict(
+            num_point=8,
+            radii=[0.2, 0.4],
+            sample_nums=[4, 4],
+            mlp_channels=[[3, 8], [3, 8]])
     args.update(kw)
     return cls(**args)
 
@@ -71,12 +74,13 @@ def test_local_sites_pool_like_mmdet3d(make):
     assert isinstance(module.pool, PointPool) and module.pool.mode == 'max'
     assert isinstance(module, type(reference))
     feats = torch.randn(2, 8, 5, 4)
-    assert torch.equal(module._pool_features(feats),
-                       reference._pool_features(feats))
+    assert torch.equal(
+        module._pool_features(feats), reference._pool_features(feats))
     set_pooling_mode(module, 'ema')
     assert module.pool.mode == 'ema'
-    assert torch.allclose(module._pool_features(feats),
-                          reference._pool_features(feats) - ema_offset(4))
+    assert torch.allclose(
+        module._pool_features(feats),
+        reference._pool_features(feats) - ema_offset(4))
     # the mmdet3d class itself is untouched
     assert type(reference)._pool_features is not type(module)._pool_features
 
@@ -89,16 +93,19 @@ def test_avg_site_stays_avg():
     set_pooling_mode(module, 'ema')
     assert module.pool.mode == 'avg'
     feats = torch.randn(1, 8, 3, 4)
-    assert torch.allclose(module._pool_features(feats),
-                          reference._pool_features(feats))
+    assert torch.allclose(
+        module._pool_features(feats), reference._pool_features(feats))
 
 
 def test_global_site_dgcnn_fa():
     module = DGCNNFAModule(mlp_channels=[12, 16]).eval()
     reference = copy.deepcopy(module)
     attach_pooling(module)
-    points = [torch.randn(2, 10, 3), torch.randn(2, 10, 4),
-              torch.randn(2, 10, 8)]
+    points = [
+        torch.randn(2, 10, 3),
+        torch.randn(2, 10, 4),
+        torch.randn(2, 10, 8)
+    ]
     out = module(points)
     assert out.shape == (2, 10, 16 + 12)
     assert torch.allclose(out, reference(points))

@@ -14,8 +14,8 @@ ALL = ('bnn', 'xnor', 'irnet', 'lsr', 'bireal', 'react')
 
 
 def _bcast(scale, like):
-    return scale if scale.dim() == 0 else scale.reshape(
-        (-1, ) + (1, ) * (like.dim() - 1))
+    return scale if scale.dim() == 0 else scale.reshape((-1, ) + (1, ) *
+                                                        (like.dim() - 1))
 
 
 def test_registry_names_and_errors():
@@ -43,8 +43,8 @@ def test_sign_of_zero_is_plus_one(name):
     sign, _ = binarizer.weight_parts(w)
     assert torch.equal(sign, torch.ones_like(w))
     # sign(x) = +1 for x >= 0: -0.0 included (-0.0 >= 0), -1e-9 excluded
-    assert hard_sign(torch.tensor([-0.0, 0.0, -1e-9, 1e-9])).tolist() == [
-        1.0, 1.0, -1.0, 1.0]
+    assert hard_sign(torch.tensor([-0.0, 0.0, -1e-9,
+                                   1e-9])).tolist() == [1.0, 1.0, -1.0, 1.0]
 
 
 @pytest.mark.parametrize('name', ALL)
@@ -122,8 +122,10 @@ def test_xnor_activation_scale_and_gradient():
 
 def test_irnet_standardisation_power_of_two_scale():
     binarizer = build_binarizer('irnet')
-    w = torch.stack([torch.tensor([1.0, 2.0, 3.0, 4.0]).repeat(4),
-                     torch.cat([torch.zeros(15), torch.tensor([10.0])])])
+    w = torch.stack([
+        torch.tensor([1.0, 2.0, 3.0, 4.0]).repeat(4),
+        torch.cat([torch.zeros(15), torch.tensor([10.0])])
+    ])
     sign, scale = binarizer.weight_parts(w)
     std = (w - w.mean(1, keepdim=True)) / w.std(1, keepdim=True)
     # row 1 by hand: mean 0.625, std 2.5 -> W^ = (-0.25 x 15, 3.75),
@@ -132,8 +134,7 @@ def test_irnet_standardisation_power_of_two_scale():
     assert std.abs().mean(1)[1].item() == pytest.approx(0.46875)
     assert scale.tolist() == [1.0, 0.5]
     assert torch.equal(sign, hard_sign(std))
-    assert torch.allclose(binarizer.forward_weight(w),
-                          sign * scale[:, None])
+    assert torch.allclose(binarizer.forward_weight(w), sign * scale[:, None])
 
 
 def test_irnet_schedule_values():
@@ -158,8 +159,11 @@ def test_irnet_ede_gradients():
     assert torch.allclose(x.grad, expected)
 
 
-def _irnet_weight_reference(w: torch.Tensor, grad_out: torch.Tensor, t: float,
-                            k: float, eps: float = 1e-8):
+def _irnet_weight_reference(w: torch.Tensor,
+                            grad_out: torch.Tensor,
+                            t: float,
+                            k: float,
+                            eps: float = 1e-8):
     """IR-Net's binary weight and its gradient, from the paper's formulas.
 
     Everything in float64 with the chain rule written out (no autograd, no
@@ -202,18 +206,18 @@ def test_irnet_weight_reference_by_hand():
     #      = (c/2, -c/2) / sigma - (-1.5, 1.5)(-1.5 c) / (4.5 sigma) = 0:
     # two standardised weights are always (-1, 1) / sqrt(2), whatever w is.
     w = torch.tensor([[0.0, 3.0]])
-    binary, grad = _irnet_weight_reference(w, torch.tensor([[1.0, 0.0]]),
-                                           t=1.0, k=1.0, eps=0.0)
+    binary, grad = _irnet_weight_reference(
+        w, torch.tensor([[1.0, 0.0]]), t=1.0, k=1.0, eps=0.0)
     assert binary.tolist() == [[-1.0, 1.0]]
-    assert torch.allclose(grad, torch.zeros(1, 2, dtype=torch.float64),
-                          atol=1e-15)
+    assert torch.allclose(
+        grad, torch.zeros(1, 2, dtype=torch.float64), atol=1e-15)
     # three weights: w = (0, 1, 5), mu = 2, sigma = sqrt(7), W^ = (-2,-1,3)/
     # sqrt 7, mean|W^| = 6/(3 sqrt 7) = 0.756 -> s = 1. grad_out = (0, 1, 0),
     # t = k = 1: g = (0, c, 0), c = 1 - tanh²(1/sqrt 7);
     # d/dw = (-c/3, 2c/3, -c/3)/sqrt 7 - (-2,-1,3)(-c)/(2 * 7 sqrt 7)
     w = torch.tensor([[0.0, 1.0, 5.0]])
-    binary, grad = _irnet_weight_reference(w, torch.tensor([[0.0, 1.0, 0.0]]),
-                                           t=1.0, k=1.0, eps=0.0)
+    binary, grad = _irnet_weight_reference(
+        w, torch.tensor([[0.0, 1.0, 0.0]]), t=1.0, k=1.0, eps=0.0)
     assert binary.tolist() == [[-1.0, -1.0, 1.0]]
     c = 1 - math.tanh(1 / math.sqrt(7))**2
     want = [(-c / 3 - 2 * c / 14) / math.sqrt(7),
@@ -263,14 +267,14 @@ def test_lsr_forward_gradient_and_init_ratio():
     ratio = (x @ wc.t()).std() / (hard_sign(x) @ hard_sign(wc).t()).std()
     assert bool(binarizer.initialized)
     assert binarizer.alpha.item() == pytest.approx(float(ratio), rel=1e-5)
-    assert torch.allclose(
-        y, hard_sign(x) @ (hard_sign(wc) * binarizer.alpha).t())
+    assert torch.allclose(y,
+                          hard_sign(x) @ (hard_sign(wc) * binarizer.alpha).t())
     # the one scalar alpha learns: d/d alpha = sum(g * sign(x) sign(Wc)^T)
     g = torch.randn_like(y)
     y.backward(g)
     expected = (g * (hard_sign(x) @ hard_sign(wc).t())).sum()
-    assert float(binarizer.alpha.grad) == pytest.approx(float(expected),
-                                                        rel=1e-5)
+    assert float(binarizer.alpha.grad) == pytest.approx(
+        float(expected), rel=1e-5)
     # later batches do not re-initialise
     alpha = binarizer.alpha.item()
     layer(torch.randn(5, 3) * 10)
@@ -283,8 +287,8 @@ def test_lsr_init_fallback_when_ratio_not_finite():
     layer(torch.randn(1, 3))  # one output value: std is not finite
     wc = layer.weight.detach() - layer.weight.detach().mean()
     expected = wc.std() / hard_sign(wc).std()
-    assert layer.binarizer.alpha.item() == pytest.approx(float(expected),
-                                                         rel=1e-5)
+    assert layer.binarizer.alpha.item() == pytest.approx(
+        float(expected), rel=1e-5)
 
 
 def test_lsr_init_survives_state_dict_round_trip(tmp_path):
@@ -348,8 +352,8 @@ def test_clipped_ste_matches_hardtanh_surrogate():
 
 @pytest.mark.parametrize('name', ALL)
 def test_centred_input_sign_uses_batch_then_running_mean(name):
-    binarizer = build_binarizer(dict(type=name, center_input=True),
-                                in_channels=3)
+    binarizer = build_binarizer(
+        dict(type=name, center_input=True), in_channels=3)
     assert 'center_input=True' in repr(binarizer)
     # max-pooled features: every value positive, so sign(a) is all +1
     x = torch.tensor([[1.0, 4.0, 2.0], [3.0, 2.0, 6.0]])
@@ -359,8 +363,8 @@ def test_centred_input_sign_uses_batch_then_running_mean(name):
     binarizer.train()
     y = binarizer.forward_input(x, dim=-1)
     # batch means (2, 3, 4): each channel has one value on either side
-    assert torch.equal(hard_sign(y), torch.tensor([[-1.0, 1.0, -1.0],
-                                                   [1.0, -1.0, 1.0]]))
+    assert torch.equal(
+        hard_sign(y), torch.tensor([[-1.0, 1.0, -1.0], [1.0, -1.0, 1.0]]))
     assert binarizer.input_center.tolist() == [2.0, 3.0, 4.0]  # first batch
     binarizer.forward_input(x + 10.0, dim=-1)
     m = binarizer.CENTER_MOMENTUM
@@ -383,8 +387,8 @@ def test_centred_input_sign_uses_batch_then_running_mean(name):
 
 
 def test_centred_xnor_scale_and_gradient_use_the_centred_input():
-    binarizer = build_binarizer(dict(type='xnor', center_input=True),
-                                in_channels=2)
+    binarizer = build_binarizer(
+        dict(type='xnor', center_input=True), in_channels=2)
     binarizer.train()
     x = torch.tensor([[[1.0, 3.0], [5.0, 5.5]]], requires_grad=True)
     y = binarizer.forward_input(x)  # (B=1, C=2, N=2), channel dim 1
@@ -400,8 +404,8 @@ def test_centred_xnor_scale_and_gradient_use_the_centred_input():
 def test_centred_input_needs_channels_and_matching_width():
     with pytest.raises(ValueError, match='in_channels'):
         build_binarizer(dict(type='bnn', center_input=True))
-    binarizer = build_binarizer(dict(type='bnn', center_input=True),
-                                in_channels=4)
+    binarizer = build_binarizer(
+        dict(type='bnn', center_input=True), in_channels=4)
     with pytest.raises(ValueError, match='centres 4 input channels'):
         binarizer.forward_input(torch.randn(2, 3, 5))
 

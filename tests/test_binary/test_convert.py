@@ -5,6 +5,8 @@ import os.path as osp
 
 import pytest
 import torch
+from mmdet3d.registry import MODELS
+from mmdet3d.structures import Det3DDataSample, PointData
 from mmengine.config import Config
 from mmengine.hub import get_config
 from mmengine.optim import OptimWrapper
@@ -17,8 +19,6 @@ from mmbinpc.binary import (BinConv1d, BinConv2d, BinLinear, PointPool,
                             expand_binarize_key)
 from mmbinpc.binary.layers import BinaryMixin
 from mmbinpc.engine import set_irnet_progress
-from mmdet3d.registry import MODELS
-from mmdet3d.structures import Det3DDataSample, PointData
 
 DGCNN = 'mmdet3d::dgcnn/dgcnn_4xb32-cosine-100e_s3dis-seg_test-area5.py'
 POINTNET2 = 'mmdet3d::pointnet2/pointnet2_ssg_2xb16-cosine-50e_s3dis-seg.py'
@@ -56,8 +56,10 @@ def _batch(in_channels: int, num_classes: int, batch: int = 2) -> dict:
 
 
 def _layers(model: nn.Module):
-    return [m for m in model.modules()
-            if type(m) in (nn.Conv1d, nn.Conv2d, nn.Linear)]
+    return [
+        m for m in model.modules()
+        if type(m) in (nn.Conv1d, nn.Conv2d, nn.Linear)
+    ]
 
 
 # (config, binarizable layers, kept FP, pooling sites)
@@ -95,8 +97,9 @@ def test_dgcnn_first_and_last_layers():
     model = _build(DGCNN)
     report = binarize(model, method='lsr')
     kept = {e.name: e.reason for e in report.kept_fp}
-    assert set(kept) == {'backbone.GF_modules.0.mlps.0.layer0.conv',
-                         'decode_head.conv_seg'}
+    assert set(kept) == {
+        'backbone.GF_modules.0.mlps.0.layer0.conv', 'decode_head.conv_seg'
+    }
     assert 'raw input (18 ch)' in kept[
         'backbone.GF_modules.0.mlps.0.layer0.conv']
     assert isinstance(model.backbone.FA_module.mlps.layer0.conv, BinConv1d)
@@ -105,8 +108,7 @@ def test_dgcnn_first_and_last_layers():
     assert isinstance(model.backbone.FA_module.pool, PointPool)
 
 
-@pytest.mark.parametrize('path,method', [(DGCNN, 'lsr'),
-                                         (POINTNET2, 'xnor'),
+@pytest.mark.parametrize('path,method', [(DGCNN, 'lsr'), (POINTNET2, 'xnor'),
                                          (PACONV, 'irnet')])
 def test_forward_and_training_step(path, method):
     model = _build(path)
@@ -116,14 +118,17 @@ def test_forward_and_training_step(path, method):
     data = _batch(in_channels=9, num_classes=13)
     model.train()
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
-    binary = {n: m for n, m in model.named_modules()
-              if isinstance(m, BinaryMixin)}
-    before = {n: m.latent_weight().detach().clone()
-              for n, m in binary.items()}
+    binary = {
+        n: m
+        for n, m in model.named_modules() if isinstance(m, BinaryMixin)
+    }
+    before = {n: m.latent_weight().detach().clone() for n, m in binary.items()}
     losses = model.train_step(data, optim)
     assert all(torch.isfinite(v).all() for v in losses.values())
-    changed = [n for n, m in binary.items()
-               if not torch.equal(m.latent_weight().detach(), before[n])]
+    changed = [
+        n for n, m in binary.items()
+        if not torch.equal(m.latent_weight().detach(), before[n])
+    ]
     assert len(changed) == len(binary)
     model.eval()
     with torch.no_grad():
@@ -139,14 +144,17 @@ def test_forward_and_training_step(path, method):
 
 def test_patterns_overrides_and_skip():
     model = _build(DGCNN)
-    report = binarize(model, method='bnn', aggregation='max',
-                      keep_fp=('first', 'last', 'backbone.FA_module'),
-                      skip='re:decode_head\\.pre_seg_conv.*',
-                      overrides={'backbone.GF_modules.2*': 'react'})
+    report = binarize(
+        model,
+        method='bnn',
+        aggregation='max',
+        keep_fp=('first', 'last', 'backbone.FA_module'),
+        skip='re:decode_head\\.pre_seg_conv.*',
+        overrides={'backbone.GF_modules.2*': 'react'})
     kept = {e.name for e in report.kept_fp}
     assert 'backbone.FA_module.mlps.layer0.conv' in kept
-    assert [e.name for e in report.skipped] == [
-        'decode_head.pre_seg_conv.conv']
+    assert [e.name
+            for e in report.skipped] == ['decode_head.pre_seg_conv.conv']
     react = [e.name for e in report.converted if e.binarizer == 'react']
     assert react == ['backbone.GF_modules.2.mlps.0.layer0.conv']
     assert model.backbone.GF_modules[2].mlps[0].layer0.conv.binarizer.name \
@@ -187,23 +195,25 @@ def test_error_cases():
 
 
 def test_linear_models_and_report_table():
-    model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 8),
-                          nn.Linear(8, 4))
+    model = nn.Sequential(
+        nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 8), nn.Linear(8, 4))
     report = binarize(model, method='bireal')
     assert [e.name for e in report.kept_fp] == ['0', '3']
     assert isinstance(model[2], BinLinear)
     lines = str(report).splitlines()
     assert lines[0].startswith("binarize(method='bireal'")
     assert lines[3].startswith('| Module') or lines[2].startswith('| Module')
-    assert any(line.startswith('| 2 ') and '1-bit bireal' in line
-               for line in lines)
+    assert any(
+        line.startswith('| 2 ') and '1-bit bireal' in line for line in lines)
 
 
 def test_binarized_factory_through_runner(tmp_path):
     inner = _model_cfg(DGCNN)
-    runner = Runner(model=dict(type='Binarized', model=inner, method='lsr',
-                               aggregation='ema'),
-                    work_dir=str(tmp_path), default_scope='mmdet3d')
+    runner = Runner(
+        model=dict(
+            type='Binarized', model=inner, method='lsr', aggregation='ema'),
+        work_dir=str(tmp_path),
+        default_scope='mmdet3d')
     model = runner.model
     # the factory returns the inner model itself: same type, same keys
     assert type(model).__name__ == inner['type']
@@ -236,8 +246,8 @@ def test_binarize_key_is_not_a_registry_patch():
 
 
 def test_build_binarized_and_expand_binarize_key():
-    cfg = dict(_model_cfg(DGCNN), binarize=dict(method='lsr',
-                                                aggregation='ema'))
+    cfg = dict(
+        _model_cfg(DGCNN), binarize=dict(method='lsr', aggregation='ema'))
     model = build_binarized(cfg)
     assert model.binarize_report.method == 'lsr'
     assert 'binarize' in cfg  # the caller's config is left as it was
@@ -256,8 +266,8 @@ def test_build_binarized_and_expand_binarize_key():
     with pytest.raises(TypeError, match='binarize= must be'):
         build_binarized(dict(cfg, binarize='lsr'))
     # a distiller's binarize= is its student's: left to the distiller
-    distiller = dict(type='BinaryDistiller', teacher=plain,
-                     binarize=dict(method='lsr'))
+    distiller = dict(
+        type='BinaryDistiller', teacher=plain, binarize=dict(method='lsr'))
     assert expand_binarize_key(distiller) is distiller
 
 
@@ -270,8 +280,8 @@ def test_activations_before_binary_layers_and_pools():
     assert isinstance(model.backbone.FA_module.mlps.layer0.activate,
                       nn.Identity)
     assert isinstance(model.decode_head.pre_seg_conv.activate, nn.Hardtanh)
-    assert not any(isinstance(m, (nn.ReLU, nn.LeakyReLU))
-                   for m in model.modules())
+    assert not any(
+        isinstance(m, (nn.ReLU, nn.LeakyReLU)) for m in model.modules())
     assert report.activations[
         'backbone.GF_modules.0.mlps.0.layer1.activate'] == ('LeakyReLU',
                                                             'Identity')
@@ -299,8 +309,8 @@ class _ToyPointNet(nn.Module):
             nn.Conv1d(16, 16, 1), nn.BatchNorm1d(16), nn.ReLU(),
             nn.Conv1d(16, 32, 1), nn.BatchNorm1d(32), nn.ReLU())
         self.pool = PointPool('max')
-        self.head = nn.Sequential(nn.Linear(32, 16), nn.ReLU(),
-                                  nn.Linear(16, 5))
+        self.head = nn.Sequential(
+            nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 5))
         self.num_classes = 5
 
     def forward(self, x):
@@ -337,8 +347,9 @@ def test_mmbinpc_pointnet_keeps_tnet_input_fp():
     model = MODELS.build(cfg.model)
     report = binarize(model, method='xnor')
     kept = {e.name: e.reason for e in report.kept_fp}
-    assert set(kept) == {'backbone.input_tnet.convs.0.0', 'backbone.mlp.0.0',
-                         'head.fc_cls'}
+    assert set(kept) == {
+        'backbone.input_tnet.convs.0.0', 'backbone.mlp.0.0', 'head.fc_cls'
+    }
     assert len(report.converted) == 17 and len(report.pooling_sites) == 3
     model.eval()
     with torch.no_grad():
@@ -380,21 +391,31 @@ def test_dropout_before_a_binary_layer_is_removed():
 
 def test_center_inputs_option():
     model = _build(DGCNN)
-    report = binarize(model, method='xnor', aggregation='max',
-                      overrides={'backbone.GF_modules.2*': 'react'},
-                      center_inputs='backbone.GF_modules.[12].*.layer0*')
+    report = binarize(
+        model,
+        method='xnor',
+        aggregation='max',
+        overrides={'backbone.GF_modules.2*': 'react'},
+        center_inputs='backbone.GF_modules.[12].*.layer0*')
     centred = {e.name for e in report.converted if 'centred input' in e.reason}
-    assert centred == {'backbone.GF_modules.1.mlps.0.layer0.conv',
-                       'backbone.GF_modules.2.mlps.0.layer0.conv'}
+    assert centred == {
+        'backbone.GF_modules.1.mlps.0.layer0.conv',
+        'backbone.GF_modules.2.mlps.0.layer0.conv'
+    }
     gf = model.backbone.GF_modules
     assert gf[1].mlps[0].layer0.conv.binarizer.center_input
     # an override keeps its binarizer and gains the centre
     react = gf[2].mlps[0].layer0.conv.binarizer
     assert react.name == 'react' and react.center_input
-    assert {n for n, m in model.named_modules() if hasattr(m, 'binarizer')
-            and m.binarizer.center_input} == centred
-    with pytest.raises(ValueError, match='center_inputs pattern .* matches '
-                       'no binarizable layer'):
+    assert {
+        n
+        for n, m in model.named_modules()
+        if hasattr(m, 'binarizer') and m.binarizer.center_input
+    } == centred
+    with pytest.raises(
+            ValueError,
+            match='center_inputs pattern .* matches '
+            'no binarizable layer'):
         binarize(_build(DGCNN), center_inputs='nothing.here')
     with pytest.raises(ValueError, match='stay FP32'):
         binarize(_build(DGCNN), center_inputs='*GF_modules.0.mlps.0.layer0*')

@@ -4,13 +4,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
+from mmdet3d.registry import MODELS
 from mmengine.registry import DefaultScope
 from torch import nn
 
 from mmbinpc.binary import BinConv1d, BinConv2d, BinLinear
 from mmbinpc.binary.binarizers import hard_sign
 from mmbinpc.binary.layers import from_float
-from mmdet3d.registry import MODELS
 
 ALL = ('bnn', 'xnor', 'irnet', 'lsr', 'bireal', 'react')
 
@@ -94,21 +94,27 @@ def test_from_float_copies_weights(cls, fp):
 
 
 def test_registered_and_usable_as_conv_cfg():
-    layer = MODELS.build(dict(type='BinLinear', in_features=3,
-                              out_features=2, binarizer='lsr'))
+    layer = MODELS.build(
+        dict(type='BinLinear', in_features=3, out_features=2, binarizer='lsr'))
     assert isinstance(layer, BinLinear) and layer.binarizer.name == 'lsr'
     # mmcv's ConvModule without a default scope (mmengine's root registry)
-    module = ConvModule(4, 8, 1, conv_cfg=dict(type='BinConv1d',
-                                               binarizer='bnn'),
-                        norm_cfg=dict(type='BN1d'))
+    module = ConvModule(
+        4,
+        8,
+        1,
+        conv_cfg=dict(type='BinConv1d', binarizer='bnn'),
+        norm_cfg=dict(type='BN1d'))
     assert isinstance(module.conv, BinConv1d)
     assert module.conv.binarizer.name == 'bnn'
     assert module(torch.randn(2, 4, 6)).shape == (2, 8, 6)
     # ... and inside mmdet3d's default scope, with binarizer options
     with DefaultScope.overwrite_default_scope('mmdet3d'):
-        module = ConvModule(4, 8, (1, 1), conv_cfg=dict(
-            type='BinConv2d', binarizer=dict(type='irnet', eps=1e-4)),
-                            norm_cfg=dict(type='BN2d'))
+        module = ConvModule(
+            4,
+            8, (1, 1),
+            conv_cfg=dict(
+                type='BinConv2d', binarizer=dict(type='irnet', eps=1e-4)),
+            norm_cfg=dict(type='BN2d'))
     assert isinstance(module.conv, BinConv2d)
     assert module.conv.binarizer.eps == 1e-4
     module.conv.binarizer.set_progress(0.5)

@@ -23,13 +23,15 @@ def toy_binarizer():
 
     @register_binarizer(NAME)
     class ToyMaxBinarizer(Binarizer):
-        spec = BinarizerSpec(weight='sign(W)·max_c|W|', activation='sign(a)',
-                             backward='clipped STE',
-                             weight_scale='per_channel', source='a test')
+        spec = BinarizerSpec(
+            weight='sign(W)·max_c|W|',
+            activation='sign(a)',
+            backward='clipped STE',
+            weight_scale='per_channel',
+            source='a test')
 
         def weight_scale(self, weight: Tensor) -> Tensor:
-            return weight.detach().abs().reshape(weight.shape[0],
-                                                 -1).amax(1)
+            return weight.detach().abs().reshape(weight.shape[0], -1).amax(1)
 
     yield ToyMaxBinarizer
     del BINARIZERS[NAME]
@@ -38,10 +40,16 @@ def toy_binarizer():
 def _pointnet(**binarize_options):
     return dict(
         type='PointClassifier',
-        backbone=dict(type='PointNet', channels=(16, 16, 16, 32, 64),
-                      input_transform=False, feature_transform=False),
-        head=dict(type='PointClsHead', in_channels=64, num_classes=5,
-                  mid_channels=(32, 16)),
+        backbone=dict(
+            type='PointNet',
+            channels=(16, 16, 16, 32, 64),
+            input_transform=False,
+            feature_transform=False),
+        head=dict(
+            type='PointClsHead',
+            in_channels=64,
+            num_classes=5,
+            mid_channels=(32, 16)),
         binarize=binarize_options)
 
 
@@ -54,15 +62,17 @@ def test_a_spec_is_required():
 
     assert 'nospec' not in BINARIZERS
     with pytest.raises(ValueError, match='weight_scale must be one of'):
-        BinarizerSpec(weight='w', activation='a', backward='b',
-                      weight_scale='per_point')
+        BinarizerSpec(
+            weight='w', activation='a', backward='b', weight_scale='per_point')
 
 
 def test_new_binarizer_everywhere(toy_binarizer, tmp_path):
     # binarize(): every hidden layer gets it
     model = build_binarized(_pointnet(method=NAME, aggregation='max'))
-    names = {m.binarizer.name for m in model.modules()
-             if hasattr(m, 'binarizer')}
+    names = {
+        m.binarizer.name
+        for m in model.modules() if hasattr(m, 'binarizer')
+    }
     assert names == {NAME}
     layer = model.backbone.mlp[1][0]
     w = layer.weight.detach()
@@ -97,9 +107,10 @@ def test_new_binarizer_everywhere(toy_binarizer, tmp_path):
     fp = _pointnet()
     del fp['binarize']
     src.write_text(f'model = {fp!r}\n')
-    load_tool('convert_config').main([str(src), '-o', str(out_cfg),
-                                      '--method', NAME,
-                                      '--aggregation', 'max'])
+    load_tool('convert_config').main([
+        str(src), '-o',
+        str(out_cfg), '--method', NAME, '--aggregation', 'max'
+    ])
     built = build_binarized(Config.fromfile(str(out_cfg)).model)
     assert built.binarize_report.method == NAME
 

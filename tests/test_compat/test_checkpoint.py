@@ -21,8 +21,8 @@ class ToyRegressor(BaseModel):
         self.linear = nn.Linear(3, 1)
 
     def forward(self, inputs, targets, mode='tensor'):
-        pred = self.linear(torch.stack(inputs) if isinstance(inputs, list)
-                           else inputs)
+        pred = self.linear(
+            torch.stack(inputs) if isinstance(inputs, list) else inputs)
         if mode == 'loss':
             target = torch.stack(targets) if isinstance(targets, list) \
                 else targets
@@ -73,8 +73,7 @@ def test_full_runner_checkpoint_resumes(tmp_path):
     with pytest.raises(pickle.UnpicklingError):
         torch.load(ckpt, weights_only=True)
 
-    resumed = _runner(tmp_path, max_epochs=2, resume=True,
-                      load_from=str(ckpt))
+    resumed = _runner(tmp_path, max_epochs=2, resume=True, load_from=str(ckpt))
     resumed.train()
     assert resumed.epoch == 2
     assert resumed.iter == 8  # 4 iterations restored + 4 new
@@ -124,8 +123,9 @@ def test_config_dict_in_meta_loads(tmp_path):
     """mmdet3d configs put ConfigDicts into ``meta.dataset_meta`` and the
     message hub's runtime info; such checkpoints must load."""
     from mmengine.config import ConfigDict
-    meta = ConfigDict(classes=('ceiling', 'floor'), seg_label_mapping=dict(
-        a=1, b=ConfigDict(c=[1, 2])))
+    meta = ConfigDict(
+        classes=('ceiling', 'floor'),
+        seg_label_mapping=dict(a=1, b=ConfigDict(c=[1, 2])))
     path = tmp_path / 'seg.pth'
     torch.save({'meta': {'dataset_meta': meta}, 'state_dict': {}}, path)
     loaded = load_checkpoint_file(str(path))['meta']['dataset_meta']

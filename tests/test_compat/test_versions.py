@@ -29,8 +29,10 @@ def test_missing_package_is_reported(monkeypatch):
     monkeypatch.setitem(compat.TESTED_VERSIONS, 'not-a-package-xyz',
                         ('1.0.0', '2.0.0'))
     problems = compat.check_versions(warn=False)
-    assert problems == ['not-a-package-xyz is not installed; mmbinpc needs '
-                        'not-a-package-xyz>=1.0.0,<2.0.0.']
+    assert problems == [
+        'not-a-package-xyz is not installed; mmbinpc needs '
+        'not-a-package-xyz>=1.0.0,<2.0.0.'
+    ]
 
 
 @pytest.mark.parametrize('n,expected', [(1024, 3.2044), (20, 1.8242)])

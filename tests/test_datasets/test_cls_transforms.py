@@ -4,7 +4,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from mmdet3d.registry import TRANSFORMS
 from mmdet3d.structures import DepthPoints
 
@@ -55,9 +54,8 @@ def test_anisotropic_scale_keeps_normals_perpendicular_to_surface():
     np.testing.assert_allclose(out[:, :3], arr[:, :3] * scale, rtol=1e-5)
     tangent = out[1:, :3] - out[:1, :3]
     assert np.abs((tangent * out[1:, 3:]).sum(1)).max() < 1e-4
-    np.testing.assert_allclose(np.linalg.norm(out[:, 3:], axis=1),
-                               1,
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        np.linalg.norm(out[:, 3:], axis=1), 1, rtol=1e-5)
 
 
 def test_rotate_up_axis_rotates_normals_and_keeps_height():
@@ -66,25 +64,25 @@ def test_rotate_up_axis_rotates_normals_and_keeps_height():
     np.testing.assert_allclose(out[:, 1], arr[:, 1], atol=1e-5)
     np.testing.assert_allclose(out[:, 4], arr[:, 4], atol=1e-5)
     # Rotation preserves norms and the angle between xyz and normal.
-    np.testing.assert_allclose(np.linalg.norm(out[:, :3], axis=1),
-                               np.linalg.norm(arr[:, :3], axis=1),
-                               rtol=1e-5)
-    np.testing.assert_allclose((out[:, :3] * out[:, 3:]).sum(1),
-                               (arr[:, :3] * arr[:, 3:]).sum(1),
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        np.linalg.norm(out[:, :3], axis=1),
+        np.linalg.norm(arr[:, :3], axis=1),
+        rtol=1e-5)
+    np.testing.assert_allclose(
+        (out[:, :3] * out[:, 3:]).sum(1), (arr[:, :3] * arr[:, 3:]).sum(1),
+        atol=1e-4)
     assert 'pcd_rotation_angle' in res
 
 
 def test_shift_and_dropout():
     arr = _points(normals=False)
     out, res = _apply(dict(type='RandomShift', shift_range=0.5), arr)
-    np.testing.assert_allclose(out - arr,
-                               np.broadcast_to(res['pcd_trans'], arr.shape),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        out - arr, np.broadcast_to(res['pcd_trans'], arr.shape), atol=1e-5)
     assert np.abs(res['pcd_trans']).max() <= 0.5
     np.random.seed(3)
-    out, _ = _apply(dict(type='RandomPointDropout', max_dropout_ratio=0.99),
-                    arr)
+    out, _ = _apply(
+        dict(type='RandomPointDropout', max_dropout_ratio=0.99), arr)
     assert out.shape == arr.shape
     dropped = (out == arr[0]).all(1)
     assert dropped[0] and dropped[1:].any()
@@ -103,8 +101,8 @@ def test_mmdet3d_shuffle_and_jitter_work_on_dataset_points():
 
 
 def test_pack_without_label_and_bad_args():
-    out = TRANSFORMS.build(dict(type='PackClsInputs'))(dict(
-        points=_points(normals=False), shape_id='x'))
+    out = TRANSFORMS.build(dict(type='PackClsInputs'))(
+        dict(points=_points(normals=False), shape_id='x'))
     assert isinstance(out['inputs']['points'], torch.Tensor)
     assert 'gt_label' not in out['data_samples']
     assert out['data_samples'].metainfo['shape_id'] == 'x'
@@ -112,5 +110,6 @@ def test_pack_without_label_and_bad_args():
         TRANSFORMS.build(
             dict(type='RandomAnisotropicScale', scale_range=(0, 1)))
     with pytest.raises(ValueError, match='with_normals'):
-        _apply(dict(type='RandomRotateUpAxis', with_normals=True),
-               _points(normals=False))
+        _apply(
+            dict(type='RandomRotateUpAxis', with_normals=True),
+            _points(normals=False))

@@ -5,8 +5,8 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-
 from mmdet3d.structures import DepthPoints
+
 from mmbinpc.datasets import ModelNet40Dataset
 from mmbinpc.datasets.modelnet_io import farthest_point_sample
 
@@ -32,10 +32,11 @@ def write_txt_dataset(root,
                 sid = f'{cls}_{k:04d}'
                 pts = rng.normal(size=(n_points, 6)).astype(np.float32)
                 pts[:, 0] = np.arange(n_points) + 100 * c  # recognisable
-                np.savetxt(osp.join(root, cls, sid + '.txt'),
-                           pts,
-                           fmt='%.6f',
-                           delimiter=',')
+                np.savetxt(
+                    osp.join(root, cls, sid + '.txt'),
+                    pts,
+                    fmt='%.6f',
+                    delimiter=',')
                 splits[split].append(sid)
     with open(osp.join(root, f'{subset}_shape_names.txt'), 'w') as f:
         f.write('\n'.join(CLASSES) + '\n')
@@ -69,11 +70,8 @@ def write_h5_dataset(root, with_normal=True, n_points=16):
 def test_text_format_loads_with_labels_and_points(tmp_path):
     root = str(tmp_path / 'mn')
     splits = write_txt_dataset(root)
-    ds = ModelNet40Dataset(root,
-                           split='train',
-                           num_points=8,
-                           use_normals=True,
-                           cache=False)
+    ds = ModelNet40Dataset(
+        root, split='train', num_points=8, use_normals=True, cache=False)
     assert ds.resolved_format == 'normal_resampled'
     assert ds.metainfo['classes'] == tuple(CLASSES)
     assert len(ds) == 3
@@ -91,13 +89,14 @@ def test_text_format_loads_with_labels_and_points(tmp_path):
 def test_pipeline_output_packs_label(tmp_path):
     root = str(tmp_path / 'mn')
     write_txt_dataset(root)
-    ds = ModelNet40Dataset(root,
-                           num_points=8,
-                           cache=False,
-                           pipeline=[
-                               dict(type='NormalizePointsToUnitSphere'),
-                               dict(type='PackClsInputs')
-                           ])
+    ds = ModelNet40Dataset(
+        root,
+        num_points=8,
+        cache=False,
+        pipeline=[
+            dict(type='NormalizePointsToUnitSphere'),
+            dict(type='PackClsInputs')
+        ])
     out = ds[2]
     assert out['inputs']['points'].shape == (8, 3)
     assert out['inputs']['points'].dtype == torch.float32
@@ -109,27 +108,20 @@ def test_pipeline_output_packs_label(tmp_path):
 def test_modelnet10_lists(tmp_path):
     root = str(tmp_path / 'mn')
     write_txt_dataset(root, subset='modelnet10')
-    ds = ModelNet40Dataset(root,
-                           subset='modelnet10',
-                           split='test',
-                           num_points=4,
-                           cache=False)
+    ds = ModelNet40Dataset(
+        root, subset='modelnet10', split='test', num_points=4, cache=False)
     assert len(ds) == 2
 
 
 def test_sampling_methods(tmp_path):
     root = str(tmp_path / 'mn')
     write_txt_dataset(root, n_points=40)
-    fps = ModelNet40Dataset(root,
-                            num_points=10,
-                            sample_method='fps',
-                            cache=False)
+    fps = ModelNet40Dataset(
+        root, num_points=10, sample_method='fps', cache=False)
     pts = fps.get_data_info(0)['points'].tensor.numpy()
     assert pts.shape == (10, 3) and len(np.unique(pts[:, 0])) == 10
-    rnd = ModelNet40Dataset(root,
-                            num_points=10,
-                            sample_method='random',
-                            cache=False)
+    rnd = ModelNet40Dataset(
+        root, num_points=10, sample_method='random', cache=False)
     a = rnd.get_data_info(0)['points'].tensor.numpy()[:, 0]
     b = rnd.get_data_info(0)['points'].tensor.numpy()[:, 0]
     assert len(np.unique(a)) == 10 and not np.array_equal(a, b)
@@ -167,21 +159,16 @@ def test_cache_is_written_reused_and_invalidated(tmp_path):
 def test_hdf5_format(tmp_path):
     root = str(tmp_path / 'h5')
     write_h5_dataset(root)
-    ds = ModelNet40Dataset(root,
-                           split='train',
-                           num_points=16,
-                           use_normals=True,
-                           cache=False)
+    ds = ModelNet40Dataset(
+        root, split='train', num_points=16, use_normals=True, cache=False)
     assert ds.resolved_format == 'hdf5'
     assert len(ds) == 5
     assert ds.metainfo['classes'] == tuple(CLASSES)
     info = ds.get_data_info(3)
     assert info['points'].tensor.shape == (16, 6)
     assert info['gt_label'] == 0 and info['shape_id'] == 'ply_data_train1.h5:0'
-    test = ModelNet40Dataset(root,
-                             split='test',
-                             num_points=8,
-                             cache_dir=str(tmp_path / 'c'))
+    test = ModelNet40Dataset(
+        root, split='test', num_points=8, cache_dir=str(tmp_path / 'c'))
     assert len(test) == 2 and test.get_data_info(1)['gt_label'] == 1
 
 
@@ -208,8 +195,8 @@ def test_listed_id_without_file(tmp_path):
     root = str(tmp_path / 'mn')
     write_txt_dataset(root)
     os.remove(osp.join(root, 'chair', 'chair_0001.txt'))
-    with pytest.raises(FileNotFoundError,
-                       match=r'modelnet40_train.txt:3: .*chair_0001'):
+    with pytest.raises(
+            FileNotFoundError, match=r'modelnet40_train.txt:3: .*chair_0001'):
         ModelNet40Dataset(root, num_points=8, cache=False)
 
 
@@ -244,9 +231,9 @@ def test_bad_rows_name_file_and_line(tmp_path, bad_line, message):
 def test_too_few_points(tmp_path):
     root = str(tmp_path / 'mn')
     write_txt_dataset(root, n_points=5)
-    with pytest.raises(ValueError,
-                       match='has 5 points, fewer than '
-                       'num_points=8'):
+    with pytest.raises(
+            ValueError, match='has 5 points, fewer than '
+            'num_points=8'):
         ModelNet40Dataset(root, num_points=8, cache=False)
 
 
@@ -256,8 +243,8 @@ def test_hdf5_errors(tmp_path):
     with pytest.raises(KeyError, match='no "normal" dataset'):
         ModelNet40Dataset(root, num_points=8, use_normals=True, cache=False)
     os.remove(osp.join(root, 'ply_data_test0.h5'))
-    with pytest.raises(FileNotFoundError,
-                       match=r'test_files.txt:1: .*ply_data_test0.h5'):
+    with pytest.raises(
+            FileNotFoundError, match=r'test_files.txt:1: .*ply_data_test0.h5'):
         ModelNet40Dataset(root, split='test', num_points=8, cache=False)
 
 
@@ -274,8 +261,8 @@ def test_bad_options(tmp_path):
 def test_val_split_is_disjoint_stratified_and_reproducible(tmp_path):
     write_txt_dataset(str(tmp_path), train=(10, 6), test=(1, 1))
     kwargs = dict(data_root=str(tmp_path), num_points=8, val_fraction=0.3)
-    full = ModelNet40Dataset(split='train', num_points=8,
-                             data_root=str(tmp_path))
+    full = ModelNet40Dataset(
+        split='train', num_points=8, data_root=str(tmp_path))
     train = ModelNet40Dataset(split='train', **kwargs)
     val = ModelNet40Dataset(split='val', **kwargs)
     test = ModelNet40Dataset(split='test', **kwargs)
@@ -311,8 +298,11 @@ def test_val_split_needs_a_fraction(tmp_path):
     with pytest.raises(ValueError, match='val_fraction > 0'):
         ModelNet40Dataset(data_root=str(tmp_path), split='val', num_points=8)
     with pytest.raises(ValueError, match=r'val_fraction must be in \[0, 1\)'):
-        ModelNet40Dataset(data_root=str(tmp_path), split='train',
-                          num_points=8, val_fraction=1.0)
+        ModelNet40Dataset(
+            data_root=str(tmp_path),
+            split='train',
+            num_points=8,
+            val_fraction=1.0)
 
 
 def test_planted_pickle_cache_is_never_executed(tmp_path):
@@ -337,14 +327,15 @@ def test_planted_pickle_cache_is_never_executed(tmp_path):
         pickle.dump(dict(fingerprint='x', payload=Payload()), f)
     again = ModelNet40Dataset(root, num_points=8, cache_dir=cache_dir)
     assert not marker.exists()
-    assert np.array_equal(again.get_data_info(2)['points'].tensor.numpy(),
-                          ds.get_data_info(2)['points'].tensor.numpy())
+    assert np.array_equal(
+        again.get_data_info(2)['points'].tensor.numpy(),
+        ds.get_data_info(2)['points'].tensor.numpy())
     with np.load(osp.join(cache_dir, name), allow_pickle=False) as data:
         assert sorted(data.files) == ['meta', 'points']
 
 
-@pytest.mark.parametrize('edit', ['truncate', 'fingerprint', 'labels',
-                                  'lengths', 'dtype'])
+@pytest.mark.parametrize(
+    'edit', ['truncate', 'fingerprint', 'labels', 'lengths', 'dtype'])
 def test_damaged_cache_is_rebuilt(tmp_path, edit):
     import json
 
@@ -369,15 +360,17 @@ def test_damaged_cache_is_rebuilt(tmp_path, edit):
             meta['lengths'][0] += 1
         else:
             points = points.astype(np.float64)
-        np.savez(open(path, 'wb'),
-                 meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
-                 points=points)
+        np.savez(
+            open(path, 'wb'),
+            meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+            points=points)
     ds = ModelNet40Dataset(root, num_points=8, cache_dir=cache_dir)
     for i in range(len(ref)):
         assert ds.get_data_info(i)['gt_label'] == ref.get_data_info(
             i)['gt_label']
-        assert np.array_equal(ds.get_data_info(i)['points'].tensor.numpy(),
-                              ref.get_data_info(i)['points'].tensor.numpy())
+        assert np.array_equal(
+            ds.get_data_info(i)['points'].tensor.numpy(),
+            ref.get_data_info(i)['points'].tensor.numpy())
 
 
 def test_duplicate_class_name_is_an_error(tmp_path):
@@ -387,9 +380,10 @@ def test_duplicate_class_name_is_an_error(tmp_path):
     names = osp.join(root, 'modelnet40_shape_names.txt')
     with open(names, 'a') as f:
         f.write(CLASSES[0] + '\n')
-    with pytest.raises(DatasetFormatError,
-                       match=rf'shape_names.txt: class {CLASSES[0]!r} is '
-                       r'listed twice'):
+    with pytest.raises(
+            DatasetFormatError,
+            match=rf'shape_names.txt: class {CLASSES[0]!r} is '
+            r'listed twice'):
         ModelNet40Dataset(root, num_points=8, cache=False)
 
 
@@ -398,18 +392,21 @@ def test_bad_shape_files_name_the_file(tmp_path):
     from mmbinpc.errors import DatasetFormatError
     latin = tmp_path / 'latin.txt'
     latin.write_bytes(b'0,0,0\n1,2,3\n4,5,\xe96\n')
-    with pytest.raises(DatasetFormatError,
-                       match=r'latin.txt: line 3: byte 0xe9 .* not UTF-8'):
+    with pytest.raises(
+            DatasetFormatError,
+            match=r'latin.txt: line 3: byte 0xe9 .* not UTF-8'):
         parse_points_txt(str(latin), columns=3)
     huge = tmp_path / 'huge.txt'
     huge.write_text('0,0,0\n1,1e39,2\n')
-    with pytest.raises(ValueError, match=r'huge.txt:2: a value beyond the '
-                       r'float32 range'):
+    with pytest.raises(
+            ValueError, match=r'huge.txt:2: a value beyond the '
+            r'float32 range'):
         parse_points_txt(str(huge), columns=3)
     with pytest.raises(DatasetFormatError, match='is a directory'):
         parse_points_txt(str(tmp_path), columns=3)
-    with pytest.raises(DatasetFormatError, match='class-name list is a '
-                       'directory'):
+    with pytest.raises(
+            DatasetFormatError, match='class-name list is a '
+            'directory'):
         read_lines(str(tmp_path), 'class-name list')
     with pytest.raises(FileNotFoundError, match='does not exist'):
         read_lines(str(tmp_path / 'nope.txt'), 'class-name list')

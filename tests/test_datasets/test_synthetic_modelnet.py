@@ -11,12 +11,13 @@ from mmbinpc.datasets import synthetic_modelnet as syn
 
 def test_generated_dataset_loads_through_dataset_class(tmp_path, capsys):
     root = str(tmp_path / 'syn')
-    summary = syn.write_synthetic_modelnet(root,
-                                           num_classes=4,
-                                           train_per_class=3,
-                                           test_per_class=2,
-                                           num_points=200,
-                                           seed=0)
+    summary = syn.write_synthetic_modelnet(
+        root,
+        num_classes=4,
+        train_per_class=3,
+        test_per_class=2,
+        num_points=200,
+        seed=0)
     assert summary == dict(classes=4, train=12, test=8)
     assert 'SYNTHETIC DATA - NOT ModelNet40' in capsys.readouterr().out
     assert syn.is_synthetic(root)
@@ -27,9 +28,8 @@ def test_generated_dataset_loads_through_dataset_class(tmp_path, capsys):
     assert sorted({train.get_data_info(i)['gt_label']
                    for i in range(12)}) == [0, 1, 2, 3]
     pts = train.get_data_info(0)['points'].tensor.numpy()
-    np.testing.assert_allclose(np.linalg.norm(pts[:, 3:], axis=1),
-                               1,
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        np.linalg.norm(pts[:, 3:], axis=1), 1, atol=1e-4)
     assert np.linalg.norm(pts[:, :3], axis=1).max() < 1.1
 
 
@@ -92,10 +92,8 @@ def test_every_family_generates_unit_normals():
     for family in syn.FAMILIES:
         arr = syn.make_instance(family, 128, rng)
         assert arr.shape == (128, 6) and np.isfinite(arr).all(), family
-        np.testing.assert_allclose(np.linalg.norm(arr[:, 3:], axis=1),
-                                   1,
-                                   atol=1e-4,
-                                   err_msg=family)
+        np.testing.assert_allclose(
+            np.linalg.norm(arr[:, 3:], axis=1), 1, atol=1e-4, err_msg=family)
 
 
 def test_bad_arguments(tmp_path):

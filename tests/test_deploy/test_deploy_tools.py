@@ -9,7 +9,6 @@ import re
 import pytest
 import torch
 
-
 from mmbinpc.binary import build_binarized
 from mmbinpc.deploy import PackedModel
 
@@ -55,10 +54,13 @@ def test_complexity_tool_json(trained, tmp_path, capsys):
     cfg_path, _, _ = trained
     out = tmp_path / 'c.json'
     totals = load_tool('tools/analysis/complexity.py').main(
-        [cfg_path, '--points', '64', '--json', str(out)])
+        [cfg_path, '--points', '64', '--json',
+         str(out)])
     data = json.loads(out.read_text())
-    assert set(data) >= {'flops', 'bops', 'ops', 'params', 'storage_bytes',
-                         'speedup', 'compression'}
+    assert set(data) >= {
+        'flops', 'bops', 'ops', 'params', 'storage_bytes', 'speedup',
+        'compression'
+    }
     assert data == pytest.approx(totals)
     assert data['bops'] > 0 and data['speedup'] > 1
     assert data['compression'] > 1
@@ -72,11 +74,14 @@ def test_complexity_tool_cfg_options_are_data(trained, tmp_path):
     tool = load_tool('tools/analysis/complexity.py')
     marker = tmp_path / 'executed'
     code = f"__import__('pathlib').Path({str(marker)!r}).touch()"
-    base = tool.main([cfg_path, '--points', '64', '--quiet',
-                      '--cfg-options', f'note={code}'])
+    base = tool.main([
+        cfg_path, '--points', '64', '--quiet', '--cfg-options', f'note={code}'
+    ])
     assert not marker.exists()
-    wider = tool.main([cfg_path, '--points', '64', '--quiet',
-                       '--cfg-options', 'model.head.num_classes=40'])
+    wider = tool.main([
+        cfg_path, '--points', '64', '--quiet', '--cfg-options',
+        'model.head.num_classes=40'
+    ])
     assert wider['params'] > base['params']
 
 
@@ -96,7 +101,8 @@ def test_export_then_benchmark(trained, tmp_path, capsys):
     res_path = tmp_path / 'bench.json'
     results = load_tool('tools/deploy/benchmark.py').main([
         cfg_path, ckpt, '--packed', out, '--points', '64', '--batch-sizes',
-        '1', '2', '--repeats', '2', '--warmup', '1', '--json', str(res_path)
+        '1', '2', '--repeats', '2', '--warmup', '1', '--json',
+        str(res_path)
     ])
     data = json.loads(res_path.read_text())
     for key in ('fp32_ms_b1', 'binary_torch_ms_b1', 'packed_ms_b1',
@@ -110,10 +116,10 @@ def test_export_then_benchmark(trained, tmp_path, capsys):
     for bs, sfx in (('1', ''), ('2', ''), ('1', '_warm'), ('2', '_warm')):
         ms = {k: data[f'{k}_ms_b{bs}{sfx}'] for k in ('fp32', 'packed')}
         low = {k: data[f'{k}_ms_b{bs}{sfx}_min'] for k in ('fp32', 'packed')}
-        assert data[f'speedup_b{bs}{sfx}'] == pytest.approx(
-            ms['fp32'] / ms['packed'])
-        assert data[f'speedup_b{bs}{sfx}_min'] == pytest.approx(
-            low['fp32'] / low['packed'])
+        assert data[f'speedup_b{bs}{sfx}'] == pytest.approx(ms['fp32'] /
+                                                            ms['packed'])
+        assert data[f'speedup_b{bs}{sfx}_min'] == pytest.approx(low['fp32'] /
+                                                                low['packed'])
         assert data[f'speedup_vs_binary_torch_b{bs}{sfx}'] == pytest.approx(
             data[f'binary_torch_ms_b{bs}{sfx}'] / ms['packed'])
     for sfx in ('', '_warm'):
@@ -149,21 +155,31 @@ def test_distiller_config_and_checkpoint(tmp_path):
                                         load_weights)
     student = dict(
         type='PointClassifier',
-        backbone=dict(type='PointNet', channels=(8, 8, 8, 16, 32),
-                      input_transform=False, feature_transform=False),
-        head=dict(type='PointClsHead', in_channels=32, num_classes=3,
-                  mid_channels=(16, )))
-    distiller = dict(type='BinaryDistiller', teacher=student,
-                     teacher_ckpt='unused.pth',
-                     binarize=dict(method='bnn', aggregation='max'))
+        backbone=dict(
+            type='PointNet',
+            channels=(8, 8, 8, 16, 32),
+            input_transform=False,
+            feature_transform=False),
+        head=dict(
+            type='PointClsHead',
+            in_channels=32,
+            num_classes=3,
+            mid_channels=(16, )))
+    distiller = dict(
+        type='BinaryDistiller',
+        teacher=student,
+        teacher_ckpt='unused.pth',
+        binarize=dict(method='bnn', aggregation='max'))
     bin_cfg, fp_cfg = deploy_model_cfgs(distiller)
     assert bin_cfg['type'] == 'PointClassifier'
     assert bin_cfg['binarize'] == dict(method='bnn', aggregation='max')
     assert 'binarize' not in fp_cfg
     trained = build_model(bin_cfg)
     state = {f'student.{k}': v for k, v in trained.state_dict().items()}
-    state.update({f'teacher.{k}': v for k, v in
-                  build_model(fp_cfg).state_dict().items()})
+    state.update({
+        f'teacher.{k}': v
+        for k, v in build_model(fp_cfg).state_dict().items()
+    })
     ckpt = tmp_path / 'distiller.pth'
     torch.save(dict(state_dict=state), ckpt)
     model = build_model(bin_cfg)
@@ -171,8 +187,10 @@ def test_distiller_config_and_checkpoint(tmp_path):
     for k, v in trained.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
     with pytest.raises(ValueError, match='does not match the model'):
-        load_weights(build_model(fp_cfg | dict(head=dict(
-            student['head'], num_classes=7))), str(ckpt))
+        load_weights(
+            build_model(fp_cfg
+                        | dict(head=dict(student['head'], num_classes=7))),
+            str(ckpt))
 
 
 def test_predict_tool(trained, tmp_path, capsys):
@@ -197,13 +215,16 @@ def test_predict_tool(trained, tmp_path, capsys):
     names = tmp_path / 'names.txt'  # a 3-class data set, a 4-way head
     names.write_text('cup\nchair\nlamp\n')
     out_json = tmp_path / 'pred.json'
-    results = tool.main([packed, *files, '--classes', str(names), '--topk',
-                         '2', '--json', str(out_json)])
+    results = tool.main([
+        packed, *files, '--classes',
+        str(names), '--topk', '2', '--json',
+        str(out_json)
+    ])
 
     # the PyTorch binary model on the same points: the first 64 xyz rows,
     # centred and scaled into the unit sphere as the test pipeline does
-    clouds = torch.from_numpy(np.stack(
-        [tool.read_cloud(f, 3)[:64] for f in files])).double()
+    clouds = torch.from_numpy(
+        np.stack([tool.read_cloud(f, 3)[:64] for f in files])).double()
     clouds = clouds - clouds.mean(dim=1, keepdim=True)
     clouds = (clouds / clouds.norm(dim=-1).amax(dim=1)[:, None, None]).float()
     with torch.no_grad():
@@ -212,8 +233,8 @@ def test_predict_tool(trained, tmp_path, capsys):
     for res, score in zip(results, scores):
         top = score.topk(2)
         assert [b['index'] for b in res['top']] == top.indices.tolist()
-        assert [b['name'] for b in res['top']] == [
-            ['cup', 'chair', 'lamp', '3'][i] for i in top.indices]
+        assert [b['name'] for b in res['top']
+                ] == [['cup', 'chair', 'lamp', '3'][i] for i in top.indices]
         assert [b['score'] for b in res['top']] == pytest.approx(
             top.values.tolist(), abs=1e-4)
     saved = json.loads(out_json.read_text())
@@ -281,8 +302,12 @@ def test_predict_tool_replays_test_preprocessing(trained, tmp_path):
     base = rng.uniform(-1, 1, (64, 3)).astype(np.float32)
     np.save(tmp_path / 'a.npy', base)
     np.save(tmp_path / 'b.npy', base * 7.5 + np.float32(40))
-    a, b = tool.main([packed, str(tmp_path / 'a.npy'),
-                      str(tmp_path / 'b.npy'), '--topk', '4'])
+    a, b = tool.main([
+        packed,
+        str(tmp_path / 'a.npy'),
+        str(tmp_path / 'b.npy'), '--topk', '4'
+    ])
     assert [t['index'] for t in a['top']] == [t['index'] for t in b['top']]
-    assert [t['score'] for t in a['top']] == pytest.approx(
-        [t['score'] for t in b['top']], abs=1e-4)
+    assert [t['score']
+            for t in a['top']] == pytest.approx([t['score'] for t in b['top']],
+                                                abs=1e-4)

@@ -14,13 +14,20 @@ from mmengine.config import Config
 from mmbinpc.binary import build_binarized
 from mmbinpc.errors import CheckpointMismatchError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
-FP = dict(type='PointClassifier',
-          backbone=dict(type='PointNet', channels=(16, 16, 16, 32, 64),
-                        input_transform=False, feature_transform=False),
-          head=dict(type='PointClsHead', in_channels=64, num_classes=4,
-                    mid_channels=(32, 16)))
+ROOT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FP = dict(
+    type='PointClassifier',
+    backbone=dict(
+        type='PointNet',
+        channels=(16, 16, 16, 32, 64),
+        input_transform=False,
+        feature_transform=False),
+    head=dict(
+        type='PointClsHead',
+        in_channels=64,
+        num_classes=4,
+        mid_channels=(32, 16)))
 BIN = dict(method='xnor', aggregation='ema')
 
 
@@ -62,8 +69,8 @@ def test_fp32_checkpoint_is_refused(cfgs):
         _tool().main([binary, ckpt, out, '--points', '32'])
     assert err.value.path == ckpt and 'trains an FP32 model' in str(err.value)
     assert not os.path.exists(out)
-    _tool().main([binary, ckpt, out, '--points', '32',
-                  '--allow-fp32-checkpoint'])
+    _tool().main(
+        [binary, ckpt, out, '--points', '32', '--allow-fp32-checkpoint'])
     assert os.path.getsize(out) > 0
 
 
@@ -74,8 +81,10 @@ def test_binary_and_distiller_checkpoints_export(cfgs):
     _tool().main([binary, ckpt, str(tmp / 'a.packed'), '--points', '32'])
     state = torch.load(ckpt, weights_only=True)['state_dict']
     distilled = str(tmp / 'kdr.pth')
-    torch.save({'state_dict': {f'student.{k}': v for k, v in state.items()}},
-               distilled)
+    torch.save({'state_dict': {
+        f'student.{k}': v
+        for k, v in state.items()
+    }}, distilled)
     _tool().main([binary, distilled, str(tmp / 'b.packed'), '--points', '32'])
 
 
@@ -84,13 +93,14 @@ def test_mismatch_is_an_error_unless_allowed(cfgs):
     other = dict(FP, head=dict(FP['head'], num_classes=7), binarize=BIN)
     ckpt = _save(other, tmp / 'other.pth')
     out = str(tmp / 'm.packed')
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'other\.pth: does not fit the PointClassifier '
-                       r'model: .*\(7, 16\) in the checkpoint vs \(4, 16\)'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'other\.pth: does not fit the PointClassifier '
+            r'model: .*\(7, 16\) in the checkpoint vs \(4, 16\)'):
         _tool().main([binary, ckpt, out, '--points', '32'])
     assert not os.path.exists(out)
-    _tool().main([binary, ckpt, out, '--points', '32',
-                  '--allow-partial-checkpoint'])
+    _tool().main(
+        [binary, ckpt, out, '--points', '32', '--allow-partial-checkpoint'])
     assert os.path.exists(out)
 
 
@@ -99,11 +109,17 @@ def test_no_binary_layer_and_exit_status(cfgs):
     ckpt = _save(FP, tmp / 'fp.pth')
     with pytest.raises(SystemExit, match='not a binary model'):
         _tool().main([fp, ckpt, str(tmp / 'x.packed')])
-    proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, 'tools/deploy/export_packed.py'),
-         binary, str(tmp / 'fp.py'), str(tmp / 'x.packed')],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
-        env=dict(os.environ, OMP_NUM_THREADS='1'))
+    proc = subprocess.run([
+        sys.executable,
+        os.path.join(ROOT, 'tools/deploy/export_packed.py'), binary,
+        str(tmp / 'fp.py'),
+        str(tmp / 'x.packed')
+    ],
+                          capture_output=True,
+                          text=True,
+                          cwd=ROOT,
+                          timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert proc.returncode == 1
     assert f"error: checkpoint {tmp / 'fp.py'}: cannot be read" in \
         proc.stderr

@@ -17,10 +17,16 @@ from mmbinpc.errors import PackedFormatError
 
 CFG = dict(
     type='PointClassifier',
-    backbone=dict(type='PointNet', channels=(16, 16, 16, 32, 64),
-                  input_transform=False, feature_transform=False),
-    head=dict(type='PointClsHead', in_channels=64, num_classes=4,
-              mid_channels=(32, 16)),
+    backbone=dict(
+        type='PointNet',
+        channels=(16, 16, 16, 32, 64),
+        input_transform=False,
+        feature_transform=False),
+    head=dict(
+        type='PointClsHead',
+        in_channels=64,
+        num_classes=4,
+        mid_channels=(32, 16)),
     binarize=dict(method='lsr', aggregation='ema'))
 
 
@@ -29,8 +35,8 @@ def packed_file(tmp_path_factory):
     torch.manual_seed(0)
     model = build_binarized(CFG).eval()
     path = str(tmp_path_factory.mktemp('fmt') / 'model.packed')
-    export_packed(model, path, CFG, num_points=32,
-                  preprocess=['normalize_unit_sphere'])
+    export_packed(
+        model, path, CFG, num_points=32, preprocess=['normalize_unit_sphere'])
     return path, model
 
 
@@ -86,14 +92,17 @@ def test_python_in_the_file_is_never_executed(packed_file, tmp_path):
         PackedModel.load(text)
     imports = rewrite(
         path, tmp_path / 'imports.packed', lambda m: dict(
-            m, model_cfg=dict(m['model_cfg'], custom_imports=dict(
-                imports=['mmbinpc_never_imported']))))
+            m,
+            model_cfg=dict(
+                m['model_cfg'],
+                custom_imports=dict(imports=['mmbinpc_never_imported']))))
     with pytest.raises(PackedFormatError, match="'custom_imports'"):
         PackedModel.load(imports)
     dotted = rewrite(
         path, tmp_path / 'dotted.packed', lambda m: dict(
-            m, model_cfg=dict(m['model_cfg'],
-                              type='mmbinpc_never_imported.Model')))
+            m,
+            model_cfg=dict(
+                m['model_cfg'], type='mmbinpc_never_imported.Model')))
     with pytest.raises(PackedFormatError, match='not a plain registered'):
         PackedModel.load(dotted)
     assert not marker.exists()
@@ -105,8 +114,9 @@ def test_python_in_the_file_is_never_executed(packed_file, tmp_path):
      r'layer needs float32 \(16,\)'),
     ('out_shift', lambda a: a.astype(np.float64), 'is float64'),
     ('weight_words', lambda a: a.astype(np.int64), 'needs uint64'),
-    ('out_scale', lambda a: np.where(np.arange(a.size) == 0, np.nan, a)
-     .astype(np.float32), 'non-finite'),
+    ('out_scale',
+     lambda a: np.where(np.arange(a.size) == 0, np.nan, a).astype(np.float32),
+     'non-finite'),
 ])
 def test_arrays_are_checked_against_their_layer(packed_file, tmp_path, key,
                                                 edit, match):
@@ -132,8 +142,9 @@ def test_widened_architecture_is_refused_before_allocating(
         meta['model_cfg']['head']['in_channels'] = 1 << 22
 
     bad = rewrite(path, tmp_path / 'wide.packed', widen)
-    with pytest.raises(PackedFormatError, match='parameters but the file '
-                       'stores'):
+    with pytest.raises(
+            PackedFormatError, match='parameters but the file '
+            'stores'):
         PackedModel.load(bad)
 
 

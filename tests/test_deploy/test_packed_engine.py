@@ -6,7 +6,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
 from mmbinpc.binary import build_binarized
 from mmbinpc.deploy import (NotSupportedError, PackedBinaryLayer, PackedModel,
                             check_supported, export_packed, read_meta,
@@ -67,12 +66,9 @@ def assert_equivalent(ref, out):
                          f"differ; max {(ref - out).abs().max()}")
 
 
-@pytest.mark.parametrize('method,aggregation', [('bnn', 'max'),
-                                                ('xnor', 'ema'),
-                                                ('irnet', 'max'),
-                                                ('lsr', 'ema'),
-                                                ('bireal', 'max'),
-                                                ('react', 'ema')])
+@pytest.mark.parametrize('method,aggregation',
+                         [('bnn', 'max'), ('xnor', 'ema'), ('irnet', 'max'),
+                          ('lsr', 'ema'), ('bireal', 'max'), ('react', 'ema')])
 def test_export_load_predict_equivalence(tmp_path, method, aggregation):
     cfg = small_cfg(method, aggregation)
     model = build_binarized(cfg)
@@ -84,8 +80,10 @@ def test_export_load_predict_equivalence(tmp_path, method, aggregation):
     train_briefly(model)
     path = str(tmp_path / 'model.packed')
     summary = export_packed(model, path, cfg, num_points=NUM_POINTS)
-    binary = [n for n, m in model.named_modules() if hasattr(m, 'binarizer')
-              and isinstance(m, (nn.Conv1d, nn.Linear))]
+    binary = [
+        n for n, m in model.named_modules()
+        if hasattr(m, 'binarizer') and isinstance(m, (nn.Conv1d, nn.Linear))
+    ]
     assert sorted(summary.binary_layers) == sorted(binary)
     # every binary conv/linear here is followed by its BatchNorm
     assert len(summary.folded_bn) >= len(binary)
@@ -96,8 +94,9 @@ def test_export_load_predict_equivalence(tmp_path, method, aggregation):
     packed = PackedModel.load(path)
     assert sorted(packed.packed_layers) == sorted(binary)
     assert packed.packed_layers['backbone.mlp.4.0'].pool
-    assert not any(isinstance(m, nn.BatchNorm1d) and n in summary.folded_bn
-                   for n, m in packed.model.named_modules())
+    assert not any(
+        isinstance(m, nn.BatchNorm1d) and n in summary.folded_bn
+        for n, m in packed.model.named_modules())
     pts = torch.rand(32, NUM_POINTS, 3) * 2 - 1
     with torch.no_grad():
         ref = model._forward(dict(points=pts))
@@ -183,8 +182,9 @@ def test_unsupported_pointnet2_backbone():
                 norm_cfg=dict(type='BN2d')),
             head=dict(type='PointClsHead', in_channels=32, num_classes=5),
             binarize=dict(method='xnor', aggregation='max')))
-    with pytest.raises(NotSupportedError,
-                       match=r'not supported yet: backbone \(PointNet2SASSG'):
+    with pytest.raises(
+            NotSupportedError,
+            match=r'not supported yet: backbone \(PointNet2SASSG'):
         export_packed(model, '/nonexistent/never_written', {})
 
 
@@ -210,14 +210,17 @@ def test_unsupported_layers_and_binarizers(tmp_path):
     model = build_binarized(cfg).eval()
     # a binarizer that declares no spec: the engine cannot know its input
     model.backbone.mlp[1][0].binarizer.spec = None
-    with pytest.raises(NotSupportedError,
-                       match=r"backbone.mlp.1.0.binarizer.*'xnor'.*None"):
+    with pytest.raises(
+            NotSupportedError,
+            match=r"backbone.mlp.1.0.binarizer.*'xnor'.*None"):
         export_packed(model, str(tmp_path / 'a'), cfg, NUM_POINTS)
 
     model = build_binarized(cfg).eval()
     model.backbone.mlp[1][0] = nn.Conv1d(16, 16, 3, padding=1)
-    with pytest.raises(NotSupportedError, match=r'backbone.mlp.1.0 \(Conv1d '
-                       r'kernel=\(3,\)'):
+    with pytest.raises(
+            NotSupportedError,
+            match=r'backbone.mlp.1.0 \(Conv1d '
+            r'kernel=\(3,\)'):
         export_packed(model, str(tmp_path / 'b'), cfg, NUM_POINTS)
 
     model = build_binarized(cfg).eval()
@@ -228,15 +231,17 @@ def test_unsupported_layers_and_binarizers(tmp_path):
 
 def test_load_errors(tmp_path):
     from mmbinpc.errors import PackedFormatError
-    with pytest.raises(PackedFormatError,
-                       match='missing.packed: does not exist.*'
-                       'export_packed.py'):
+    with pytest.raises(
+            PackedFormatError,
+            match='missing.packed: does not exist.*'
+            'export_packed.py'):
         PackedModel.load(str(tmp_path / 'missing.packed'))
     bogus = tmp_path / 'bogus.npz'
     np.savez(bogus, x=np.zeros(3))
-    with pytest.raises(PackedFormatError,
-                       match='bogus.npz: no __meta__ entry: not an mmbinpc '
-                       'packed model'):
+    with pytest.raises(
+            PackedFormatError,
+            match='bogus.npz: no __meta__ entry: not an mmbinpc '
+            'packed model'):
         PackedModel.load(str(bogus))
 
 

@@ -3,16 +3,14 @@
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from mmdet3d.registry import MODELS
+from torch import nn
 
 from mmbinpc.binary import build_binarized
 from mmbinpc.deploy import (PackedBinaryLayer, PackedModel, export_packed,
                             kernels, pack_signs)
 from mmbinpc.deploy.plan import PointNetPlan, bit_limits
 from mmbinpc.models.backbones.pointnet import PointNet
-
 from .test_packed_engine import NUM_POINTS, assert_equivalent, train_briefly
 
 
@@ -41,12 +39,18 @@ def test_bits_output_matches_float_output_then_packing(n_in, n_out, clamp,
     scale = rng.uniform(-1, 1, n_out).astype(np.float32)
     scale[0] = 0.0
     shift = rng.uniform(-3, 3, n_out).astype(np.float32)
-    layer = PackedBinaryLayer('conv1d', n_in, n_out,
-                              pack_signs(rng.standard_normal((n_out, n_in))),
-                              scale, shift, clamp=clamp)
+    layer = PackedBinaryLayer(
+        'conv1d',
+        n_in,
+        n_out,
+        pack_signs(rng.standard_normal((n_out, n_in))),
+        scale,
+        shift,
+        clamp=clamp)
     lo, hi = layer.clamp
-    next_thr = (rng.uniform(-0.5, 0.5, n_out).astype(np.float32)
-                if threshold else np.zeros(n_out, np.float32))
+    next_thr = (
+        rng.uniform(-0.5, 0.5, n_out).astype(np.float32)
+        if threshold else np.zeros(n_out, np.float32))
     ref = np.empty((m, n_out), np.float32)
     kernels.xnor_gemm_affine(words, beta, n_in, layer.weight_words_t, scale,
                              shift, lo, hi, 0, ref)
@@ -76,8 +80,8 @@ def test_bits_output_parallel_matches_serial():
     parallel = np.empty((m, 2), np.uint64)
     kernels.xnor_gemm_bits(words, w_t, limit, parallel, 2)
     np.testing.assert_array_equal(parallel, serial)
-    dist = (unpack_rows(words, 128)[:, None, :] !=
-            unpack_rows(np.ascontiguousarray(w_t.T), 128)[None]).sum(-1)
+    dist = (unpack_rows(words, 128)[:, None, :]
+            != unpack_rows(np.ascontiguousarray(w_t.T), 128)[None]).sum(-1)
     np.testing.assert_array_equal(
         unpack_rows(serial, 128)[:, :n_out], dist <= limit[None, :n_out])
 
@@ -98,8 +102,12 @@ def test_unique_rows(n_words):
     np.testing.assert_array_equal(np.unique(out[:count], axis=0), expect)
     # first occurrences, in order
     first = [tuple(r) for r in rows[50:300]]
-    order = sorted({r: i for i, r in reversed(list(enumerate(first)))}.items(),
-                   key=lambda kv: kv[1])
+    order = sorted(
+        {
+            r: i
+            for i, r in reversed(list(enumerate(first)))
+        }.items(),
+        key=lambda kv: kv[1])
     assert [tuple(r) for r in out[:count]] == [r for r, _ in order]
 
 
@@ -136,15 +144,20 @@ def test_dense_rows():
     bias = rng.standard_normal(20).astype(np.float32)
     out = np.empty((9, 20), np.float32)
     kernels.dense_rows(x, w_t, bias, -0.5, np.inf, out)
-    np.testing.assert_allclose(out, np.maximum(x @ w_t + bias, -0.5),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        out, np.maximum(x @ w_t + bias, -0.5), rtol=1e-5, atol=1e-6)
 
 
 # --------------------------------------------------------------------------
 # whole models: plan engine == module engine == fake-quantized PyTorch
 # --------------------------------------------------------------------------
-def plan_cfg(method, aggregation='max', tnets=False, in_channels=3,
-             pool=None, keep_fp=('first', 'last'), center_inputs=()):
+def plan_cfg(method,
+             aggregation='max',
+             tnets=False,
+             in_channels=3,
+             pool=None,
+             keep_fp=('first', 'last'),
+             center_inputs=()):
     head_in = 64 * (2 if pool and '+' in pool else 1)
     cfg = dict(
         type='PointClassifier',
@@ -156,11 +169,17 @@ def plan_cfg(method, aggregation='max', tnets=False, in_channels=3,
             feature_transform=tnets,
             tnet_conv_channels=(16, 32, 64),
             tnet_fc_channels=(32, 16)),
-        head=dict(type='PointClsHead', in_channels=head_in, num_classes=5,
-                  mid_channels=(32, 16), dropout=0.3),
-        binarize=dict(method=method, aggregation=aggregation,
-                      keep_fp=list(keep_fp),
-                      center_inputs=list(center_inputs)))
+        head=dict(
+            type='PointClsHead',
+            in_channels=head_in,
+            num_classes=5,
+            mid_channels=(32, 16),
+            dropout=0.3),
+        binarize=dict(
+            method=method,
+            aggregation=aggregation,
+            keep_fp=list(keep_fp),
+            center_inputs=list(center_inputs)))
     if pool:
         cfg['pool'] = dict(type='PointPool', mode=pool)
     return cfg
@@ -182,24 +201,31 @@ def export_and_load(cfg, tmp_path, in_channels=3, steps=3):
             PackedModel.load(path, engine='modules'))
 
 
-@pytest.mark.parametrize('case', [
-    dict(method='lsr', aggregation='ema', tnets=True),
-    dict(method='xnor', aggregation='ema', tnets=True),
-    dict(method='react', aggregation='max'),
-    # centred input signs: the running centre is the packed threshold (the
-    # react one adds its learned threshold; the hidden layer's centre sits
-    # between two binary layers, so it is in the packed-output bounds too)
-    dict(method='xnor', aggregation='max',
-         center_inputs=('head.mlp.0', 'backbone.mlp.3.0')),
-    dict(method='react', aggregation='max', center_inputs=('head.mlp.0', )),
-    dict(method='bnn', aggregation='max', pool='max+avg'),
-    dict(method='irnet', aggregation='ema', pool='ema+avg'),
-    dict(method='bireal', aggregation='max', pool='avg'),
-    dict(method='lsr', aggregation='ema', tnets=True, in_channels=6),
-    # an FP32 layer inside the binary chain, with its BN folded by the plan
-    dict(method='bnn', aggregation='ema', keep_fp=('first', 'last',
-                                                   'backbone.mlp.2')),
-])
+@pytest.mark.parametrize(
+    'case',
+    [
+        dict(method='lsr', aggregation='ema', tnets=True),
+        dict(method='xnor', aggregation='ema', tnets=True),
+        dict(method='react', aggregation='max'),
+        # centred input signs: the running centre is the packed threshold (the
+        # react one adds its learned threshold; the hidden layer's centre sits
+        # between two binary layers, so it is in the packed-output bounds too)
+        dict(
+            method='xnor',
+            aggregation='max',
+            center_inputs=('head.mlp.0', 'backbone.mlp.3.0')),
+        dict(
+            method='react', aggregation='max', center_inputs=('head.mlp.0', )),
+        dict(method='bnn', aggregation='max', pool='max+avg'),
+        dict(method='irnet', aggregation='ema', pool='ema+avg'),
+        dict(method='bireal', aggregation='max', pool='avg'),
+        dict(method='lsr', aggregation='ema', tnets=True, in_channels=6),
+        # an FP32 layer inside the binary chain, with its BN folded by the plan
+        dict(
+            method='bnn',
+            aggregation='ema',
+            keep_fp=('first', 'last', 'backbone.mlp.2')),
+    ])
 def test_plan_matches_module_engine_and_torch(tmp_path, case):
     in_channels = case.get('in_channels', 3)
     cfg = plan_cfg(**case)
@@ -207,22 +233,21 @@ def test_plan_matches_module_engine_and_torch(tmp_path, case):
                                                       in_channels)
     assert plan_model.engine == 'plan' and module_model.engine == 'modules'
     assert isinstance(plan_model.plan, PointNetPlan)
-    assert len(plan_model.plan.binary_layers) == len(
-        plan_model.packed_layers)
+    assert len(plan_model.plan.binary_layers) == len(plan_model.packed_layers)
     pts = torch.rand(16, NUM_POINTS, in_channels) * 2 - 1
     with torch.no_grad():
         ref = model._forward(dict(points=pts))
     out = plan_model(pts)
     assert out.shape == ref.shape
     assert_equivalent(ref, out)
-    torch.testing.assert_close(out, module_model(pts), rtol=1e-4,
-                               atol=1e-4 * float(ref.abs().max()))
+    torch.testing.assert_close(
+        out, module_model(pts), rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
     # cloud sizes that leave partial blocks of 4 rows, and a single point
     for n in (37, 1):
         pts = torch.rand(3, n, in_channels) * 2 - 1
         with torch.no_grad():
-            assert_equivalent(model._forward(dict(points=pts)),
-                              plan_model(pts))
+            assert_equivalent(
+                model._forward(dict(points=pts)), plan_model(pts))
 
 
 def test_plan_writes_packed_inputs_between_binary_layers(tmp_path):
@@ -282,8 +307,10 @@ def test_engine_choice_and_fallback(tmp_path):
     pts = torch.rand(3, NUM_POINTS, 3)
     with torch.no_grad():
         assert_equivalent(model._forward(dict(points=pts)), auto(pts))
-    with pytest.raises(ValueError, match='plan engine cannot run this model.*'
-                       'PointNet backbone'):
+    with pytest.raises(
+            ValueError,
+            match='plan engine cannot run this model.*'
+            'PointNet backbone'):
         PackedModel.load(path, engine='plan')
     with pytest.raises(ValueError, match="unknown packed engine 'fast'"):
         PackedModel.load(path, engine='fast')

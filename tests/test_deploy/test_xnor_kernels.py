@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmbinpc.deploy import PackedBinaryLayer, pack_signs
-from mmbinpc.deploy import kernels
+from mmbinpc.deploy import PackedBinaryLayer, kernels, pack_signs
 from .reference_kernels import binary_gemm, pack_rows, xnor_popcount_dot
 
 
@@ -74,33 +73,47 @@ def test_packed_layer_layouts(kind):
             torch.where(w >= 0, 1.0, -1.0)[..., None, None])
     else:
         x = torch.randn(2, 5, c)
-        ref = torch.where(x >= 0, 1.0, -1.0) @ torch.where(w >= 0, 1.0,
-                                                           -1.0).T
+        ref = torch.where(x >= 0, 1.0, -1.0) @ torch.where(w >= 0, 1.0, -1.0).T
     out = layer(x)
     assert out.shape == ref.shape
     torch.testing.assert_close(out, ref)
     # channel-first views of channel-last buffers chain without copies
     if kind == 'conv1d':
-        torch.testing.assert_close(layer(x.transpose(1, 2).contiguous()
-                                         .transpose(1, 2)), ref)
-        fused = PackedBinaryLayer(kind, c, o, pack_signs(w),
-                                  np.ones(o, np.float32),
-                                  np.zeros(o, np.float32), clamp=(-3, 5),
-                                  pool=True)
+        torch.testing.assert_close(
+            layer(x.transpose(1, 2).contiguous().transpose(1, 2)), ref)
+        fused = PackedBinaryLayer(
+            kind,
+            c,
+            o,
+            pack_signs(w),
+            np.ones(o, np.float32),
+            np.zeros(o, np.float32),
+            clamp=(-3, 5),
+            pool=True)
         torch.testing.assert_close(fused(x), ref.clamp(-3, 5).amax(-1))
         assert fused.last_num_points == 11
 
 
 def test_packed_layer_bad_input():
-    layer = PackedBinaryLayer('conv1d', 8, 4, pack_signs(np.ones((4, 8))),
-                              np.ones(4, np.float32), np.zeros(4, np.float32),
-                              name='toy')
+    layer = PackedBinaryLayer(
+        'conv1d',
+        8,
+        4,
+        pack_signs(np.ones((4, 8))),
+        np.ones(4, np.float32),
+        np.zeros(4, np.float32),
+        name='toy')
     with pytest.raises(ValueError, match='toy: expected'):
         layer(torch.randn(1, 9, 5))
     with pytest.raises(ValueError, match='fused pooling needs a conv1d'):
-        PackedBinaryLayer('linear', 8, 4, pack_signs(np.ones((4, 8))),
-                          np.ones(4, np.float32), np.zeros(4, np.float32),
-                          pool=True)
+        PackedBinaryLayer(
+            'linear',
+            8,
+            4,
+            pack_signs(np.ones((4, 8))),
+            np.ones(4, np.float32),
+            np.zeros(4, np.float32),
+            pool=True)
     with pytest.raises(ValueError, match='uint64'):
         PackedBinaryLayer('conv1d', 8, 4, np.zeros((4, 2), np.uint64),
                           np.ones(4, np.float32), np.zeros(4, np.float32))
@@ -141,8 +154,8 @@ def test_channel_first_packing_matches_rows(c, mode):
     np.testing.assert_array_equal(words, pack_signs(rows - thr))
     np.testing.assert_allclose(beta_cf, beta, rtol=1e-6)
     expect = np.abs(rows - thr).mean(1) if mode == 'mean_abs' else 1.0
-    np.testing.assert_allclose(beta, np.broadcast_to(expect, beta.shape),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        beta, np.broadcast_to(expect, beta.shape), rtol=1e-5)
 
 
 @pytest.mark.parametrize('group', [7, 64])
@@ -164,8 +177,8 @@ def test_parallel_maxpool_matches_serial(group):
     outs = []
     for threads in (1, 2):
         out = np.empty((3, o), np.float32)
-        kernels.xnor_gemm_maxpool(words, c, wt, scale, shift, -np.inf,
-                                  np.inf, group, out, threads)
+        kernels.xnor_gemm_maxpool(words, c, wt, scale, shift, -np.inf, np.inf,
+                                  group, out, threads)
         outs.append(out)
     np.testing.assert_array_equal(outs[0], outs[1])
     with pytest.raises(ValueError, match='threads'):

@@ -55,8 +55,9 @@ def test_the_checker_finds_what_is_missing(tmp_path):
     assert _missing(str(page)) == ['gone.md', 'results/cpu/none_*.json']
 
 
-RECORDS = sorted(glob.glob(osp.join(REPO, 'docs', 'results', '**',
-                                    '*.json'), recursive=True))
+RECORDS = sorted(
+    glob.glob(
+        osp.join(REPO, 'docs', 'results', '**', '*.json'), recursive=True))
 
 
 @pytest.mark.parametrize('path', RECORDS, ids=lambda p: osp.relpath(p, REPO))

@@ -16,9 +16,8 @@ import os
 import os.path as osp
 import signal
 
-from mmengine.hooks import Hook
-
 from mmdet3d.registry import HOOKS
+from mmengine.hooks import Hook
 
 ENV = 'MMBINPC_KILL_AT'
 
@@ -51,10 +50,12 @@ class KillAtHook(Hook):
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         if self.point[0] == 'train_iter' and [runner.epoch, batch_idx] == [
-                int(self.point[1]), int(self.point[2])]:
+                int(self.point[1]), int(self.point[2])
+        ]:
             _die()
 
     def before_val_iter(self, runner, batch_idx, data_batch=None):
         if self.point[0] == 'val_iter' and [runner.epoch, batch_idx] == [
-                int(self.point[1]), int(self.point[2])]:
+                int(self.point[1]), int(self.point[2])
+        ]:
             _die()

@@ -45,9 +45,12 @@ def test_temp_names_are_hidden_and_not_checkpoints(tmp_path):
 
 
 def test_stale_temp_files_of_dead_writers_are_removed(tmp_path):
-    dead = subprocess.run([sys.executable, '-c', 'import os; '
-                           'print(os.getpid())'], capture_output=True,
-                          text=True, check=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, '-c', 'import os; '
+         'print(os.getpid())'],
+        capture_output=True,
+        text=True,
+        check=True).stdout.strip()
     stale = tmp_path / f'.epoch_2.pth.{dead}.0123abcd.part'
     mine = tmp_path / f'.epoch_3.pth.{os.getpid()}.0123abcd.part'
     other = tmp_path / '.epoch_2.pth.notours'
@@ -64,7 +67,10 @@ def test_mmengine_saves_through_the_registered_backend(tmp_path):
     backend = get_file_backend(str(tmp_path), backend_args=args)
     assert isinstance(backend, AtomicLocalBackend)
     path = str(tmp_path / 'epoch_1.pth')
-    save_checkpoint({'state_dict': {'w': torch.arange(4.)}}, path,
+    save_checkpoint({'state_dict': {
+        'w': torch.arange(4.)
+    }},
+                    path,
                     backend_args=args)
     assert torch.equal(torch.load(path)['state_dict']['w'], torch.arange(4.))
     backend.put_text('epoch_1.pth', str(tmp_path / 'last_checkpoint'))

@@ -2,11 +2,11 @@
 """BinaryOptimWrapperConstructor: latent-weight LR and decay groups."""
 import pytest
 import torch
+from mmdet3d.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from torch import nn
 
 from mmbinpc.binary import binarize
 from mmbinpc.engine import latent_lr_multipliers
-from mmdet3d.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
 
 class Toy(nn.Module):
@@ -31,24 +31,28 @@ class Toy(nn.Module):
 
 def build(model, **paramwise):
     constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(
-        dict(type='BinaryOptimWrapperConstructor',
-             optim_wrapper_cfg=dict(
-                 type='OptimWrapper',
-                 optimizer=dict(type='Adam', lr=1e-3, weight_decay=1e-4)),
-             paramwise_cfg=paramwise))
+        dict(
+            type='BinaryOptimWrapperConstructor',
+            optim_wrapper_cfg=dict(
+                type='OptimWrapper',
+                optimizer=dict(type='Adam', lr=1e-3, weight_decay=1e-4)),
+            paramwise_cfg=paramwise))
     return constructor, constructor(model)
 
 
 def group_of(optimizer, param):
-    return next(g for g in optimizer.param_groups
-                if any(p is param for p in g['params']))
+    return next(
+        g for g in optimizer.param_groups
+        if any(p is param for p in g['params']))
 
 
 def test_latent_lr_scaled_by_std_relative_to_median():
     model = Toy()
     binarize(model, method='lsr', aggregation='max')
-    stds = {n: float(getattr(model, n).weight.detach().std())
-            for n in ('a', 'b', 'tiny')}
+    stds = {
+        n: float(getattr(model, n).weight.detach().std())
+        for n in ('a', 'b', 'tiny')
+    }
     median = sorted(stds.values())[1]
     constructor, wrapper = build(model)
     opt = wrapper.optimizer
@@ -65,8 +69,9 @@ def test_latent_lr_scaled_by_std_relative_to_median():
         assert group['weight_decay'] == 1e-4
     # LSR's alpha: no decay
     assert group_of(opt, model.a.binarizer.alpha)['weight_decay'] == 0.0
-    assert set(constructor.latent_lr_mults) == {'a.weight', 'b.weight',
-                                                'tiny.weight'}
+    assert set(constructor.latent_lr_mults) == {
+        'a.weight', 'b.weight', 'tiny.weight'
+    }
     assert constructor.latent_lr_mults == latent_lr_multipliers(model)
 
 

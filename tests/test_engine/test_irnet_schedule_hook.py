@@ -4,13 +4,13 @@ import warnings
 
 import pytest
 import torch
+from mmdet3d.registry import HOOKS
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
 from mmbinpc.binary import BinLinear
 from mmbinpc.engine import IRNetScheduleHook, set_irnet_progress
-from mmdet3d.registry import HOOKS
 
 
 class _Points(Dataset):
@@ -20,8 +20,9 @@ class _Points(Dataset):
 
     def __getitem__(self, idx):
         gen = torch.Generator().manual_seed(idx)
-        return dict(inputs=torch.randn(4, generator=gen),
-                    target=torch.randn(2, generator=gen))
+        return dict(
+            inputs=torch.randn(4, generator=gen),
+            target=torch.randn(2, generator=gen))
 
 
 class _TinyBinary(BaseModel):
@@ -77,6 +78,6 @@ def test_runner_schedule(tmp_path):
     expected = [10**(-3 + 4 * i / 4) for i in range(4)]
     assert [s[0] for s in model.seen] == pytest.approx(expected)
     assert [s[1] for s in model.seen] == pytest.approx(expected)
-    assert [s[2] for s in model.seen] == pytest.approx(
-        [max(1 / t, 1.0) for t in expected])
+    assert [s[2] for s in model.seen
+            ] == pytest.approx([max(1 / t, 1.0) for t in expected])
     assert not torch.equal(model.fc1.weight.detach(), before)

@@ -12,8 +12,10 @@ import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 HERE = osp.dirname(osp.abspath(__file__))
-WORKERS = ['train_dataloader.num_workers=2',
-           'train_dataloader.persistent_workers=True']
+WORKERS = [
+    'train_dataloader.num_workers=2',
+    'train_dataloader.persistent_workers=True'
+]
 
 CONFIG = """
 _base_ = [{base!r}]
@@ -43,25 +45,42 @@ def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('resume')
     root = str(tmp / 'data')
     # 2 classes x 9 shapes: 16 train (4 iterations of 4), 2 validation
-    write_synthetic_modelnet(root, num_classes=2, train_per_class=9,
-                             test_per_class=1, num_points=64, log=None)
+    write_synthetic_modelnet(
+        root,
+        num_classes=2,
+        train_per_class=9,
+        test_per_class=1,
+        num_points=64,
+        log=None)
     cfg = tmp / 'tiny_pointnet.py'
-    cfg.write_text(CONFIG.format(
-        base=osp.join(REPO, 'configs/pointnet/pointnet_fp_modelnet40.py'),
-        root=root))
+    cfg.write_text(
+        CONFIG.format(
+            base=osp.join(REPO, 'configs/pointnet/pointnet_fp_modelnet40.py'),
+            root=root))
     return tmp, str(cfg)
 
 
 def _train(cfg, work, kill_at='', resume=False, options=(), wait=True):
-    env = dict(os.environ, OMP_NUM_THREADS='1', MMBINPC_KILL_AT=kill_at,
-               PYTHONPATH=os.pathsep.join(
-                   [HERE, REPO, os.environ.get('PYTHONPATH', '')]))
-    cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), cfg,
-           '--work-dir', work, '--epochs', '3']
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS='1',
+        MMBINPC_KILL_AT=kill_at,
+        PYTHONPATH=os.pathsep.join(
+            [HERE, REPO, os.environ.get('PYTHONPATH', '')]))
+    cmd = [
+        sys.executable,
+        osp.join(REPO, 'tools/train.py'), cfg, '--work-dir', work, '--epochs',
+        '3'
+    ]
     cmd += ['--resume'] if resume else []
     cmd += ['--cfg-options', *options] if options else []
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True)
     return _finish(proc) if wait else proc
 
 
@@ -71,8 +90,8 @@ def _finish(proc):
 
 
 def _weights(path):
-    return torch.load(path, map_location='cpu',
-                      weights_only=False)['state_dict']
+    return torch.load(
+        path, map_location='cpu', weights_only=False)['state_dict']
 
 
 def _latest(work):

@@ -26,17 +26,25 @@ class Augmented(Dataset):
         return 12
 
     def __getitem__(self, i):
-        return torch.tensor([float(i), np.random.rand(), random.random(),
-                             torch.rand(()).item()])
+        return torch.tensor([
+            float(i),
+            np.random.rand(),
+            random.random(),
+            torch.rand(()).item()
+        ])
 
 
 def _epochs(num_workers, persistent, epochs=2):
     """All batches of ``epochs`` epochs, seeded per batch."""
     epoch = torch.zeros((), dtype=torch.int64).share_memory_()
     seeding = BatchSeeding(seed=5, epoch=epoch)
-    loader = DataLoader(Augmented(), batch_size=4, shuffle=False,
-                        num_workers=num_workers, worker_init_fn=seeding,
-                        persistent_workers=persistent)
+    loader = DataLoader(
+        Augmented(),
+        batch_size=4,
+        shuffle=False,
+        num_workers=num_workers,
+        worker_init_fn=seeding,
+        persistent_workers=persistent)
     if num_workers == 0:
         seeding.install(loader.dataset)
     out = []
@@ -49,8 +57,12 @@ def _epochs(num_workers, persistent, epochs=2):
 
 def test_derived_seeds_are_stable_and_distinct():
     assert derive_seed(0, 1, 2) == derive_seed(0, 1, 2)
-    seeds = {derive_seed(s, k, e) for s in (0, 1) for k in (1, 2)
-             for e in (0, 1, 2)}
+    seeds = {
+        derive_seed(s, k, e)
+        for s in (0, 1)
+        for k in (1, 2)
+        for e in (0, 1, 2)
+    }
     assert len(seeds) == 12
     assert 0 <= derive_seed(-3, 1) < 2**64
 
@@ -90,18 +102,22 @@ def _collate(batch):
 
 def _runner(work_dir, max_epochs, seed, name, hook=None, **kwargs):
     return Runner(
-        model=Dropper(), work_dir=str(work_dir),
-        train_dataloader=dict(dataset=Augmented(), batch_size=4,
-                              sampler=dict(type='DefaultSampler',
-                                           shuffle=True),
-                              collate_fn=_collate),
+        model=Dropper(),
+        work_dir=str(work_dir),
+        train_dataloader=dict(
+            dataset=Augmented(),
+            batch_size=4,
+            sampler=dict(type='DefaultSampler', shuffle=True),
+            collate_fn=_collate),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
-        default_hooks=dict(rng_state=hook or dict(type='RNGStateHook'),
-                           checkpoint=dict(type='SafeCheckpointHook')),
+        default_hooks=dict(
+            rng_state=hook or dict(type='RNGStateHook'),
+            checkpoint=dict(type='SafeCheckpointHook')),
         randomness=kwargs.pop('randomness', dict(seed=seed)),
         default_scope='mmdet3d',
-        experiment_name=f'{name}_{work_dir.name}', **kwargs)
+        experiment_name=f'{name}_{work_dir.name}',
+        **kwargs)
 
 
 def test_checkpoint_stores_seeds_and_states(tmp_path):
@@ -119,8 +135,8 @@ def test_resume_gives_back_a_random_sampler_seed(tmp_path):
     _runner(tmp_path, 1, None, 'first').train()
     ckpt = str(tmp_path / 'epoch_1.pth')
     saved = load_checkpoint_file(ckpt)[RNG_STATE_KEY]['sampler_seed']
-    resumed = _runner(tmp_path, 2, None, 'resumed', resume=True,
-                      load_from=ckpt)
+    resumed = _runner(
+        tmp_path, 2, None, 'resumed', resume=True, load_from=ckpt)
     resumed.train()
     assert resumed.train_loop.dataloader.sampler.seed == saved
     assert resumed.seed == saved  # mmengine restores the run's seed itself
@@ -137,14 +153,16 @@ def test_reseeds_only_deterministic_runs_by_default(tmp_path):
     """A default run keeps mmengine's random streams (results trained
     before the hook existed reproduce); a deterministic one is reseeded."""
     plain = _weight(tmp_path / 'a')
-    kept = _weight(tmp_path / 'b',
-                   hook=dict(type='RNGStateHook', reseed=False))
-    forced = _weight(tmp_path / 'c',
-                     hook=dict(type='RNGStateHook', reseed=True))
+    kept = _weight(
+        tmp_path / 'b', hook=dict(type='RNGStateHook', reseed=False))
+    forced = _weight(
+        tmp_path / 'c', hook=dict(type='RNGStateHook', reseed=True))
     assert torch.equal(plain, kept)
     assert not torch.equal(plain, forced)
     det = dict(seed=3, deterministic=True)
     assert torch.equal(
         _weight(tmp_path / 'd', randomness=det),
-        _weight(tmp_path / 'e', randomness=det,
-                hook=dict(type='RNGStateHook', reseed=True)))
+        _weight(
+            tmp_path / 'e',
+            randomness=det,
+            hook=dict(type='RNGStateHook', reseed=True)))

@@ -77,9 +77,10 @@ class FailSave(Hook):
 
 def _runner(work_dir, max_epochs=3, hooks=(), name='safe', **kwargs):
     RisingScore.calls = 0
-    loader = dict(dataset=ToyData(),
-                  sampler=dict(type='DefaultSampler', shuffle=False),
-                  batch_size=4)
+    loader = dict(
+        dataset=ToyData(),
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        batch_size=4)
     return Runner(
         model=ToyRegressor(),
         work_dir=str(work_dir),
@@ -90,9 +91,12 @@ def _runner(work_dir, max_epochs=3, hooks=(), name='safe', **kwargs):
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
         default_hooks=dict(
-            checkpoint=dict(type='SafeCheckpointHook', interval=1,
-                            max_keep_ckpts=1, save_best='score',
-                            rule='greater'),
+            checkpoint=dict(
+                type='SafeCheckpointHook',
+                interval=1,
+                max_keep_ckpts=1,
+                save_best='score',
+                rule='greater'),
             logger=dict(type='LoggerHook', interval=1)),
         custom_hooks=list(hooks),
         default_scope='mmdet3d',
@@ -150,8 +154,12 @@ def test_resume_does_not_execute_meta_config(tmp_path):
     marker = tmp_path / 'code_ran'
     state['meta']['config'] = f'open({str(marker)!r}, "w").write("x")\n'
     torch.save(state, ckpt)
-    resumed = _runner(tmp_path, max_epochs=2, name='resumed', resume=True,
-                      load_from=str(ckpt))
+    resumed = _runner(
+        tmp_path,
+        max_epochs=2,
+        name='resumed',
+        resume=True,
+        load_from=str(ckpt))
     resumed.train()
     assert resumed.epoch == 2
     assert not marker.exists()
@@ -171,8 +179,9 @@ def test_resume_from_another_models_checkpoint_names_the_file(tmp_path):
     _runner(tmp_path, max_epochs=1, name='first').train()
     other = _runner(tmp_path, max_epochs=2, name='other', resume=True)
     other.model = WiderRegressor()
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'epoch_1\.pth.*another shape.*linear.weight'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'epoch_1\.pth.*another shape.*linear.weight'):
         other.train()
     same = _runner(tmp_path, max_epochs=2, name='same', resume=True)
     same.train()

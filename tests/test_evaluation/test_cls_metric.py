@@ -1,10 +1,9 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 import pytest
 import torch
-from mmengine.logging import MMLogger
-
 from mmdet3d.registry import METRICS
 from mmdet3d.structures import Det3DDataSample
+from mmengine.logging import MMLogger
 
 
 def _samples(preds, gts):

@@ -8,21 +8,20 @@ exercises mmcv's point ops through mmbinpc's CPU dispatch.
 """
 import pytest
 import torch
-from mmengine.config import Config
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import Det3DDataSample, PointData
+from mmengine.config import Config
 
 NUM_POINTS = 128
 NUM_CLASSES = 13
 
 CASES = {
-    'pointnet2_ssg': (
-        'pointnet2/pointnet2_ssg_2xb16-cosine-50e_s3dis-seg.py',
-        'dict(num_points=(64, 32, 16, 8), num_samples=(8, 8, 8, 8))'),
-    'pointnet2_msg': (
-        'pointnet2/pointnet2_msg_2xb16-cosine-80e_s3dis-seg.py',
-        'dict(num_points=(64, 32, 16, 8), '
-        'num_samples=((4, 8), (4, 8), (4, 8), (4, 8)))'),
+    'pointnet2_ssg':
+    ('pointnet2/pointnet2_ssg_2xb16-cosine-50e_s3dis-seg.py',
+     'dict(num_points=(64, 32, 16, 8), num_samples=(8, 8, 8, 8))'),
+    'pointnet2_msg': ('pointnet2/pointnet2_msg_2xb16-cosine-80e_s3dis-seg.py',
+                      'dict(num_points=(64, 32, 16, 8), '
+                      'num_samples=((4, 8), (4, 8), (4, 8), (4, 8)))'),
     'dgcnn': ('dgcnn/dgcnn_4xb32-cosine-100e_s3dis-seg_test-area5.py',
               'dict(num_samples=(8, 8, 8))'),
     'paconv_ssg': ('paconv/paconv_ssg_8xb8-cosine-150e_s3dis-seg.py',

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from mmbinpc.ops import ball_query, knn, three_nn
-from mmbinpc.ops.neighbors import (get_backend, set_backend,
-                                   stack_ball_query, use_backend)
+from mmbinpc.ops.neighbors import (get_backend, set_backend, stack_ball_query,
+                                   use_backend)
 
 
 def _both(fn):
@@ -42,8 +42,8 @@ def test_xyz_queries_agree(quantised, dtype):
 
 def test_far_and_degenerate_queries_agree():
     xyz = _clouds(2, 600, False, 7)
-    far = torch.tensor([[1e20, -1e20, 3.0], [-5e3, 2.0, 7e3]]).expand(
-        2, 2, 3).contiguous()
+    far = torch.tensor([[1e20, -1e20, 3.0],
+                        [-5e3, 2.0, 7e3]]).expand(2, 2, 3).contiguous()
     ref, got = _both(lambda: knn(9, xyz, far))
     assert torch.equal(ref, got)
     ref, got = _both(lambda: three_nn(far, xyz))
@@ -79,8 +79,8 @@ def test_stacked_ball_query_agrees():
     counts = torch.tensor([400, 500], dtype=torch.int32)
     centers = torch.cat([xyz[:400:7], xyz[400::5], torch.full((3, 3), 9.0)])
     center_counts = torch.tensor([58, 100 + 3], dtype=torch.int32)
-    ref, got = _both(lambda: stack_ball_query(0.2, 16, xyz, centers, counts,
-                                              center_counts))
+    ref, got = _both(
+        lambda: stack_ball_query(0.2, 16, xyz, centers, counts, center_counts))
     assert torch.equal(ref, got)
     assert (got[-3:, 0] == -1).all()  # centres far from every point
 

@@ -63,11 +63,16 @@ def test_typical_ball_query_blocks_stay_within_half_a_gigabyte():
 def test_small_budget_lowers_the_measured_peak():
     if not os.access('/proc/self/clear_refs', os.W_OK):
         pytest.skip('cannot reset the RSS high-water mark on this system')
-    env = dict(os.environ, OMP_NUM_THREADS='1',
-               # glibc: mmap (and unmap on free) every block over 64 KiB.
-               MALLOC_MMAP_THRESHOLD_='65536')
-    res = subprocess.run([sys.executable, '-c', _MEASURE], env=env,
-                         capture_output=True, text=True, timeout=300)
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS='1',
+        # glibc: mmap (and unmap on free) every block over 64 KiB.
+        MALLOC_MMAP_THRESHOLD_='65536')
+    res = subprocess.run([sys.executable, '-c', _MEASURE],
+                         env=env,
+                         capture_output=True,
+                         text=True,
+                         timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     got = json.loads(res.stdout.strip().splitlines()[-1])
     small, large = got['small'], got['large']

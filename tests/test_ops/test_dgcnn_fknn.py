@@ -15,8 +15,9 @@ def test_dgcnn_f_knn_neighbours_match_feature_space_bruteforce():
     torch.manual_seed(1)
     batch, num, channels, k = 2, 24, 6, 5
     feats = torch.randn(batch, num, channels, dtype=torch.float64)
-    module = DGCNNGFModule(mlp_channels=[2 * channels, 8], num_sample=k,
-                           knn_mode='F-KNN').double().eval()
+    module = DGCNNGFModule(
+        mlp_channels=[2 * channels, 8], num_sample=k,
+        knn_mode='F-KNN').double().eval()
     # The neighbours the grouper picks ...
     grouped = module.groupers[0](feats, feats)  # (B, C, N, k): nbr - centre
     ref_idx = knn_ref(k, feats, feats).transpose(1, 2).long()  # (B, N, k)

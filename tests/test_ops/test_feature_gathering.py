@@ -23,12 +23,12 @@ def test_gather_points_forward_and_backward():
     assert torch.equal(out, gather_ref(feats, idx))
     grad_out = torch.randn_like(out)
     expected = _vjp(lambda f: gather_ref(f, idx), feats, grad_out)
-    torch.testing.assert_close(gather_points_backward(grad_out, idx, 9),
-                               expected)
+    torch.testing.assert_close(
+        gather_points_backward(grad_out, idx, 9), expected)
     # Repeated index 3 accumulates three gradient columns.
     torch.testing.assert_close(
-        expected[0, :, 3], grad_out[0, :, 1] + grad_out[0, :, 2] +
-        grad_out[0, :, 4])
+        expected[0, :, 3],
+        grad_out[0, :, 1] + grad_out[0, :, 2] + grad_out[0, :, 4])
     assert gradcheck(lambda f: gather_points(f, idx),
                      (feats.requires_grad_(), ))
 
@@ -42,8 +42,8 @@ def test_grouping_operation_forward_and_scatter_add_backward():
     assert torch.equal(out, group_ref(feats, idx))
     grad_out = torch.randn_like(out)
     expected = _vjp(lambda f: group_ref(f, idx), feats, grad_out)
-    torch.testing.assert_close(grouping_operation_backward(grad_out, idx, 7),
-                               expected)
+    torch.testing.assert_close(
+        grouping_operation_backward(grad_out, idx, 7), expected)
     assert gradcheck(lambda f: grouping_operation(f, idx),
                      (feats.requires_grad_(), ))
 

@@ -58,11 +58,13 @@ def test_sampling_and_queries_through_mmcv():
     center = xyz[:, :12].contiguous()
     assert torch.equal(furthest_point_sample(xyz, 10), fps_ref(xyz, 10))
     dist = torch.cdist(xyz, xyz).square()
-    assert torch.equal(furthest_point_sample_with_dist(dist, 10),
-                       fps_dist_ref(dist, 10))
-    assert torch.equal(ball_query(0.05, 0.3, 6, xyz, center),
-                       ball_query_ref(0.05, 0.3, 6, xyz, center))
-    out = knn(5, xyz.transpose(1, 2).contiguous(),
+    assert torch.equal(
+        furthest_point_sample_with_dist(dist, 10), fps_dist_ref(dist, 10))
+    assert torch.equal(
+        ball_query(0.05, 0.3, 6, xyz, center),
+        ball_query_ref(0.05, 0.3, 6, xyz, center))
+    out = knn(5,
+              xyz.transpose(1, 2).contiguous(),
               center.transpose(1, 2).contiguous(), True)
     assert out.dtype == torch.int32
     assert torch.equal(out, knn_ref(5, xyz, center))
@@ -79,14 +81,13 @@ def test_gathering_through_mmcv_with_gradcheck():
     idx_nn = torch.randint(0, 9, (2, 7, 3), dtype=torch.int32)
     weight = torch.rand(2, 7, 3, dtype=torch.float64)
     assert torch.equal(gather_points(feats, idx2), gather_ref(feats, idx2))
-    assert torch.equal(grouping_operation(feats, idx3),
-                       group_ref(feats, idx3))
-    torch.testing.assert_close(three_interpolate(feats, idx_nn, weight),
-                               interp_ref(feats, idx_nn, weight))
+    assert torch.equal(grouping_operation(feats, idx3), group_ref(feats, idx3))
+    torch.testing.assert_close(
+        three_interpolate(feats, idx_nn, weight),
+        interp_ref(feats, idx_nn, weight))
     assert gradcheck(lambda f: gather_points(f, idx2), (feats, ))
     assert gradcheck(lambda f: grouping_operation(f, idx3), (feats, ))
-    assert gradcheck(lambda f: three_interpolate(f, idx_nn, weight),
-                     (feats, ))
+    assert gradcheck(lambda f: three_interpolate(f, idx_nn, weight), (feats, ))
 
 
 def test_outputs_can_be_modified_in_place_like_mmdet3d_does():
@@ -117,9 +118,9 @@ def test_three_interpolate_weights_get_no_gradient_like_cuda():
 def test_index_outputs_are_not_differentiable():
     xyz = torch.rand(1, 12, 3, requires_grad=True)
     center = xyz[:, :4].detach().contiguous()
-    for idx in (furthest_point_sample(xyz.detach(), 4),
-                ball_query(0., 0.5, 3, xyz, center), knn(3, xyz, center),
-                three_nn(xyz, center)[1]):
+    for idx in (furthest_point_sample(xyz.detach(),
+                                      4), ball_query(0., 0.5, 3, xyz, center),
+                knn(3, xyz, center), three_nn(xyz, center)[1]):
         assert not idx.requires_grad and idx.dtype == torch.int32
 
 
@@ -127,8 +128,11 @@ def test_stacked_ball_query_and_grouping():
     xyz_cnt = torch.tensor([7, 0, 12], dtype=torch.int32)
     ctr_cnt = torch.tensor([3, 2, 4], dtype=torch.int32)
     xyz = torch.rand(19, 3, dtype=torch.float64)
-    center = torch.cat([xyz[:3], torch.rand(2, 3, dtype=torch.float64),
-                        xyz[7:9], torch.full((2, 3), 9., dtype=torch.float64)])
+    center = torch.cat([
+        xyz[:3],
+        torch.rand(2, 3, dtype=torch.float64), xyz[7:9],
+        torch.full((2, 3), 9., dtype=torch.float64)
+    ])
     # min_radius is ignored by the stacked kernel; empty balls give -1.
     idx = ball_query(0.2, 0.45, 5, xyz, center, xyz_cnt, ctr_cnt)
     ref = stack_ball_query_ref(0.45, 5, xyz, center, xyz_cnt, ctr_cnt)

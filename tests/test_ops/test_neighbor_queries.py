@@ -9,8 +9,12 @@ from .refs import ball_query_ref, knn_ref, three_nn_ref
 
 def _grid(batch=2):
     # Integer grid: exact squared distances and plenty of ties.
-    g = torch.stack(torch.meshgrid(torch.arange(4.), torch.arange(3.),
-                                   torch.arange(2.), indexing='ij'), -1)
+    g = torch.stack(
+        torch.meshgrid(
+            torch.arange(4.),
+            torch.arange(3.),
+            torch.arange(2.),
+            indexing='ij'), -1)
     pts = g.reshape(-1, 3).double()
     return torch.stack([pts[torch.randperm(len(pts))] for _ in range(batch)])
 
@@ -23,8 +27,7 @@ def test_ball_query_matches_reference_on_grid(min_r, max_r, nsample):
     out = ball_query(min_r, max_r, nsample, xyz, center)
     assert out.dtype == torch.int32
     assert out.shape == (2, center.shape[1], nsample)
-    assert torch.equal(out, ball_query_ref(min_r, max_r, nsample, xyz,
-                                           center))
+    assert torch.equal(out, ball_query_ref(min_r, max_r, nsample, xyz, center))
 
 
 def test_ball_query_slot_rule_and_no_hit():
@@ -105,8 +108,9 @@ def test_knn_transposed_default_center_and_chunks():
     xyz = torch.rand(2, 30, 3)
     ref = knn_ref(5, xyz, xyz)
     assert torch.equal(knn(5, xyz), ref)
-    assert torch.equal(knn(5, xyz.transpose(1, 2).contiguous(), None, True),
-                       ref)
+    assert torch.equal(
+        knn(5,
+            xyz.transpose(1, 2).contiguous(), None, True), ref)
     with chunk_budget(100):
         assert torch.equal(knn(5, xyz, xyz), ref)
 
@@ -168,14 +172,18 @@ def test_stacked_ops_reject_mismatched_batch_counts():
     from mmbinpc.ops.gathering import stack_grouping_operation
     from mmbinpc.ops.neighbors import stack_ball_query
     xyz, centres = torch.rand(5, 3), torch.rand(3, 3)
-    with pytest.raises(ValueError, match='xyz_batch_cnt has 2 items but '
-                       'center_xyz_batch_cnt has 1'):
+    with pytest.raises(
+            ValueError,
+            match='xyz_batch_cnt has 2 items but '
+            'center_xyz_batch_cnt has 1'):
         stack_ball_query(0.5, 4, xyz, centres, torch.tensor([2, 3]),
                          torch.tensor([3]))
     features = torch.rand(5, 4)
     idx = torch.zeros(3, 2, dtype=torch.int32)
-    with pytest.raises(ValueError, match='features_batch_cnt has 2 items but '
-                       'indices_batch_cnt has 1'):
+    with pytest.raises(
+            ValueError,
+            match='features_batch_cnt has 2 items but '
+            'indices_batch_cnt has 1'):
         stack_grouping_operation(features, idx, torch.tensor([2, 3]),
                                  torch.tensor([3]))
     # counts that do not add up to the stacked rows are named too

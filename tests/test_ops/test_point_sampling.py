@@ -19,8 +19,8 @@ def test_fps_matches_reference_batched():
 
 def test_fps_ties_take_the_smallest_index():
     # Unit square corners plus duplicates: many equal distances.
-    pts = torch.tensor([[0., 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0],
-                        [1, 1, 0], [0, 0, 0], [0.5, 0.5, 0]])
+    pts = torch.tensor([[0., 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0], [1, 1, 0],
+                        [0, 0, 0], [0.5, 0.5, 0]])
     xyz = torch.stack([pts, pts.flip(0)])
     out = furthest_point_sample(xyz, 6)
     assert torch.equal(out, fps_ref(xyz, 6))
@@ -54,8 +54,8 @@ def test_fps_with_dist_matches_reference_and_fps():
     # Feature-space distances (what F-FPS passes) work the same way.
     feats = torch.rand(2, 30, 7)
     fdist = torch.cdist(feats, feats).square()
-    assert torch.equal(furthest_point_sample_with_dist(fdist, 9),
-                       fps_dist_ref(fdist, 9))
+    assert torch.equal(
+        furthest_point_sample_with_dist(fdist, 9), fps_dist_ref(fdist, 9))
 
 
 def test_fps_rejects_bad_input():

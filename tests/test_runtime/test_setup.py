@@ -23,8 +23,8 @@ def restore_effects():
 
 
 def test_import_turns_every_effect_on():
-    assert runtime.active() == dict(cpu_point_ops=True, safe_checkpoints=True,
-                                    version_check=True)
+    assert runtime.active() == dict(
+        cpu_point_ops=True, safe_checkpoints=True, version_check=True)
     assert mmbinpc.setup is runtime.setup
 
 
@@ -63,20 +63,30 @@ def test_env_flag_values(monkeypatch, value, expected):
 
 def test_env_flag_rejects_other_values(monkeypatch):
     monkeypatch.setenv('MMBINPC_SAFE_CHECKPOINTS', 'maybe')
-    with pytest.raises(ValueError,
-                       match="MMBINPC_SAFE_CHECKPOINTS='maybe' is not a "
-                       'switch; set it to one of 1'):
+    with pytest.raises(
+            ValueError,
+            match="MMBINPC_SAFE_CHECKPOINTS='maybe' is not a "
+            'switch; set it to one of 1'):
         runtime.env_flag('MMBINPC_SAFE_CHECKPOINTS')
 
 
 def test_environment_turns_effects_off_at_import():
-    env = dict(os.environ, MMBINPC_CPU_POINT_OPS='0',
-               MMBINPC_SAFE_CHECKPOINTS='off', PYTHONPATH=REPO)
-    out = subprocess.run(
-        [sys.executable, '-m', 'mmbinpc.info', '--json'], env=env,
-        capture_output=True, text=True, check=True, cwd=REPO).stdout
+    env = dict(
+        os.environ,
+        MMBINPC_CPU_POINT_OPS='0',
+        MMBINPC_SAFE_CHECKPOINTS='off',
+        PYTHONPATH=REPO)
+    out = subprocess.run([sys.executable, '-m', 'mmbinpc.info', '--json'],
+                         env=env,
+                         capture_output=True,
+                         text=True,
+                         check=True,
+                         cwd=REPO).stdout
     effects = json.loads(out)['effects']
-    assert {k: v['active'] for k, v in effects.items()} == dict(
+    assert {
+        k: v['active']
+        for k, v in effects.items()
+    } == dict(
         cpu_point_ops=False, safe_checkpoints=False, version_check=True)
     assert effects['cpu_point_ops']['env'] == 'MMBINPC_CPU_POINT_OPS'
 
@@ -85,11 +95,12 @@ def test_info_reports_the_live_state(restore_effects, capsys):
     from importlib import metadata
     info = collect()
     assert info['versions']['mmdet3d'] == metadata.version('mmdet3d')
-    assert {'BinaryDistiller', 'Binarized'} <= set(
-        info['registered']['MODELS'])
+    assert {'BinaryDistiller',
+            'Binarized'} <= set(info['registered']['MODELS'])
     assert 'ClsMetric' in info['registered']['METRICS']
     assert set(info['registered']['binarizers (mmbinpc)']) >= {
-        'bnn', 'xnor', 'irnet', 'lsr'}
+        'bnn', 'xnor', 'irnet', 'lsr'
+    }
     # mmdet3d's own types are not listed as mmbinpc's
     assert 'PointNet2SASSG' not in info['registered']['MODELS']
     runtime.setup(cpu_point_ops=False)

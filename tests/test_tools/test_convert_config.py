@@ -5,10 +5,9 @@ import sys
 
 import pytest
 import torch
-from mmengine.config import Config
-
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import Det3DDataSample, PointData
+from mmengine.config import Config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(REPO, 'tools'))
@@ -29,8 +28,9 @@ def _seg_batch(n=64, b=2):
 
 def test_mmdet3d_config_to_binary_builds_and_trains(tmp_path):
     out = tmp_path / 'dgcnn_xnor.py'
-    convert_config.main([SEG, '-o', str(out), '--method', 'xnor',
-                         '--aggregation', 'ema'])
+    convert_config.main(
+        [SEG, '-o',
+         str(out), '--method', 'xnor', '--aggregation', 'ema'])
     text = out.read_text()
     assert f"_base_ = ['{SEG}']" in text and 'Binarized' in text
     cfg = Config.fromfile(str(out))
@@ -52,16 +52,23 @@ def test_mmdet3d_config_to_binary_builds_and_trains(tmp_path):
     loss.backward()
     assert torch.isfinite(loss)
     with pytest.raises(SystemExit, match='exists'):
-        convert_config.main([SEG, '-o', str(out), '--method', 'xnor',
-                             '--aggregation', 'ema'])
+        convert_config.main(
+            [SEG, '-o',
+             str(out), '--method', 'xnor', '--aggregation', 'ema'])
 
 
 def test_kdr_conversion_is_a_distiller_config(tmp_path):
     src = osp.join(REPO, 'configs', 'pointnet', 'pointnet_fp_modelnet40.py')
     out = tmp_path / 'sub' / 'pn_kdr.py'
-    text = convert_config.render(src, str(out), 'lsr', 'ema', kdr=True,
-                                 teacher_ckpt='work_dirs/x', reg_norm='fro',
-                                 temperature=3.0)
+    text = convert_config.render(
+        src,
+        str(out),
+        'lsr',
+        'ema',
+        kdr=True,
+        teacher_ckpt='work_dirs/x',
+        reg_norm='fro',
+        temperature=3.0)
     out.parent.mkdir()
     out.write_text(text)
     cfg = Config.fromfile(str(out))
@@ -73,8 +80,8 @@ def test_kdr_conversion_is_a_distiller_config(tmp_path):
     assert m.distill.lambda_ > 0 and m.distill.eta > 0
     assert cfg.custom_hooks[-1].type == 'TeacherValHook'
     assert cfg.train_dataloader.batch_size == 32  # the rest is inherited
-    plain = convert_config.render(src, str(out), 'bnn', 'max',
-                                  teacher_ckpt='work_dirs/x')
+    plain = convert_config.render(
+        src, str(out), 'bnn', 'max', teacher_ckpt='work_dirs/x')
     assert 'lambda_=0.0' in plain and 'eta=0.0' in plain
     with pytest.raises(ValueError, match='unknown --method'):
         convert_config.render(src, str(out), 'ternary', 'max')
@@ -86,8 +93,10 @@ def test_converted_config_carries_the_student_recipe(tmp_path):
     other transforms stay, in order)."""
     src = osp.join(REPO, 'configs', 'pointnet', 'pointnet_fp_modelnet40.py')
     out = tmp_path / 'pn_lsr.py'
-    convert_config.main([src, '-o', str(out), '--method', 'lsr',
-                         '--aggregation', 'ema', '--kdr'])
+    convert_config.main([
+        src, '-o',
+        str(out), '--method', 'lsr', '--aggregation', 'ema', '--kdr'
+    ])
     cfg = Config.fromfile(str(out))
     source = Config.fromfile(src)
     assert cfg.optim_wrapper.constructor == 'BinaryOptimWrapperConstructor'
@@ -100,8 +109,9 @@ def test_converted_config_carries_the_student_recipe(tmp_path):
     assert types == [t for t in source_types if t != 'RandomPointDropout']
     # a source without point dropout keeps its pipeline untouched
     out2 = tmp_path / 'seg.py'
-    convert_config.main([SEG, '-o', str(out2), '--method', 'xnor',
-                         '--aggregation', 'max'])
+    convert_config.main(
+        [SEG, '-o',
+         str(out2), '--method', 'xnor', '--aggregation', 'max'])
     assert 'train_dataloader' not in out2.read_text()
     assert Config.fromfile(str(out2)).optim_wrapper.constructor == \
         'BinaryOptimWrapperConstructor'
@@ -110,13 +120,16 @@ def test_converted_config_carries_the_student_recipe(tmp_path):
 def test_center_inputs_reach_the_built_model(tmp_path):
     src = osp.join(REPO, 'configs', 'pointnet', 'pointnet_fp_modelnet40.py')
     out = tmp_path / 'pn_xnor_max.py'
-    convert_config.main([src, '-o', str(out), '--method', 'xnor',
-                         '--aggregation', 'max', '--center-inputs',
-                         'head.mlp.0'])
+    convert_config.main([
+        src, '-o',
+        str(out), '--method', 'xnor', '--aggregation', 'max',
+        '--center-inputs', 'head.mlp.0'
+    ])
     cfg = Config.fromfile(str(out))
     assert cfg.model.center_inputs == ['head.mlp.0']
     model = MODELS.build(copy.deepcopy(cfg.model))
-    centred = [n for n, m in model.named_modules()
-               if getattr(getattr(m, 'binarizer', None), 'center_input',
-                          False)]
+    centred = [
+        n for n, m in model.named_modules()
+        if getattr(getattr(m, 'binarizer', None), 'center_input', False)
+    ]
     assert centred == ['head.mlp.0']

@@ -34,7 +34,6 @@ RESULT_KEYS = {
     'checkpoint', 'test_command', 'resumed_from'
 }
 
-
 CLI = load_tool('experiments/run')
 
 
@@ -93,12 +92,15 @@ plots = [
 def _write_definition(root, name='tiny.py', text=None):
     teacher = osp.join(root, 'tiny_pointnet_fp.py')
     with open(teacher, 'w') as f:
-        f.write(TINY_TEACHER.format(base=osp.join(
-            REPO, 'configs/pointnet/pointnet_fp_modelnet40.py')))
+        f.write(
+            TINY_TEACHER.format(
+                base=osp.join(REPO,
+                              'configs/pointnet/pointnet_fp_modelnet40.py')))
     path = osp.join(root, name)
     with open(path, 'w') as f:
-        f.write(text if text is not None else TINY_DEFINITION.format(
-            paper_csv=PAPER_CSV, teacher=teacher))
+        f.write(
+            text if text is not None else TINY_DEFINITION.
+            format(paper_csv=PAPER_CSV, teacher=teacher))
     return path
 
 
@@ -110,8 +112,13 @@ def smoke(tmp_path_factory):
     work, out = osp.join(root, 'work'), osp.join(root, 'out')
     argv = [definition, '--scale', 'smoke', '--work-dir', work, '--out', out]
     outcome = CLI.main(argv)
-    return dict(root=root, definition=definition, work=work, out=out,
-                argv=argv, outcome=outcome)
+    return dict(
+        root=root,
+        definition=definition,
+        work=work,
+        out=out,
+        argv=argv,
+        outcome=outcome)
 
 
 def _csv_rows(path):
@@ -133,8 +140,7 @@ def test_smoke_grid_end_to_end(smoke):
         assert len(result['val_acc_curve']) == epochs
         assert len(result['train_loss_curve']) == epochs
         assert all(v is not None for v in result['val_acc_curve'])
-        assert all(v is not None and v > 0
-                   for v in result['train_loss_curve'])
+        assert all(v is not None and v > 0 for v in result['train_loss_curve'])
         # the checkpoint evaluated on test is the best one on val
         assert osp.basename(result['checkpoint']).startswith('best_')
         assert result['best_val_acc'] == max(result['val_acc_curve'])
@@ -143,7 +149,8 @@ def test_smoke_grid_end_to_end(smoke):
         assert result['command'].startswith('python tools/train.py ')
         # the code and machine it ran on
         head = subprocess.run(['git', '-C', REPO, 'rev-parse', 'HEAD'],
-                              capture_output=True, text=True).stdout.strip()
+                              capture_output=True,
+                              text=True).stdout.strip()
         assert result['code']['commit'] == (head or None)
         assert result['host']['torch_threads'] >= 1
         assert result['host']['cpu_count'] == os.cpu_count()
@@ -155,15 +162,16 @@ def test_smoke_grid_end_to_end(smoke):
             reg = result['train_loss_curves']['loss_reg']
             if job.name == 'lsr-ema-kdr':
                 assert result['cfg_options'] == {
-                    'model.distill.reg_norm': 'fro'}
+                    'model.distill.reg_norm': 'fro'
+                }
                 assert all(v > 0 for v in reg)
             else:
                 assert reg == [0.0, 0.0]
     # the teacher is cached per scale, students per run and seed
     assert plan.teachers[0].work_dir == osp.join(smoke['work'], 'smoke',
                                                  'teachers', 'pointnet')
-    assert osp.isdir(osp.join(smoke['work'], 'smoke', 'tiny', 'lsr-ema',
-                              'seed1'))
+    assert osp.isdir(
+        osp.join(smoke['work'], 'smoke', 'tiny', 'lsr-ema', 'seed1'))
 
     report = smoke['outcome']['report']
     rows = _csv_rows(report['csv'])
@@ -181,8 +189,9 @@ def test_smoke_grid_end_to_end(smoke):
     assert 'tools/experiments/run.py' in md
     # mean ± std in the markdown == what the CSV gives (2 seeds)
     for run in ('lsr-ema', 'lsr-ema-kdr'):
-        accs = [float(r['test_overall_acc']) for r in students
-                if r['run'] == run]
+        accs = [
+            float(r['test_overall_acc']) for r in students if r['run'] == run
+        ]
         want = f'{statistics.fmean(accs):.2f} ± {statistics.stdev(accs):.2f}'
         line = next(ln for ln in md.splitlines() if f'| `{run}` |' in ln)
         assert f'| 2 | {want} |' in line, (line, want)
@@ -203,8 +212,10 @@ def test_rerun_skips_finished_runs(smoke, capsys):
     assert sorted(outcome['summary'].skipped) == sorted(mtimes)
     for key in mtimes:
         assert f'[skip]  {key}: done' in out
-    assert {j.key: os.stat(j.result_path).st_mtime_ns
-            for j in plan.jobs} == mtimes
+    assert {
+        j.key: os.stat(j.result_path).st_mtime_ns
+        for j in plan.jobs
+    } == mtimes
     # --dry-run says the same without training
     outcome = CLI.main(smoke['argv'] + ['--dry-run'])
     assert {k: s.state for k, s in outcome['statuses'].items()} == \
@@ -231,8 +242,8 @@ def test_interrupted_run_resumes_from_its_checkpoint(smoke):
     status = job_status(job)
     assert status.state == 'partial' and status.resume_from == epoch1
 
-    outcome = CLI.main(smoke['argv'] + ['--only', 'lsr-ema-kdr', '--seeds',
-                                        '1'])
+    outcome = CLI.main(smoke['argv'] +
+                       ['--only', 'lsr-ema-kdr', '--seeds', '1'])
     summary = outcome['summary']
     assert summary.resumed == ['lsr-ema-kdr/seed1']
     assert summary.ran == ['lsr-ema-kdr/seed1']
@@ -243,12 +254,13 @@ def test_interrupted_run_resumes_from_its_checkpoint(smoke):
     assert os.stat(epoch1).st_mtime_ns == epoch1_mtime  # not retrained
     assert osp.isfile(osp.join(wd, 'epoch_2.pth'))
     # the resumed attempt logged epoch 2 only; the curves join both logs
-    new_logs = [d for d in set(os.listdir(wd)) - logs_before
-                if re.match(r'^\d{8}_\d{6}$', d)]
+    new_logs = [
+        d for d in set(os.listdir(wd)) - logs_before
+        if re.match(r'^\d{8}_\d{6}$', d)
+    ]
     assert len(new_logs) == 1
     with open(osp.join(wd, new_logs[0], 'vis_data', 'scalars.json')) as f:
-        epochs = {json.loads(ln).get('epoch') for ln in f
-                  if '"loss"' in ln}
+        epochs = {json.loads(ln).get('epoch') for ln in f if '"loss"' in ln}
     assert epochs == {2}
     assert all(v is not None for v in result['val_acc_curve'])
     assert all(v is not None for v in result['train_loss_curve'])
@@ -261,8 +273,8 @@ def test_force_retrains_and_a_stale_teacher_stops_the_grid(smoke):
     plan = smoke['outcome']['plan']
     job = next(j for j in plan.students if j.key == 'lsr-ema/seed0')
     before = os.stat(job.result_path).st_mtime_ns
-    outcome = CLI.main(smoke['argv'] + ['--only', 'lsr-ema', '--seeds', '0',
-                                        '--force'])
+    outcome = CLI.main(smoke['argv'] +
+                       ['--only', 'lsr-ema', '--seeds', '0', '--force'])
     assert outcome['summary'].ran == ['lsr-ema/seed0']
     assert outcome['summary'].resumed == []
     assert os.stat(job.result_path).st_mtime_ns != before
@@ -289,8 +301,8 @@ def test_jobs_trains_students_in_child_processes(smoke):
     plan = smoke['outcome']['plan']
     jobs = [j for j in plan.students if j.name == 'lsr-ema-kdr']
     before = {j.key: os.stat(j.result_path).st_mtime_ns for j in jobs}
-    outcome = CLI.main(smoke['argv'] + ['--only', 'lsr-ema-kdr', '--force',
-                                        '--jobs', '2'])
+    outcome = CLI.main(smoke['argv'] +
+                       ['--only', 'lsr-ema-kdr', '--force', '--jobs', '2'])
     assert sorted(outcome['summary'].ran) == sorted(before)
     for job in jobs:
         assert os.stat(job.result_path).st_mtime_ns != before[job.key]
@@ -311,21 +323,41 @@ def test_synthetic_data_of_other_arguments_is_refused(smoke, tmp_path):
         'num_points=64)), num_points=64, batch_size=8, teacher_epochs=1, '
         'student_epochs=1, seeds=(0, ), log_interval=1)\n')
     scale = get_scale('smoke', str(scales))
-    with pytest.raises(ExperimentError, match='other arguments.*classes 4 '
-                       'vs 5'):
+    with pytest.raises(
+            ExperimentError, match='other arguments.*classes 4 '
+            'vs 5'):
         check_data(scale, osp.join(smoke['work'], 'smoke'))
 
 
 def _fake_result(path, run, seed, acc, role='student', code=None):
     os.makedirs(osp.dirname(path), exist_ok=True)
-    write_json_atomic(path, dict(
-        code=code, schema=SCHEMA, experiment='tiny', run=run, role=role,
-        label=run, seed=seed, scale='smoke', config='c.py', cfg_options={},
-        options=[], train_argv=[], command=f'python tools/train.py {run}',
-        test_overall_acc=acc, test_mean_class_acc=acc - 1,
-        best_val_acc=acc + 1, best_val_epoch=2, final_val_acc=acc,
-        val_acc_curve=[acc - 5, acc + 1], train_loss_curve=[2.0, 1.0],
-        wall_minutes=0.5, checkpoint='best.pth', paper=None, tags={}))
+    write_json_atomic(
+        path,
+        dict(
+            code=code,
+            schema=SCHEMA,
+            experiment='tiny',
+            run=run,
+            role=role,
+            label=run,
+            seed=seed,
+            scale='smoke',
+            config='c.py',
+            cfg_options={},
+            options=[],
+            train_argv=[],
+            command=f'python tools/train.py {run}',
+            test_overall_acc=acc,
+            test_mean_class_acc=acc - 1,
+            best_val_acc=acc + 1,
+            best_val_epoch=2,
+            final_val_acc=acc,
+            val_acc_curve=[acc - 5, acc + 1],
+            train_loss_curve=[2.0, 1.0],
+            wall_minutes=0.5,
+            checkpoint='best.pth',
+            paper=None,
+            tags={}))
 
 
 def test_report_only_arithmetic_on_fabricated_results(tmp_path, capsys):
@@ -335,22 +367,33 @@ def test_report_only_arithmetic_on_fabricated_results(tmp_path, capsys):
     definition = _write_definition(str(tmp_path))
     work, out = str(tmp_path / 'work'), str(tmp_path / 'out')
     base = osp.join(work, 'smoke')
-    _fake_result(osp.join(base, 'teachers', 'pointnet', 'result.json'),
-                 'pointnet', 0, 90.0, role='teacher')
+    _fake_result(
+        osp.join(base, 'teachers', 'pointnet', 'result.json'),
+        'pointnet',
+        0,
+        90.0,
+        role='teacher')
     accs = {'lsr-ema': [50.0, 55.5, 61.25], 'lsr-ema-kdr': [70.0, 72.0]}
-    commits = {'lsr-ema': dict(commit='a' * 40, dirty=False),
-               'lsr-ema-kdr': dict(commit='b' * 40, dirty=True)}
+    commits = {
+        'lsr-ema': dict(commit='a' * 40, dirty=False),
+        'lsr-ema-kdr': dict(commit='b' * 40, dirty=True)
+    }
     for run, values in accs.items():
         for seed, acc in enumerate(values):
-            _fake_result(osp.join(base, 'tiny', run, f'seed{seed}',
-                                  'result.json'), run, seed, acc,
-                         code=commits[run])
+            _fake_result(
+                osp.join(base, 'tiny', run, f'seed{seed}', 'result.json'),
+                run,
+                seed,
+                acc,
+                code=commits[run])
     bad = osp.join(base, 'tiny', 'lsr-ema-kdr', 'seed2', 'result.json')
     os.makedirs(osp.dirname(bad))
     with open(bad, 'w') as f:
         f.write('{"schema": 1, "run": ')  # cut short
-    outcome = CLI.main([definition, '--scale', 'smoke', '--work-dir', work,
-                        '--out', out, '--report-only'])
+    outcome = CLI.main([
+        definition, '--scale', 'smoke', '--work-dir', work, '--out', out,
+        '--report-only'
+    ])
     printed = capsys.readouterr().out
     report = outcome['report']
     assert outcome['summary'] is None  # nothing trained
@@ -361,8 +404,9 @@ def test_report_only_arithmetic_on_fabricated_results(tmp_path, capsys):
     with open(report['markdown']) as f:
         md = f.read()
     for run, values in accs.items():
-        from_csv = [float(r['test_overall_acc']) for r in rows
-                    if r['run'] == run]
+        from_csv = [
+            float(r['test_overall_acc']) for r in rows if r['run'] == run
+        ]
         assert from_csv == values
         want = (f'{statistics.fmean(from_csv):.2f} ± '
                 f'{statistics.stdev(from_csv):.2f}')
@@ -377,27 +421,37 @@ def test_report_only_arithmetic_on_fabricated_results(tmp_path, capsys):
     assert 'bbbbbbb with uncommitted changes (2 runs: ' in code
     assert bad in md
     # the malformed run is not done: its status says why
-    plan = expand(load_experiment(definition), get_scale('smoke'), work,
-                  seeds=[2], only=['lsr-ema-kdr'])
+    plan = expand(
+        load_experiment(definition),
+        get_scale('smoke'),
+        work,
+        seeds=[2],
+        only=['lsr-ema-kdr'])
     status = job_status(plan.students[0])
     assert status.state == 'pending' and 'malformed' in status.problem
 
 
-@pytest.mark.parametrize('definition', DEFINITIONS,
-                         ids=[osp.basename(p) for p in DEFINITIONS])
+@pytest.mark.parametrize(
+    'definition', DEFINITIONS, ids=[osp.basename(p) for p in DEFINITIONS])
 def test_shipped_definitions_expand(definition, tmp_path, capsys):
-    expected = dict(table3_norms=28, table4_methods=16, table5_ablation=24,
-                    table6_backbones=8, fig2_temperature=20,
-                    recipe_ablation=8, kdr_weights=2)
+    expected = dict(
+        table3_norms=28,
+        table4_methods=16,
+        table5_ablation=24,
+        table6_backbones=8,
+        fig2_temperature=20,
+        recipe_ablation=8,
+        kdr_weights=2)
     name = osp.splitext(osp.basename(definition))[0]
     for scale in ('smoke', 'cpu', 'paper'):
-        outcome = CLI.main([definition, '--scale', scale, '--dry-run',
-                            '--work-dir', str(tmp_path)])
+        outcome = CLI.main([
+            definition, '--scale', scale, '--dry-run', '--work-dir',
+            str(tmp_path)
+        ])
         plan = outcome['plan']
         seeds = get_scale(scale).seeds
         assert len(plan.students) == expected[name] * len(seeds)
-        assert all(s.state == 'pending'
-                   for s in outcome['statuses'].values())
+        assert all(s.state == 'pending' for s in outcome['statuses'].values())
     printed = capsys.readouterr().out
     assert 'python tools/train.py configs/' in printed
     assert not osp.exists(osp.join(str(tmp_path), 'smoke', 'data'))
@@ -405,14 +459,18 @@ def test_shipped_definitions_expand(definition, tmp_path, capsys):
 
 def test_unknown_scale_and_unmatched_pattern(tmp_path):
     definition = DEFINITIONS[0]
-    with pytest.raises(ExperimentError,
-                       match="unknown scale 'huge'.*smoke, cpu, cpu_long, "
-                       'paper'):
+    with pytest.raises(
+            ExperimentError,
+            match="unknown scale 'huge'.*smoke, cpu, cpu_long, "
+            'paper'):
         CLI.main([definition, '--scale', 'huge', '--dry-run'])
-    with pytest.raises(ExperimentError,
-                       match=r"--only 'nothing\*' matches no run"):
-        CLI.main([definition, '--scale', 'smoke', '--dry-run', '--only',
-                  'nothing*', '--work-dir', str(tmp_path)])
+    with pytest.raises(
+            ExperimentError, match=r"--only 'nothing\*' matches no run"):
+        CLI.main([
+            definition, '--scale', 'smoke', '--dry-run', '--only', 'nothing*',
+            '--work-dir',
+            str(tmp_path)
+        ])
 
 
 _OK_RUN = ("dict(name='a', config='configs/pointnet/"
@@ -430,8 +488,7 @@ _TEACHER = ("teachers = dict(pointnet=dict(config='configs/pointnet/"
     (_TEACHER + "runs = [dict(name='a', config='configs/pointnet/"
      "pointnet_bin_lsr-ema_modelnet40.py', teacher='dgcnn')]\n",
      r"teacher 'dgcnn' is not in teachers \(pointnet\)"),
-    (_TEACHER + f'runs = [{_OK_RUN}, {_OK_RUN}]\n',
-     r"duplicate run name 'a'"),
+    (_TEACHER + f'runs = [{_OK_RUN}, {_OK_RUN}]\n', r"duplicate run name 'a'"),
     (_TEACHER + "runs = [dict(name='a', config='configs/pointnet/"
      "pointnet_bin_lsr-ema-kdr_modelnet40.py', teacher='pointnet', "
      "cfg_options={'model.distill.lamda': 0.0})]\n",
@@ -461,8 +518,8 @@ def test_bad_definitions_name_file_and_entry(tmp_path, text, message):
 def test_bad_scales_file(tmp_path):
     path = tmp_path / 'scales.py'
     path.write_text("tiny = dict(num_points=64, batch_size=8)\n")
-    with pytest.raises(ExperimentError,
-                       match=r"scale 'tiny'.*missing \['data'"):
+    with pytest.raises(
+            ExperimentError, match=r"scale 'tiny'.*missing \['data'"):
         get_scale('tiny', str(path))
 
 

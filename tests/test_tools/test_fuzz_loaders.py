@@ -9,14 +9,16 @@ import os
 
 from mmbinpc.experiments.runner import load_tool
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+ROOT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_fuzz_run_has_no_failures(tmp_path, capsys):
     tool = load_tool('analysis/fuzz_loaders')
-    results = tool.main(['--packed', '40', '--data', '30', '--seed', '3',
-                         '--work-dir', str(tmp_path)])
+    results = tool.main([
+        '--packed', '40', '--data', '30', '--seed', '3', '--work-dir',
+        str(tmp_path)
+    ])
     for kind, count in (('packed', 40), ('data', 30)):
         outcomes = results[kind]
         assert sum(outcomes.values()) == count
@@ -27,8 +29,8 @@ def test_fuzz_run_has_no_failures(tmp_path, capsys):
     assert '0 failures' in capsys.readouterr().out
 
 
-def test_fuzz_detects_a_loader_that_leaks_other_exceptions(tmp_path,
-                                                           monkeypatch):
+def test_fuzz_detects_a_loader_that_leaks_other_exceptions(
+        tmp_path, monkeypatch):
     """The harness itself can fail: a loader raising a bare KeyError is
     reported as a failure, not counted as a rejection."""
     tool = load_tool('analysis/fuzz_loaders')
@@ -39,5 +41,4 @@ def test_fuzz_detects_a_loader_that_leaks_other_exceptions(tmp_path,
 
     monkeypatch.setattr(PackedModel, 'load', staticmethod(leaky))
     outcomes = tool.fuzz('packed', 5, 0, str(tmp_path), log=lambda m: None)
-    assert sum(v for k, v in outcomes.items()
-               if k.startswith('FAIL')) == 5
+    assert sum(v for k, v in outcomes.items() if k.startswith('FAIL')) == 5

@@ -5,8 +5,10 @@ import math
 
 from mmbinpc.experiments.runner import load_tool
 
-TINY = ['--batch', '2', '--points', '64', '--centers', '16', '--nsample', '4',
-        '--channels', '8', '--dist-points', '32', '--repeat', '2']
+TINY = [
+    '--batch', '2', '--points', '64', '--centers', '16', '--nsample', '4',
+    '--channels', '8', '--dist-points', '32', '--repeat', '2'
+]
 
 
 def test_every_op_timed(capsys):
@@ -34,12 +36,14 @@ def test_peak_memory_from_a_child_process():
     tool = load_tool('benchmark/point_ops')
     # knn holds a (B, M, N) block of float distances while it selects:
     # 2 x 512 x 1024 x 4 bytes = 4 MiB, beyond the inputs made beforehand
-    results = tool.main(['--batch', '2', '--points', '1024', '--centers',
-                         '512', '--dist-points', '1024', '--repeat', '1',
-                         '--ops', 'knn'])
+    results = tool.main([
+        '--batch', '2', '--points', '1024', '--centers', '512',
+        '--dist-points', '1024', '--repeat', '1', '--ops', 'knn'
+    ])
     assert results['knn[compiled]']['peak_extra_mb'] >= 0.0
-    with_matrix = tool.main(['--batch', '2', '--points', '1024', '--centers',
-                             '512', '--repeat', '1', '--ops', 'knn',
-                             '--backends', 'brute_force', '--no-scipy'])
+    with_matrix = tool.main([
+        '--batch', '2', '--points', '1024', '--centers', '512', '--repeat',
+        '1', '--ops', 'knn', '--backends', 'brute_force', '--no-scipy'
+    ])
     # the brute-force kNN holds the distance block; the compiled one not
     assert with_matrix['knn[brute_force]']['peak_extra_mb'] >= 2.0

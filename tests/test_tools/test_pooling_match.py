@@ -3,11 +3,11 @@ import json
 
 import pytest
 import torch
+from mmdet3d.registry import MODELS
 from mmengine.config import Config
 
 from mmbinpc.experiments.runner import load_tool
 from mmbinpc.models.losses import pooling_norm
-from mmdet3d.registry import MODELS
 
 
 @pytest.fixture(scope='module')
@@ -35,24 +35,28 @@ def test_site_statistics_by_hand(tool):
     shifted = tool.site_statistics(teacher + torch.tensor([1.0, 2.0, 3.0]),
                                    teacher)
     assert shifted['offset_share'] == pytest.approx(1.0)
-    assert tool.site_statistics(-teacher, teacher)['corr'] == pytest.approx(
-        -1.0)
+    assert tool.site_statistics(-teacher,
+                                teacher)['corr'] == pytest.approx(-1.0)
     # a constant student has no correlation; the mean skips undefined values
     flat = tool.site_statistics(torch.ones_like(teacher), teacher)
     assert flat['corr'] is None and flat['channel_corr'] is None
-    assert tool._mean_of([dict(c=None, d=1.0), dict(c=0.5, d=3.0)]) == dict(
-        c=0.5, d=2.0)
+    assert tool._mean_of([dict(c=None, d=1.0),
+                          dict(c=0.5, d=3.0)]) == dict(
+                              c=0.5, d=2.0)
     with pytest.raises(ValueError, match='differ in shape'):
         tool.site_statistics(teacher, teacher[:2])
 
 
 def test_term_gradient_norms_by_hand(tool):
     w = torch.tensor([3.0, 4.0], requires_grad=True)
-    losses = dict(loss_a=(w * w).sum() / 2, loss_b=torch.tensor(1.0),
-                  loss_c=2 * w[0], acc=w.sum())
+    losses = dict(
+        loss_a=(w * w).sum() / 2,
+        loss_b=torch.tensor(1.0),
+        loss_c=2 * w[0],
+        acc=w.sum())
     got = tool.term_gradient_norms(losses, [w])
-    assert got == dict(loss_a=pytest.approx(5.0), loss_b=0.0,
-                       loss_c=pytest.approx(2.0))
+    assert got == dict(
+        loss_a=pytest.approx(5.0), loss_b=0.0, loss_c=pytest.approx(2.0))
 
 
 def test_main_matches_the_distillers_own_loss(tmp_path, tiny_pointnet_config,
@@ -70,8 +74,10 @@ model = dict(_delete_=True, type='BinaryDistiller', teacher={teacher_file!r},
              distill=dict(lambda_=0.0, eta=2.0, reg_norm='fro'))
 """)
     out = tmp_path / 'match.json'
-    result = tool.main([str(student_file), '--batches', '1', '--batch-size',
-                        '4', '--json', str(out)])
+    result = tool.main([
+        str(student_file), '--batches', '1', '--batch-size', '4', '--json',
+        str(out)
+    ])
     assert list(result['sites']) == ['pool']
     assert result['checkpoint'] is None and result['batches'] == 1
     # the distiller on the same first batch of the same seeded loader
@@ -79,13 +85,16 @@ model = dict(_delete_=True, type='BinaryDistiller', teacher={teacher_file!r},
     model = MODELS.build(cfg.model)
     model.train()
     loader = cfg.train_dataloader
-    loader.update(num_workers=0, persistent_workers=False, batch_size=4,
-                  sampler=dict(type='DefaultSampler', shuffle=True, seed=0))
+    loader.update(
+        num_workers=0,
+        persistent_workers=False,
+        batch_size=4,
+        sampler=dict(type='DefaultSampler', shuffle=True, seed=0))
     from mmengine.runner import Runner
     from mmengine.runner.utils import set_random_seed
     set_random_seed(0)
-    data = model.data_preprocessor(next(iter(Runner.build_dataloader(loader))),
-                                   True)
+    data = model.data_preprocessor(
+        next(iter(Runner.build_dataloader(loader))), True)
     _, s_outs, t_outs = model.pooling_outputs(data['inputs'],
                                               data['data_samples'])
     assert result['sites']['pool']['l_reg']['fro'] == pytest.approx(
@@ -101,8 +110,8 @@ model = dict(_delete_=True, type='BinaryDistiller', teacher={teacher_file!r},
     tool.measure(model, [(data['inputs'], data['data_samples'])])
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key]), key
-    again = tool.main([str(student_file), trained, '--batches', '1',
-                       '--batch-size', '4'])
+    again = tool.main(
+        [str(student_file), trained, '--batches', '1', '--batch-size', '4'])
     assert again['sites']['pool']['l_reg']['fro'] == pytest.approx(
         result['sites']['pool']['l_reg']['fro'], rel=1e-5)
     with pytest.raises(TypeError, match='not a BinaryDistiller'):

@@ -5,11 +5,11 @@ import subprocess
 import sys
 
 import numpy as np
+from mmdet3d.registry import DATASETS
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from mmbinpc.models.distillers import find_config_file
-from mmdet3d.registry import DATASETS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'create_synthetic_s3dis.py')
@@ -17,26 +17,31 @@ TOOL = osp.join(REPO, 'tools', 'create_synthetic_s3dis.py')
 
 def test_layout_matches_mmdet3d_and_dataset_reads_it(tmp_path):
     out = tmp_path / 's3dis'
-    subprocess.run([sys.executable, TOOL, str(out), '--areas', '1', '5',
-                    '--rooms-per-area', '2', '--points-per-room', '600',
-                    '--num-points', '256'], check=True, capture_output=True)
+    subprocess.run([
+        sys.executable, TOOL,
+        str(out), '--areas', '1', '5', '--rooms-per-area', '2',
+        '--points-per-room', '600', '--num-points', '256'
+    ],
+                   check=True,
+                   capture_output=True)
     info = pickle.load(open(out / 's3dis_infos_Area_1.pkl', 'rb'))
     assert info['metainfo']['dataset'] == 's3dis'
     entry = info['data_list'][0]
-    assert entry['lidar_points'] == dict(num_pts_feats=6,
-                                         lidar_path='Area_1_office_1.bin')
+    assert entry['lidar_points'] == dict(
+        num_pts_feats=6, lidar_path='Area_1_office_1.bin')
     assert entry['pts_semantic_mask_path'] == 'Area_1_office_1.bin'
-    pts = np.fromfile(out / 'points' / 'Area_1_office_1.bin',
-                      dtype=np.float32).reshape(-1, 6)
-    sem = np.fromfile(out / 'semantic_mask' / 'Area_1_office_1.bin',
-                      dtype=np.int64)
+    pts = np.fromfile(
+        out / 'points' / 'Area_1_office_1.bin',
+        dtype=np.float32).reshape(-1, 6)
+    sem = np.fromfile(
+        out / 'semantic_mask' / 'Area_1_office_1.bin', dtype=np.int64)
     assert len(pts) == len(sem) == 600
     assert sem.min() >= 0 and sem.max() <= 12 and len(np.unique(sem)) == 13
     assert 0 <= pts[:, 3:].min() and pts[:, 3:].max() <= 255
     idxs = np.load(out / 'seg_info' / 'Area_1_resampled_scene_idxs.npy')
     assert idxs.dtype == np.int32 and set(idxs.tolist()) == {0, 1}
-    assert np.load(out / 'seg_info' / 'Area_1_label_weight.npy').shape == (
-        13, )
+    assert np.load(out / 'seg_info' /
+                   'Area_1_label_weight.npy').shape == (13, )
 
     # mmdet3d's own S3DIS seg dataset config reads it unchanged.
     cfg = Config.fromfile(

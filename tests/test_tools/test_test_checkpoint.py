@@ -10,11 +10,11 @@ import sys
 
 import pytest
 import torch
+from mmdet3d.registry import MODELS
 from mmengine.config import Config
 
 from mmbinpc.errors import CheckpointMismatchError
 from mmbinpc.experiments.runner import load_tool
-from mmdet3d.registry import MODELS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -42,38 +42,52 @@ def runs(tmp_path_factory):
     from mmbinpc.datasets.synthetic_modelnet import write_synthetic_modelnet
     tmp = tmp_path_factory.mktemp('test_ckpt')
     root = str(tmp / 'data')
-    write_synthetic_modelnet(root, num_classes=2, train_per_class=2,
-                             test_per_class=2, num_points=64, log=None)
+    write_synthetic_modelnet(
+        root,
+        num_classes=2,
+        train_per_class=2,
+        test_per_class=2,
+        num_points=64,
+        log=None)
     teacher_cfg = tmp / 'teacher.py'
-    teacher_cfg.write_text(TEACHER.format(
-        base=osp.join(REPO, 'configs/pointnet/pointnet_fp_modelnet40.py'),
-        root=root))
+    teacher_cfg.write_text(
+        TEACHER.format(
+            base=osp.join(REPO, 'configs/pointnet/pointnet_fp_modelnet40.py'),
+            root=root))
     teacher = MODELS.build(Config.fromfile(str(teacher_cfg)).model)
     teacher_ckpt = str(tmp / 'teacher_epoch_1.pth')
-    torch.save({'meta': {}, 'state_dict': teacher.state_dict()},
-               teacher_ckpt)
+    torch.save({'meta': {}, 'state_dict': teacher.state_dict()}, teacher_ckpt)
     student_cfg = tmp / 'student.py'
-    student_cfg.write_text(STUDENT.format(teacher=str(teacher_cfg),
-                                          ckpt=teacher_ckpt))
-    student = MODELS.build(copy.deepcopy(
-        Config.fromfile(str(student_cfg)).model))
+    student_cfg.write_text(
+        STUDENT.format(teacher=str(teacher_cfg), ckpt=teacher_ckpt))
+    student = MODELS.build(
+        copy.deepcopy(Config.fromfile(str(student_cfg)).model))
     student_ckpt = str(tmp / 'student_epoch_1.pth')
-    torch.save({'meta': {'experiment_name': 'student_run'},
-                'state_dict': student.state_dict()}, student_ckpt)
-    return dict(tmp=tmp, teacher_cfg=str(teacher_cfg),
-                teacher_ckpt=teacher_ckpt, student_cfg=str(student_cfg),
-                student_ckpt=student_ckpt)
+    torch.save(
+        {
+            'meta': {
+                'experiment_name': 'student_run'
+            },
+            'state_dict': student.state_dict()
+        }, student_ckpt)
+    return dict(
+        tmp=tmp,
+        teacher_cfg=str(teacher_cfg),
+        teacher_ckpt=teacher_ckpt,
+        student_cfg=str(student_cfg),
+        student_ckpt=student_ckpt)
 
 
 def _test(runs, cfg, ckpt, *extra):
-    return load_tool('test').main(
-        [runs[cfg], runs[ckpt], '--work-dir', str(runs['tmp'] / 'work'),
-         *extra])
+    return load_tool('test').main([
+        runs[cfg], runs[ckpt], '--work-dir',
+        str(runs['tmp'] / 'work'), *extra
+    ])
 
 
 def test_matching_checkpoints_test(runs):
-    for cfg, ckpt in (('teacher_cfg', 'teacher_ckpt'),
-                      ('student_cfg', 'student_ckpt')):
+    for cfg, ckpt in (('teacher_cfg', 'teacher_ckpt'), ('student_cfg',
+                                                        'student_ckpt')):
         metrics = _test(runs, cfg, ckpt)
         assert 0 <= metrics['overall_acc'] <= 100
 
@@ -108,13 +122,23 @@ def test_exit_status_and_message(runs):
     bad = runs['tmp'] / 'truncated.pth'
     data = open(runs['teacher_ckpt'], 'rb').read()
     bad.write_bytes(data[:100])
-    proc = subprocess.run(
-        [sys.executable, osp.join(REPO, 'tools/test.py'), runs['teacher_cfg'],
-         str(bad)], capture_output=True, text=True, cwd=REPO, timeout=300,
-        env=dict(os.environ, OMP_NUM_THREADS='1'))
+    proc = subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools/test.py'), runs['teacher_cfg'],
+        str(bad)
+    ],
+                          capture_output=True,
+                          text=True,
+                          cwd=REPO,
+                          timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert f'error: checkpoint {bad}: cannot be read' in proc.stderr
     assert 'Traceback' not in proc.stderr
     assert '--allow-partial-checkpoint' in subprocess.run(
-        [sys.executable, osp.join(REPO, 'tools/test.py'), '--help'],
-        capture_output=True, text=True, cwd=REPO, timeout=120).stdout
+        [sys.executable,
+         osp.join(REPO, 'tools/test.py'), '--help'],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120).stdout

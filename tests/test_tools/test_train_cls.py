@@ -32,12 +32,13 @@ def _single_thread():
 def tiny_root(tmp_path_factory):
     from mmbinpc.datasets.synthetic_modelnet import write_synthetic_modelnet
     root = str(tmp_path_factory.mktemp('tiny_mn'))
-    write_synthetic_modelnet(root,
-                             num_classes=2,
-                             train_per_class=5,  # 4 train + 1 val
-                             test_per_class=2,
-                             num_points=96,
-                             log=None)
+    write_synthetic_modelnet(
+        root,
+        num_classes=2,
+        train_per_class=5,  # 4 train + 1 val
+        test_per_class=2,
+        num_points=96,
+        log=None)
     return root
 
 
@@ -122,20 +123,17 @@ def test_dist_train_and_test_two_processes_gloo(tiny_root, tmp_path):
     """tools/dist_train.sh, then tools/dist_test.sh on its checkpoint: 2
     torchrun processes each on CPU (gloo)."""
     work = str(tmp_path / 'dist')
-    env = dict(os.environ,
-               PYTHON=sys.executable,
-               PORT=str(_free_port()),
-               OMP_NUM_THREADS='1')
+    env = dict(
+        os.environ,
+        PYTHON=sys.executable,
+        PORT=str(_free_port()),
+        OMP_NUM_THREADS='1')
     cmd = ['bash', osp.join(REPO, 'tools/dist_train.sh'), CONFIG, '2',
            '--work-dir', work, '--epochs', '1', '--cfg-options'] + \
         _small_options(tiny_root) + ['train_dataloader.batch_size=2',
                                      'default_hooks.logger.interval=1']
-    proc = subprocess.run(cmd,
-                          cwd=REPO,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     # 8 training shapes (one per class held out for validation), 2 per
@@ -151,15 +149,15 @@ def test_dist_train_and_test_two_processes_gloo(tiny_root, tmp_path):
     cmd = ['bash', osp.join(REPO, 'tools/dist_test.sh'), CONFIG, ckpt, '2',
            '--work-dir', str(tmp_path / 'dist_test'), '--cfg-options'] + \
         _small_options(tiny_root) + ['test_dataloader.batch_size=1']
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     # 2 iterations per rank; the metric's table counts all 4 shapes
-    found = re.findall(r'Epoch\(test\) \[2/2\]\s+overall_acc: ([0-9.]+)',
-                       log)
+    found = re.findall(r'Epoch\(test\) \[2/2\]\s+overall_acc: ([0-9.]+)', log)
     assert found and re.search(r'overall\s+[0-9.]+\s+4\n', log), log[-4000:]
-    single = load_tool('test').main(
-        [CONFIG, ckpt, '--work-dir', str(tmp_path / 'single_test'),
-         '--cfg-options'] + _small_options(tiny_root))
+    single = load_tool('test').main([
+        CONFIG, ckpt, '--work-dir',
+        str(tmp_path / 'single_test'), '--cfg-options'
+    ] + _small_options(tiny_root))
     assert float(found[-1]) == pytest.approx(single['overall_acc'], abs=1e-3)

@@ -35,9 +35,10 @@ def run(tmp_path_factory):
     tool = load_tool('benchmark/train_step')
     out = tmp_path_factory.mktemp('train_step') / 'step.json'
     results = tool.main([
-        '--batch', '4', '--points', '32', '--rounds', str(ROUNDS),
-        '--warmup', '1', '--check-updates', '--profile', '--profile-steps',
-        '1', '--profile-top', '5', '--json', str(out)
+        '--batch', '4', '--points', '32', '--rounds',
+        str(ROUNDS), '--warmup', '1', '--check-updates', '--profile',
+        '--profile-steps', '1', '--profile-top', '5', '--json',
+        str(out)
     ] + NARROW)
     return tool, results, out
 
@@ -64,11 +65,12 @@ def test_json_holds_the_figures(run):
     _, results, path = run
     with open(path) as f:
         saved = json.load(f)
-    expected = {'cpu', 'torch_threads', 'batch', 'points', 'rounds',
-                'warmup', 'order', 'configs', 'teacher_ckpt',
-                'binary_vs_fp32', 'kdr_vs_binary', 'binary_vs_fp32_target',
-                'kdr_vs_binary_target', 'binary_vs_fp32_pass',
-                'kdr_vs_binary_pass', 'updates', 'profile'}
+    expected = {
+        'cpu', 'torch_threads', 'batch', 'points', 'rounds', 'warmup', 'order',
+        'configs', 'teacher_ckpt', 'binary_vs_fp32', 'kdr_vs_binary',
+        'binary_vs_fp32_target', 'kdr_vs_binary_target', 'binary_vs_fp32_pass',
+        'kdr_vs_binary_pass', 'updates', 'profile'
+    }
     for name in MODELS:
         expected |= {f'{name}_ms', f'{name}_ms_min', f'{name}_times_ms'}
     assert expected <= set(saved)
@@ -117,17 +119,20 @@ def test_training_fast_paths_match_the_reference_formulas():
     from mmbinpc.binary.binarizers import (SignApproxSTE, SignClippedSTE,
                                            SignEDE, XNORBinarizer,
                                            build_binarizer, hard_sign)
-    special = torch.tensor([0.0, -0.0, float('nan'), float('inf'),
-                            -float('inf'), 1e-45, -1e-45, 1.0, -1.0, -2.0])
-    for dtype in (torch.float32, torch.float64, torch.float16,
-                  torch.bfloat16):
+    special = torch.tensor([
+        0.0, -0.0,
+        float('nan'),
+        float('inf'), -float('inf'), 1e-45, -1e-45, 1.0, -1.0, -2.0
+    ])
+    for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
         x = special.to(dtype)
         got = hard_sign(x)
         assert got.dtype == dtype
         assert torch.equal(got, torch.where(x >= 0, 1.0, -1.0).to(dtype))
         assert not torch.signbit(got[got > 0]).any()  # +1, never -0 tricks
-    assert torch.equal(hard_sign(special[:4].reshape(2, 2).t()),
-                       torch.tensor([[1.0, -1.0], [1.0, 1.0]]))
+    assert torch.equal(
+        hard_sign(special[:4].reshape(2, 2).t()),
+        torch.tensor([[1.0, -1.0], [1.0, 1.0]]))
 
     torch.manual_seed(0)
     x = torch.randn(4, 8, 16) * 1.5
@@ -155,15 +160,15 @@ def test_training_fast_paths_match_the_reference_formulas():
     for binarizer in (build_binarizer('xnor'), build_binarizer('irnet'),
                       HalfXNOR()):
         sign, scale = binarizer.weight_parts(w)
-        assert torch.equal(binarizer.forward_weight(w),
-                           sign * scale.reshape(-1, 1, 1))
+        assert torch.equal(
+            binarizer.forward_weight(w), sign * scale.reshape(-1, 1, 1))
     assert torch.equal(HalfXNOR().forward_weight(w) * 2,
                        build_binarizer('xnor').forward_weight(w))
 
     # the cached EMA offset is the formula's value; bad sizes still raise
     n = 1024
-    assert ema_offset(n) == ema_offset(float(n)) == -NormalDist().inv_cdf(
-        -math.expm1(-math.log(2.0) / n))
+    assert ema_offset(n) == ema_offset(
+        float(n)) == -NormalDist().inv_cdf(-math.expm1(-math.log(2.0) / n))
     assert ema_offset(1) == 0.0
     for bad in (0, 2.5):
         with pytest.raises(ValueError):

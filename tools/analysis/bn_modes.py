@@ -35,7 +35,6 @@ import json
 import sys
 from typing import Callable, Dict, List, Sequence
 
-
 from mmengine.config import DictAction
 
 MODES = ('eval', 'batch', 'recalibrated', 'sequential')
@@ -47,17 +46,30 @@ def parse_args(argv=None):
         'statistics')
     parser.add_argument('config', help='model config')
     parser.add_argument('checkpoint', help='its checkpoint')
-    parser.add_argument('--split', choices=('train', 'val', 'test'),
-                        default='val', help='which loader of the config '
-                        '(default: val)')
-    parser.add_argument('--batch-size', type=int, default=32,
-                        help='clouds per batch (default 32)')
-    parser.add_argument('--train-samples', type=int, default=0,
-                        help='also report sequential_train: statistics '
-                        're-estimated from this many training samples')
+    parser.add_argument(
+        '--split',
+        choices=('train', 'val', 'test'),
+        default='val',
+        help='which loader of the config '
+        '(default: val)')
+    parser.add_argument(
+        '--batch-size',
+        type=int,
+        default=32,
+        help='clouds per batch (default 32)')
+    parser.add_argument(
+        '--train-samples',
+        type=int,
+        default=0,
+        help='also report sequential_train: statistics '
+        're-estimated from this many training samples')
     parser.add_argument('--json', default=None, help='write the result here')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        default=None, help='override config keys')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default=None,
+        help='override config keys')
     return parser.parse_args(argv)
 
 
@@ -66,7 +78,9 @@ def _batchnorms(net):
     return [m for m in net.modules() if isinstance(m, _BatchNorm)]
 
 
-def bn_mode_accuracies(net, batches: Sequence, forward: Callable,
+def bn_mode_accuracies(net,
+                       batches: Sequence,
+                       forward: Callable,
                        labels: Sequence,
                        train_batch=None) -> Dict[str, float]:
     """Accuracy (%) of ``net`` in each of :data:`MODES`.
@@ -133,41 +147,47 @@ def main(argv=None) -> dict:
     from mmengine.runner import Runner
 
     from mmbinpc.analysis import code_version, host_info
-    from mmbinpc.engine.atomic_io import atomic_write_text
     from mmbinpc.apis import build_from_checkpoint
+    from mmbinpc.engine.atomic_io import atomic_write_text
     from mmbinpc.engine.hooks.bn_recalibration_hook import take_samples
     cfg, model = build_from_checkpoint(args.config, args.checkpoint,
                                        args.cfg_options)
     net = getattr(model, 'student', model)
     loader_cfg = cfg[f'{args.split}_dataloader']
-    loader_cfg.update(num_workers=0, persistent_workers=False,
-                      batch_size=args.batch_size,
-                      sampler=dict(type='DefaultSampler', shuffle=True,
-                                   seed=0))
+    loader_cfg.update(
+        num_workers=0,
+        persistent_workers=False,
+        batch_size=args.batch_size,
+        sampler=dict(type='DefaultSampler', shuffle=True, seed=0))
     batches: List = []
     labels: List = []
     for batch in Runner.build_dataloader(loader_cfg):
         data = model.data_preprocessor(batch, False)
         batches.append(data)
-        labels.append(torch.stack([
-            torch.as_tensor(s.gt_label).reshape(())
-            for s in data['data_samples']]))
+        labels.append(
+            torch.stack([
+                torch.as_tensor(s.gt_label).reshape(())
+                for s in data['data_samples']
+            ]))
     train_batch = None
     if args.train_samples:
-        raw, _ = take_samples(Runner.build_dataloader(cfg.train_dataloader),
-                              args.train_samples)
+        raw, _ = take_samples(
+            Runner.build_dataloader(cfg.train_dataloader), args.train_samples)
         train_batch = model.data_preprocessor(raw, False)
     accuracies = bn_mode_accuracies(
-        net, batches,
-        lambda m, d: m._forward(d['inputs'], d['data_samples']), labels,
-        train_batch)
+        net, batches, lambda m, d: m._forward(d['inputs'], d['data_samples']),
+        labels, train_batch)
     result = dict(
-        config=args.config, checkpoint=args.checkpoint, split=args.split,
+        config=args.config,
+        checkpoint=args.checkpoint,
+        split=args.split,
         batch_size=args.batch_size,
-        command='python tools/analysis/bn_modes.py ' + ' '.join(
-            sys.argv[1:] if argv is None else argv),
-        shapes=int(sum(len(x) for x in labels)), accuracy=accuracies,
-        code=code_version(), host=host_info(),
+        command='python tools/analysis/bn_modes.py ' +
+        ' '.join(sys.argv[1:] if argv is None else argv),
+        shapes=int(sum(len(x) for x in labels)),
+        accuracy=accuracies,
+        code=code_version(),
+        host=host_info(),
         date=datetime.datetime.now().isoformat(timespec='seconds'))
     print(f'{result["shapes"]} shapes of the {args.split} split in shuffled '
           f'batches of {args.batch_size}:')

@@ -13,7 +13,6 @@ docs/complexity.md for the counting convention.
 import argparse
 import json
 
-
 from mmengine.config import DictAction
 
 
@@ -21,20 +20,29 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Per-layer complexity (FLOPs, BOPs, params, storage)')
     parser.add_argument('config', help='model config file')
-    parser.add_argument('--points', type=int, default=1024,
-                        help='points per cloud (default 1024)')
-    parser.add_argument('--channels', type=int, default=None,
-                        help='channels per point (default: the backbone '
-                        'in_channels)')
+    parser.add_argument(
+        '--points',
+        type=int,
+        default=1024,
+        help='points per cloud (default 1024)')
+    parser.add_argument(
+        '--channels',
+        type=int,
+        default=None,
+        help='channels per point (default: the backbone '
+        'in_channels)')
     parser.add_argument('--json', default=None, help='write the totals here')
-    parser.add_argument('--quiet', action='store_true',
-                        help='print only the totals')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        default=None,
-                        help='override config keys, e.g. model.head.'
-                        'num_classes=10 (parsed as data by mmengine\'s '
-                        'DictAction: numbers, booleans, lists, tuples, '
-                        'strings; never evaluated)')
+    parser.add_argument(
+        '--quiet', action='store_true', help='print only the totals')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default=None,
+        help='override config keys, e.g. model.head.'
+        'num_classes=10 (parsed as data by mmengine\'s '
+        'DictAction: numbers, booleans, lists, tuples, '
+        'strings; never evaluated)')
     return parser.parse_args(argv)
 
 

@@ -34,7 +34,6 @@ from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
-
 #: A module name that must never be imported because a file named it.
 SENTINEL = 'mmbinpc_fuzz_sentinel'
 #: Small binary PointNet with T-Nets off (fast to build and run).
@@ -42,14 +41,23 @@ MODEL_CFG = dict(
     type='Binarized',
     model=dict(
         type='PointClassifier',
-        backbone=dict(type='PointNet', channels=(16, 16, 16, 32, 64),
-                      input_transform=False, feature_transform=False),
-        head=dict(type='PointClsHead', in_channels=64, num_classes=4,
-                  mid_channels=(32, 16))),
-    method='lsr', aggregation='ema')
-VALUES = [None, -1, 0, 1, 3, 2**40, 1e30, -0.5, float('inf'), 'x', '',
-          'os.system', f'{SENTINEL}.Thing', 'mmdet.Foo', [], {}, [1, 2],
-          True, 'PointNet', 'linear', 'conv2d', 'max', 'mean_abs']
+        backbone=dict(
+            type='PointNet',
+            channels=(16, 16, 16, 32, 64),
+            input_transform=False,
+            feature_transform=False),
+        head=dict(
+            type='PointClsHead',
+            in_channels=64,
+            num_classes=4,
+            mid_channels=(32, 16))),
+    method='lsr',
+    aggregation='ema')
+VALUES = [
+    None, -1, 0, 1, 3, 2**40, 1e30, -0.5,
+    float('inf'), 'x', '', 'os.system', f'{SENTINEL}.Thing', 'mmdet.Foo', [],
+    {}, [1, 2], True, 'PointNet', 'linear', 'conv2d', 'max', 'mean_abs'
+]
 
 
 # ------------------------------------------------------------- packed files
@@ -67,8 +75,12 @@ def write_packed_model(path: str) -> None:
             if isinstance(m, torch.nn.BatchNorm1d):
                 m.running_mean.uniform_(-0.3, 0.3)
                 m.running_var.uniform_(0.5, 2.0)
-    export_packed(model.eval(), path, MODEL_CFG, num_points=64,
-                  preprocess=['normalize_unit_sphere'])
+    export_packed(
+        model.eval(),
+        path,
+        MODEL_CFG,
+        num_points=64,
+        preprocess=['normalize_unit_sphere'])
 
 
 def _read_members(data: bytes) -> Tuple[Dict, Dict[str, np.ndarray]]:
@@ -130,8 +142,8 @@ def _edit_array(arrays: Dict[str, np.ndarray], rng: random.Random) -> None:
     elif action == 1 and value.size > 1:
         arrays[key] = value.reshape(-1)[:-1]
     elif action == 2:
-        arrays[key] = value.astype(rng.choice(
-            [np.float64, np.int32, np.uint8, np.float16]))
+        arrays[key] = value.astype(
+            rng.choice([np.float64, np.int32, np.uint8, np.float16]))
     elif action == 3 and value.ndim == 2:
         arrays[key] = np.ascontiguousarray(value.T)
     elif action == 4 and value.dtype.kind == 'f' and value.size:
@@ -147,8 +159,8 @@ def _edit_array(arrays: Dict[str, np.ndarray], rng: random.Random) -> None:
 
 def mutate_packed(data: bytes, rng: random.Random) -> Tuple[str, bytes]:
     """One mutant of a packed file: (kind, bytes)."""
-    kind = rng.choice(['truncate', 'flip', 'meta', 'array', 'member',
-                       'garbage'])
+    kind = rng.choice(
+        ['truncate', 'flip', 'meta', 'array', 'member', 'garbage'])
     if kind == 'truncate':
         return kind, data[:rng.randrange(len(data))]
     if kind == 'flip':
@@ -157,8 +169,8 @@ def mutate_packed(data: bytes, rng: random.Random) -> Tuple[str, bytes]:
             out[rng.randrange(len(out))] ^= rng.randint(1, 255)
         return kind, bytes(out)
     if kind == 'garbage':
-        return kind, bytes(rng.randrange(256) for _ in range(
-            rng.randint(0, 2048)))
+        return kind, bytes(
+            rng.randrange(256) for _ in range(rng.randint(0, 2048)))
     meta, arrays = _read_members(data)
     if kind == 'meta':
         for _ in range(rng.randint(1, 3)):
@@ -204,8 +216,11 @@ def write_shape_set(root: str) -> None:
         os.makedirs(os.path.join(root, cls), exist_ok=True)
         for k in (1, 2):
             sid = f'{cls}_{k:04d}'
-            np.savetxt(os.path.join(root, cls, sid + '.txt'),
-                       rng.normal(size=(16, 6)), fmt='%.6f', delimiter=',')
+            np.savetxt(
+                os.path.join(root, cls, sid + '.txt'),
+                rng.normal(size=(16, 6)),
+                fmt='%.6f',
+                delimiter=',')
             ids.append(sid)
     with open(os.path.join(root, 'modelnet40_shape_names.txt'), 'w') as f:
         f.write('cup\nlamp\n')
@@ -215,8 +230,8 @@ def write_shape_set(root: str) -> None:
 
 
 def mutate_text(data: bytes, rng: random.Random) -> Tuple[str, bytes]:
-    kind = rng.choice(['truncate', 'flip', 'token', 'line', 'empty',
-                       'duplicate'])
+    kind = rng.choice(
+        ['truncate', 'flip', 'token', 'line', 'empty', 'duplicate'])
     if kind == 'truncate':
         return kind, data[:rng.randrange(len(data) + 1)]
     if kind == 'flip':
@@ -231,13 +246,15 @@ def mutate_text(data: bytes, rng: random.Random) -> Tuple[str, bytes]:
     if kind == 'duplicate':
         lines.append(lines[i])
     elif kind == 'line':
-        lines[i] = rng.choice(['', ',,,', '1,2', '1,2,3,4,5,6,7', 'nan',
-                               '\xe9\xe8', lines[i] + ','])
+        lines[i] = rng.choice([
+            '', ',,,', '1,2', '1,2,3,4,5,6,7', 'nan', '\xe9\xe8',
+            lines[i] + ','
+        ])
     else:
         fields = lines[i].split(',')
         j = rng.randrange(len(fields))
-        fields[j] = rng.choice(['1e39', '-1e400', 'nan', 'inf', 'x', '',
-                                '0x10', '1_0', ' 2 '])
+        fields[j] = rng.choice(
+            ['1e39', '-1e400', 'nan', 'inf', 'x', '', '0x10', '1_0', ' 2 '])
         lines[i] = ','.join(fields)
     return kind, ('\n'.join(lines) + '\n').encode('utf-8', 'surrogateescape')
 
@@ -260,7 +277,10 @@ def check_dataset(root: str, target: str) -> str:
 
 
 # --------------------------------------------------------------------- run
-def fuzz(kind: str, count: int, seed: int, work_dir: str,
+def fuzz(kind: str,
+         count: int,
+         seed: int,
+         work_dir: str,
          log: Callable[[str], None] = print) -> Counter:
     """Run ``count`` mutants of ``kind`` ('packed' or 'data').
 
@@ -280,9 +300,11 @@ def fuzz(kind: str, count: int, seed: int, work_dir: str,
     else:
         root = os.path.join(work_dir, 'shapes')
         write_shape_set(root)
-        targets = [os.path.join(root, 'cup', 'cup_0001.txt'),
-                   os.path.join(root, 'modelnet40_shape_names.txt'),
-                   os.path.join(root, 'modelnet40_test.txt')]
+        targets = [
+            os.path.join(root, 'cup', 'cup_0001.txt'),
+            os.path.join(root, 'modelnet40_shape_names.txt'),
+            os.path.join(root, 'modelnet40_test.txt')
+        ]
         originals = {t: open(t, 'rb').read() for t in targets}
     for i in range(count):
         if kind == 'packed':
@@ -304,8 +326,8 @@ def fuzz(kind: str, count: int, seed: int, work_dir: str,
             result = f'FAIL {how}: {type(err).__name__}: {err}'[:300]
         if SENTINEL in sys.modules or os.listdir(marker_dir):
             result = f'FAIL {how}: side effect of loading'
-        outcomes[result if result.startswith('FAIL') else
-                 f'{result} ({how})'] += 1
+        outcomes[result if result.startswith('FAIL'
+                                             ) else f'{result} ({how})'] += 1
         if result.startswith('FAIL'):
             log(f'mutant {i} ({target}): {result}')
         if kind == 'packed':
@@ -319,13 +341,21 @@ def fuzz(kind: str, count: int, seed: int, work_dir: str,
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Fuzz the packed-model and data-set loaders')
-    parser.add_argument('--packed', type=int, default=1000,
-                        help='mutated packed files (default 1000)')
-    parser.add_argument('--data', type=int, default=200,
-                        help='mutated data files (default 200)')
+    parser.add_argument(
+        '--packed',
+        type=int,
+        default=1000,
+        help='mutated packed files (default 1000)')
+    parser.add_argument(
+        '--data',
+        type=int,
+        default=200,
+        help='mutated data files (default 200)')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--work-dir', default=None,
-                        help='scratch directory (default: a temporary one)')
+    parser.add_argument(
+        '--work-dir',
+        default=None,
+        help='scratch directory (default: a temporary one)')
     args = parser.parse_args(argv)
     if args.packed < 0 or args.data < 0:
         parser.error('counts must be >= 0')

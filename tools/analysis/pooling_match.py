@@ -32,7 +32,6 @@ import json
 import sys
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-
 from mmengine.config import DictAction
 
 
@@ -41,19 +40,35 @@ def parse_args(argv=None):
         description='student vs teacher pooling outputs and the gradient '
         'of each distillation loss term')
     parser.add_argument('config', help='a BinaryDistiller config')
-    parser.add_argument('checkpoint', nargs='?', default=None,
-                        help='its checkpoint (default: the student as '
-                        'training starts)')
-    parser.add_argument('--batches', type=int, default=4,
-                        help='training batches to average over (default 4)')
-    parser.add_argument('--batch-size', type=int, default=32,
-                        help='clouds per batch (default 32)')
-    parser.add_argument('--seed', type=int, default=0,
-                        help='seed of the batch order and augmentation '
-                        '(default 0)')
+    parser.add_argument(
+        'checkpoint',
+        nargs='?',
+        default=None,
+        help='its checkpoint (default: the student as '
+        'training starts)')
+    parser.add_argument(
+        '--batches',
+        type=int,
+        default=4,
+        help='training batches to average over (default 4)')
+    parser.add_argument(
+        '--batch-size',
+        type=int,
+        default=32,
+        help='clouds per batch (default 32)')
+    parser.add_argument(
+        '--seed',
+        type=int,
+        default=0,
+        help='seed of the batch order and augmentation '
+        '(default 0)')
     parser.add_argument('--json', default=None, help='write the result here')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        default=None, help='override config keys')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default=None,
+        help='override config keys')
     return parser.parse_args(argv)
 
 
@@ -68,13 +83,12 @@ def site_statistics(student, teacher) -> Dict[str, float]:
         dict: the statistics listed in the module doc, plus ``l_reg`` (a
         dict norm -> unweighted L_reg of this site).
     """
-    from mmbinpc.models.losses.pooling_norm_loss import (REG_NORMS,
-                                                         pooling_norm)
+    from mmbinpc.models.losses.pooling_norm_loss import REG_NORMS, pooling_norm
     if student.shape != teacher.shape:
         raise ValueError(f'student output {tuple(student.shape)} and teacher '
                          f'output {tuple(teacher.shape)} differ in shape')
-    s = student.detach().double().reshape(student.shape[0],
-                                          student.shape[1], -1)
+    s = student.detach().double().reshape(student.shape[0], student.shape[1],
+                                          -1)
     t = teacher.detach().double().reshape(s.shape)
     # channels as columns: (B * positions, C)
     s_rows = s.transpose(1, 2).reshape(-1, s.shape[1])
@@ -91,9 +105,11 @@ def site_statistics(student, teacher) -> Dict[str, float]:
     offset = float((diff.mean(0)**2).sum()) * diff.shape[0]
     return dict(
         shape=list(student.shape),
-        student_mean=float(s.mean()), student_std=float(s.std()),
+        student_mean=float(s.mean()),
+        student_std=float(s.std()),
         student_positive=float((s > 0).double().mean()),
-        teacher_mean=float(t.mean()), teacher_std=float(t.std()),
+        teacher_mean=float(t.mean()),
+        teacher_std=float(t.std()),
         teacher_positive=float((t > 0).double().mean()),
         corr=corr(s_rows.flatten(), t_rows.flatten()),
         channel_corr=corr(s_rows.mean(0), t_rows.mean(0)),
@@ -106,9 +122,10 @@ def site_statistics(student, teacher) -> Dict[str, float]:
     )
 
 
-def term_gradient_norms(losses: Mapping, params: Sequence,
-                        keys: Optional[Iterable[str]] = None
-                        ) -> Dict[str, float]:
+def term_gradient_norms(
+        losses: Mapping,
+        params: Sequence,
+        keys: Optional[Iterable[str]] = None) -> Dict[str, float]:
     """Euclidean norm of each loss term's gradient over ``params``.
 
     Args:
@@ -129,8 +146,8 @@ def term_gradient_norms(losses: Mapping, params: Sequence,
         if not value.requires_grad:
             out[key] = 0.0
             continue
-        grads = torch.autograd.grad(value, list(params), retain_graph=True,
-                                    allow_unused=True)
+        grads = torch.autograd.grad(
+            value, list(params), retain_graph=True, allow_unused=True)
         out[key] = float(
             sum(float(g.double().norm()**2) for g in grads
                 if g is not None)**0.5)
@@ -187,13 +204,17 @@ def measure(model, batches: Sequence[Tuple[dict, list]]) -> dict:
             names, s_outs, t_outs = model.pooling_outputs(inputs, samples)
             for name, s, t in zip(names, s_outs, t_outs):
                 sites.setdefault(name, []).append(site_statistics(s, t))
-            grads.append(term_gradient_norms(model.loss(inputs, samples),
-                                             params))
+            grads.append(
+                term_gradient_norms(model.loss(inputs, samples), params))
     finally:
         model.load_state_dict(state)
         model._steps = steps
-    return dict(sites={n: _mean_of(v) for n, v in sites.items()},
-                gradient_norms=_mean_of(grads))
+    return dict(
+        sites={
+            n: _mean_of(v)
+            for n, v in sites.items()
+        },
+        gradient_norms=_mean_of(grads))
 
 
 def main(argv=None) -> dict:
@@ -219,10 +240,11 @@ def main(argv=None) -> dict:
         from mmdet3d.registry import MODELS
         model = MODELS.build(cfg.model)
     loader_cfg = cfg.train_dataloader
-    loader_cfg.update(num_workers=0, persistent_workers=False,
-                      batch_size=args.batch_size,
-                      sampler=dict(type='DefaultSampler', shuffle=True,
-                                   seed=args.seed))
+    loader_cfg.update(
+        num_workers=0,
+        persistent_workers=False,
+        batch_size=args.batch_size,
+        sampler=dict(type='DefaultSampler', shuffle=True, seed=args.seed))
     set_random_seed(args.seed)  # the augmentations draw from the globals
     batches = []
     for batch in Runner.build_dataloader(loader_cfg):
@@ -231,14 +253,20 @@ def main(argv=None) -> dict:
         if len(batches) == args.batches:
             break
     result = dict(
-        config=args.config, checkpoint=args.checkpoint,
-        distill={k: v for k, v in model.distill_cfg.items()}
-        if hasattr(model, 'distill_cfg') else None,
-        batches=len(batches), batch_size=args.batch_size, seed=args.seed,
-        command='python tools/analysis/pooling_match.py ' + ' '.join(
-            sys.argv[1:] if argv is None else argv),
+        config=args.config,
+        checkpoint=args.checkpoint,
+        distill={
+            k: v
+            for k, v in model.distill_cfg.items()
+        } if hasattr(model, 'distill_cfg') else None,
+        batches=len(batches),
+        batch_size=args.batch_size,
+        seed=args.seed,
+        command='python tools/analysis/pooling_match.py ' +
+        ' '.join(sys.argv[1:] if argv is None else argv),
         **measure(model, batches),
-        code=code_version(), host=host_info(),
+        code=code_version(),
+        host=host_info(),
         date=datetime.datetime.now().isoformat(timespec='seconds'))
     what = args.checkpoint or 'the student at initialisation'
     print(f'{what}: {len(batches)} training batches of {args.batch_size}')
@@ -250,8 +278,9 @@ def main(argv=None) -> dict:
               f" std {st['student_std']:.2f}, teacher mean "
               f"{st['teacher_mean']:.2f} std {st['teacher_std']:.2f}, "
               f"L_reg('1') {st['l_reg']['1']:.3f}")
-    print('  gradient norm over the student\'s parameters: ' + ', '.join(
-        f'{k} {v:.4g}' for k, v in result['gradient_norms'].items()))
+    print('  gradient norm over the student\'s parameters: ' +
+          ', '.join(f'{k} {v:.4g}'
+                    for k, v in result['gradient_norms'].items()))
     if args.json:
         atomic_write_text(json.dumps(result, indent=1), args.json)
     return result

@@ -18,7 +18,6 @@ import datetime
 import json
 import sys
 
-
 from mmengine.config import DictAction
 
 
@@ -27,16 +26,27 @@ def parse_args(argv=None):
         description='soft-target statistics of a classifier per temperature')
     parser.add_argument('config', help='config of the (teacher) model')
     parser.add_argument('checkpoint', help='its checkpoint')
-    parser.add_argument('--split', choices=('train', 'val', 'test'),
-                        default='train', help='which loader of the config '
-                        '(default: train, what KD sees; its augmentation '
-                        'is kept)')
-    parser.add_argument('--temperatures', type=float, nargs='+',
-                        default=[1.0, 2.0, 4.0], help='default: 1 2 4')
+    parser.add_argument(
+        '--split',
+        choices=('train', 'val', 'test'),
+        default='train',
+        help='which loader of the config '
+        '(default: train, what KD sees; its augmentation '
+        'is kept)')
+    parser.add_argument(
+        '--temperatures',
+        type=float,
+        nargs='+',
+        default=[1.0, 2.0, 4.0],
+        help='default: 1 2 4')
     parser.add_argument('--json', default=None, help='write the result here')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        default=None, help='override config keys (data, '
-                        'never evaluated)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default=None,
+        help='override config keys (data, '
+        'never evaluated)')
     return parser.parse_args(argv)
 
 
@@ -60,10 +70,11 @@ def soft_target_stats(logits, labels, temperature: float) -> dict:
     entropy = -(p * p.clamp_min(1e-300).log()).sum(1)
     present = torch.zeros(p.shape[1], dtype=torch.bool)
     present[labels.unique()] = True
-    return dict(p_label_mean=float(p_label.mean()),
-                p_label_median=float(p_label.median()),
-                entropy_mean=float(entropy.mean()),
-                absent_mass_mean=float(p[:, ~present].sum(1).mean()))
+    return dict(
+        p_label_mean=float(p_label.mean()),
+        p_label_median=float(p_label.median()),
+        entropy_mean=float(entropy.mean()),
+        absent_mass_mean=float(p[:, ~present].sum(1).mean()))
 
 
 def main(argv=None) -> dict:
@@ -72,8 +83,8 @@ def main(argv=None) -> dict:
     from mmengine.runner import Runner
 
     from mmbinpc.analysis import code_version, host_info
-    from mmbinpc.engine.atomic_io import atomic_write_text
     from mmbinpc.apis import build_from_checkpoint
+    from mmbinpc.engine.atomic_io import atomic_write_text
     cfg, model = build_from_checkpoint(args.config, args.checkpoint,
                                        args.cfg_options)
     model.eval()
@@ -85,22 +96,30 @@ def main(argv=None) -> dict:
     with torch.no_grad():
         for batch in loader:
             data = model.data_preprocessor(batch, False)
-            all_logits.append(model._forward(data['inputs'],
-                                             data['data_samples']))
-            all_labels.append(torch.stack([
-                torch.as_tensor(s.gt_label).reshape(())
-                for s in data['data_samples']]))
+            all_logits.append(
+                model._forward(data['inputs'], data['data_samples']))
+            all_labels.append(
+                torch.stack([
+                    torch.as_tensor(s.gt_label).reshape(())
+                    for s in data['data_samples']
+                ]))
     logits, labels = torch.cat(all_logits), torch.cat(all_labels)
     result = dict(
-        config=args.config, checkpoint=args.checkpoint, split=args.split,
-        command='python tools/analysis/soft_targets.py ' + ' '.join(
-            sys.argv[1:] if argv is None else argv),
-        shapes=int(labels.numel()), classes=int(logits.shape[1]),
+        config=args.config,
+        checkpoint=args.checkpoint,
+        split=args.split,
+        command='python tools/analysis/soft_targets.py ' +
+        ' '.join(sys.argv[1:] if argv is None else argv),
+        shapes=int(labels.numel()),
+        classes=int(logits.shape[1]),
         labels_seen=int(labels.unique().numel()),
         accuracy=float((logits.argmax(1) == labels).double().mean()),
-        temperatures={f'{t:g}': soft_target_stats(logits, labels, t)
-                      for t in args.temperatures},
-        code=code_version(), host=host_info(),
+        temperatures={
+            f'{t:g}': soft_target_stats(logits, labels, t)
+            for t in args.temperatures
+        },
+        code=code_version(),
+        host=host_info(),
         date=datetime.datetime.now().isoformat(timespec='seconds'))
     print(f'{result["shapes"]} shapes of the {args.split} split, '
           f'{result["labels_seen"]} of {result["classes"]} classes occur; '

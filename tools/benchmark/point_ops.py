@@ -45,35 +45,63 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--batch', type=int, default=16, help='B')
     parser.add_argument('--points', type=int, default=4096, help='N')
-    parser.add_argument('--centers', type=int, default=1024,
-                        help='M: sampled centres / query points')
-    parser.add_argument('--nsample', type=int, default=32,
-                        help='k of knn and nsample of ball_query/grouping')
-    parser.add_argument('--radius', type=float, default=0.2,
-                        help='ball_query radius (points are uniform in the '
-                        'unit cube)')
-    parser.add_argument('--channels', type=int, default=64,
-                        help='feature channels of the gathering ops and '
-                        'knn_features')
-    parser.add_argument('--dist-points', type=int, default=1024,
-                        help='N of furthest_point_sample_with_dist (its '
-                        '(B, N, N) input is 1 GB at N=4096)')
-    parser.add_argument('--repeat', type=int, default=3,
-                        help='timed runs per op')
-    parser.add_argument('--threads', type=int, default=None,
-                        help='torch.set_num_threads (default: torch\'s)')
+    parser.add_argument(
+        '--centers',
+        type=int,
+        default=1024,
+        help='M: sampled centres / query points')
+    parser.add_argument(
+        '--nsample',
+        type=int,
+        default=32,
+        help='k of knn and nsample of ball_query/grouping')
+    parser.add_argument(
+        '--radius',
+        type=float,
+        default=0.2,
+        help='ball_query radius (points are uniform in the '
+        'unit cube)')
+    parser.add_argument(
+        '--channels',
+        type=int,
+        default=64,
+        help='feature channels of the gathering ops and '
+        'knn_features')
+    parser.add_argument(
+        '--dist-points',
+        type=int,
+        default=1024,
+        help='N of furthest_point_sample_with_dist (its '
+        '(B, N, N) input is 1 GB at N=4096)')
+    parser.add_argument(
+        '--repeat', type=int, default=3, help='timed runs per op')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='torch.set_num_threads (default: torch\'s)')
     parser.add_argument('--ops', nargs='+', choices=OPS, default=list(OPS))
-    parser.add_argument('--backends', nargs='+',
-                        choices=('compiled', 'brute_force'),
-                        default=['compiled', 'brute_force'],
-                        help='neighbour-query backends to time')
-    parser.add_argument('--no-scipy', dest='scipy', action='store_false',
-                        help='skip the scipy cKDTree anchors')
-    parser.add_argument('--no-memory', dest='memory', action='store_false',
-                        help='skip the peak-memory child processes')
-    parser.add_argument('--json', default=None,
-                        help='also write the results (with the command, '
-                        'commit, machine and date) to this file')
+    parser.add_argument(
+        '--backends',
+        nargs='+',
+        choices=('compiled', 'brute_force'),
+        default=['compiled', 'brute_force'],
+        help='neighbour-query backends to time')
+    parser.add_argument(
+        '--no-scipy',
+        dest='scipy',
+        action='store_false',
+        help='skip the scipy cKDTree anchors')
+    parser.add_argument(
+        '--no-memory',
+        dest='memory',
+        action='store_false',
+        help='skip the peak-memory child processes')
+    parser.add_argument(
+        '--json',
+        default=None,
+        help='also write the results (with the command, '
+        'commit, machine and date) to this file')
     parser.add_argument('--child', help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -105,8 +133,7 @@ def make_case(name: str, a: argparse.Namespace) -> Tuple[Callable, str]:
         return (lambda: P.knn(K, feats, fcent),
                 f'{M} centres, N={N}, k={K}, C={C} (F-KNN)')
     if name == 'three_nn':
-        return (lambda: P.three_nn(xyz, centers),
-                f'{N} targets, {M} sources')
+        return (lambda: P.three_nn(xyz, centers), f'{N} targets, {M} sources')
     if name == 'gather_points':
         feats = torch.randn(B, C, N)
         idx = torch.randint(0, N, (B, M), dtype=torch.int32)
@@ -155,8 +182,8 @@ def make_scipy_case(name: str, a: argparse.Namespace) -> Callable:
     def ball_run():
         out = np.zeros((B, M, K), np.int32)
         for b in range(B):
-            hits = cKDTree(xyz[b]).query_ball_point(centers[b], a.radius,
-                                                    return_sorted=True)
+            hits = cKDTree(xyz[b]).query_ball_point(
+                centers[b], a.radius, return_sorted=True)
             for m, h in enumerate(hits):
                 if h:
                     first = h[:K]
@@ -210,8 +237,9 @@ def peak_memory(name: str, argv, backend: str = 'compiled') -> float:
         while j < len(argv) and not argv[j].startswith('--'):
             j += 1
         del argv[i:j]
-    cmd = [sys.executable, __file__, *argv, '--backends', backend, '--child',
-           name]
+    cmd = [
+        sys.executable, __file__, *argv, '--backends', backend, '--child', name
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])['peak_extra_mb']
 
@@ -237,17 +265,18 @@ def main(argv=None) -> Dict[str, dict]:
     from mmbinpc.ops.neighbors import use_backend
     results = {}
     for name in a.ops:
-        variants = ([(f'{name}[{b}]', b) for b in a.backends]
-                    if name in BACKEND_OPS else [(name, None)])
+        variants = ([(f'{name}[{b}]', b)
+                     for b in a.backends] if name in BACKEND_OPS else [(name,
+                                                                        None)])
         if a.scipy and name in SCIPY_OPS:
             variants.append((f'{name}_scipy', 'scipy'))
         for row, backend in variants:
             fn, label = make_case(name, a)
             if backend == 'scipy':
                 fn = make_scipy_case(name, a)
-            with use_backend(backend if backend in ('compiled',
-                                                    'brute_force')
-                             else 'compiled'):
+            with use_backend(
+                    backend if backend in ('compiled',
+                                           'brute_force') else 'compiled'):
                 fn()  # warm-up (and compilation)
                 times = []
                 for _ in range(max(1, a.repeat)):
@@ -255,13 +284,18 @@ def main(argv=None) -> Dict[str, dict]:
                     fn()
                     times.append((time.perf_counter() - t0) * 1e3)
             del fn
-            mem = (peak_memory(name, parent_argv, backend or 'compiled')
-                   if a.memory and backend != 'scipy' else float('nan'))
-            results[row] = dict(median_ms=statistics.median(times),
-                                min_ms=min(times), peak_extra_mb=mem,
-                                sizes=label)
-            print(f'{row:34s} {statistics.median(times):10.1f} '
-                  f'{min(times):10.1f} {mem:8.0f}  {label}', flush=True)
+            mem = (
+                peak_memory(name, parent_argv, backend or 'compiled')
+                if a.memory and backend != 'scipy' else float('nan'))
+            results[row] = dict(
+                median_ms=statistics.median(times),
+                min_ms=min(times),
+                peak_extra_mb=mem,
+                sizes=label)
+            print(
+                f'{row:34s} {statistics.median(times):10.1f} '
+                f'{min(times):10.1f} {mem:8.0f}  {label}',
+                flush=True)
     if a.json:
         import datetime
 
@@ -270,10 +304,15 @@ def main(argv=None) -> Dict[str, dict]:
         record = dict(
             command='python tools/benchmark/point_ops.py ' + ' '.join(argv),
             threads=torch.get_num_threads(),
-            results={row: {k: (None if isinstance(v, float) and v != v
-                               else v) for k, v in r.items()}
-                     for row, r in results.items()},  # NaN: not measured
-            code=code_version(), host=host_info(),
+            results={
+                row: {
+                    k: (None if isinstance(v, float) and v != v else v)
+                    for k, v in r.items()
+                }
+                for row, r in results.items()
+            },  # NaN: not measured
+            code=code_version(),
+            host=host_info(),
             date=datetime.datetime.now().isoformat(timespec='seconds'))
         atomic_write_text(json.dumps(record, indent=1), a.json)
     return results

@@ -33,8 +33,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--points', type=int, default=1024)
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--warmup', type=int, default=1)
-    parser.add_argument('--threads', type=int, default=None,
-                        help="torch.set_num_threads (default: torch's)")
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help="torch.set_num_threads (default: torch's)")
     parser.add_argument('--json', default=None, help='write the figures here')
     return parser.parse_args(argv)
 
@@ -61,8 +64,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
         runners = {}
         for backend in ('compiled', 'brute_force'):
             copy_ = copy.deepcopy(model)
-            step = step_tool.StepRunner(
-                copy_, step_tool.build_wrapper(copy_, cfg))
+            step = step_tool.StepRunner(copy_,
+                                        step_tool.build_wrapper(copy_, cfg))
 
             def run(batch, step=step, backend=backend):
                 with use_backend(backend):
@@ -74,19 +77,25 @@ def main(argv: Optional[List[str]] = None) -> dict:
         times = run_rounds(runners, data, args.rounds)
         med = {k: statistics.median(v) for k, v in times.items()}
         rows[path] = dict(
-            compiled_s=med['compiled'], brute_force_s=med['brute_force'],
+            compiled_s=med['compiled'],
+            brute_force_s=med['brute_force'],
             speedup=med['brute_force'] / med['compiled'],
             times=times)
-        print(f'{path}: step {med["compiled"]:.2f} s compiled vs '
-              f'{med["brute_force"]:.2f} s brute force '
-              f'({rows[path]["speedup"]:.2f}x), B={args.batch}, '
-              f'N={args.points}, {torch.get_num_threads()} threads',
-              flush=True)
+        print(
+            f'{path}: step {med["compiled"]:.2f} s compiled vs '
+            f'{med["brute_force"]:.2f} s brute force '
+            f'({rows[path]["speedup"]:.2f}x), B={args.batch}, '
+            f'N={args.points}, {torch.get_num_threads()} threads',
+            flush=True)
     result = dict(
-        command='python tools/benchmark/point_ops_step.py ' + ' '.join(
-            argv if argv is not None else __import__('sys').argv[1:]),
-        batch=args.batch, points=args.points, rounds=args.rounds,
-        threads=torch.get_num_threads(), rows=rows, code=code_version(),
+        command='python tools/benchmark/point_ops_step.py ' +
+        ' '.join(argv if argv is not None else __import__('sys').argv[1:]),
+        batch=args.batch,
+        points=args.points,
+        rounds=args.rounds,
+        threads=torch.get_num_threads(),
+        rows=rows,
+        code=code_version(),
         host=host_info(),
         date=datetime.datetime.now().isoformat(timespec='seconds'))
     if args.json:

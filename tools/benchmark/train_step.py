@@ -65,63 +65,99 @@ DEFAULT_CONFIGS = dict(
     kdr=osp.join(REPO,
                  'configs/pointnet/pointnet_bin_lsr-ema-kdr_modelnet40.py'))
 #: name -> (label in the table, config argument)
-MODELS_TIMED = dict(fp32=('FP32', 'fp'), binary=('binary (plain)', 'bin'),
-                    kdr=('binary KDR', 'kdr'))
+MODELS_TIMED = dict(
+    fp32=('FP32', 'fp'),
+    binary=('binary (plain)', 'bin'),
+    kdr=('binary KDR', 'kdr'))
 #: ratio name -> (numerator, denominator, target)
-TARGETS = dict(binary_vs_fp32=('binary', 'fp32', 1.3),
-               kdr_vs_binary=('kdr', 'binary', 1.5))
+TARGETS = dict(
+    binary_vs_fp32=('binary', 'fp32', 1.3),
+    kdr_vs_binary=('kdr', 'binary', 1.5))
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Training-step cost of FP32, binary and KDR models')
-    parser.add_argument('--config-fp', default=DEFAULT_CONFIGS['fp'],
-                        help='FP32 model config')
-    parser.add_argument('--config-bin', default=DEFAULT_CONFIGS['bin'],
-                        help='plain binary student config (a BinaryDistiller '
-                        'with lambda = eta = 0, or a model with binarize=)')
-    parser.add_argument('--config-kdr', default=DEFAULT_CONFIGS['kdr'],
-                        help='KDR student config (a BinaryDistiller)')
-    parser.add_argument('--teacher-ckpt', default=None,
-                        help='teacher checkpoint for the distillers (default: '
-                        'the freshly built FP32 weights, saved to a temp '
-                        'file)')
+    parser.add_argument(
+        '--config-fp', default=DEFAULT_CONFIGS['fp'], help='FP32 model config')
+    parser.add_argument(
+        '--config-bin',
+        default=DEFAULT_CONFIGS['bin'],
+        help='plain binary student config (a BinaryDistiller '
+        'with lambda = eta = 0, or a model with binarize=)')
+    parser.add_argument(
+        '--config-kdr',
+        default=DEFAULT_CONFIGS['kdr'],
+        help='KDR student config (a BinaryDistiller)')
+    parser.add_argument(
+        '--teacher-ckpt',
+        default=None,
+        help='teacher checkpoint for the distillers (default: '
+        'the freshly built FP32 weights, saved to a temp '
+        'file)')
     parser.add_argument('--batch', type=int, default=32)
     parser.add_argument('--points', type=int, default=1024)
-    parser.add_argument('--num-classes', type=int, default=None,
-                        help='label range (default: from the FP32 config)')
-    parser.add_argument('--point-dims', type=int, default=None,
-                        help='channels per point (default: the backbone\'s '
-                        'in_channels, else 3)')
-    parser.add_argument('--rounds', type=int, default=10,
-                        help='timed rounds (one step of each model per '
-                        'round)')
-    parser.add_argument('--warmup', type=int, default=2,
-                        help='untimed steps of each model first')
-    parser.add_argument('--threads', type=int, default=None,
-                        help='torch intra-op threads (default: torch\'s)')
+    parser.add_argument(
+        '--num-classes',
+        type=int,
+        default=None,
+        help='label range (default: from the FP32 config)')
+    parser.add_argument(
+        '--point-dims',
+        type=int,
+        default=None,
+        help='channels per point (default: the backbone\'s '
+        'in_channels, else 3)')
+    parser.add_argument(
+        '--rounds',
+        type=int,
+        default=10,
+        help='timed rounds (one step of each model per '
+        'round)')
+    parser.add_argument(
+        '--warmup',
+        type=int,
+        default=2,
+        help='untimed steps of each model first')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='torch intra-op threads (default: torch\'s)')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        default=None,
-                        help='override settings of all three configs')
-    parser.add_argument('--model-options', nargs='+', action=DictAction,
-                        default=None,
-                        help='override settings of the FP32 model config '
-                        '(the FP32 model and the distillers\' teacher and '
-                        'student)')
-    parser.add_argument('--check-updates', action='store_true',
-                        help='count the parameters each timed step changed '
-                        '(adds work to the timed steps)')
-    parser.add_argument('--profile', action='store_true',
-                        help='print the top ops of each step from '
-                        'torch.profiler')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default=None,
+        help='override settings of all three configs')
+    parser.add_argument(
+        '--model-options',
+        nargs='+',
+        action=DictAction,
+        default=None,
+        help='override settings of the FP32 model config '
+        '(the FP32 model and the distillers\' teacher and '
+        'student)')
+    parser.add_argument(
+        '--check-updates',
+        action='store_true',
+        help='count the parameters each timed step changed '
+        '(adds work to the timed steps)')
+    parser.add_argument(
+        '--profile',
+        action='store_true',
+        help='print the top ops of each step from '
+        'torch.profiler')
     parser.add_argument('--profile-steps', type=int, default=2)
     parser.add_argument('--profile-top', type=int, default=15)
     parser.add_argument('--json', default=None, help='write the figures here')
-    parser.add_argument('--verbose', action='store_true',
-                        help='keep mmengine\'s build-time log messages (the '
-                        'optimizer constructor lists every frozen teacher '
-                        'parameter)')
+    parser.add_argument(
+        '--verbose',
+        action='store_true',
+        help='keep mmengine\'s build-time log messages (the '
+        'optimizer constructor lists every frozen teacher '
+        'parameter)')
     return parser.parse_args(argv)
 
 
@@ -150,9 +186,10 @@ def _find_key(cfg: Any, key: str) -> Any:
 def _apply_model_options(model_cfg: Any, options: Optional[dict]) -> Any:
     """A model config dict with ``options`` (dotted keys) merged in."""
     from mmengine.config import ConfigDict
-    cfg = Config(dict(model=copy.deepcopy(
-        model_cfg.to_dict() if hasattr(model_cfg, 'to_dict') else
-        dict(model_cfg))))
+    cfg = Config(
+        dict(
+            model=copy.deepcopy(model_cfg.to_dict(
+            ) if hasattr(model_cfg, 'to_dict') else dict(model_cfg))))
     if options:
         cfg.merge_from_dict({f'model.{k}': v for k, v in options.items()})
     return ConfigDict(cfg.model.to_dict())
@@ -175,8 +212,7 @@ def load_configs(args: argparse.Namespace) -> Dict[str, Config]:
                     cfg.model[role] = _apply_model_options(
                         sub, args.model_options)
             else:
-                cfg.model = _apply_model_options(cfg.model,
-                                                 args.model_options)
+                cfg.model = _apply_model_options(cfg.model, args.model_options)
         cfgs[name] = cfg
     return cfgs
 
@@ -184,9 +220,8 @@ def load_configs(args: argparse.Namespace) -> Dict[str, Config]:
 # ------------------------------------------------------------------- models
 def build(model_cfg: dict, seed: int):
     import torch
-    from mmengine.registry import DefaultScope
-
     from mmdet3d.registry import MODELS
+    from mmengine.registry import DefaultScope
     torch.manual_seed(seed)
     with DefaultScope.overwrite_default_scope('mmdet3d'):
         return MODELS.build(copy.deepcopy(model_cfg))
@@ -203,9 +238,9 @@ def _plain(cfg: Any) -> dict:
     return cfg.to_dict() if hasattr(cfg, 'to_dict') else dict(cfg)
 
 
-def set_teacher_checkpoints(cfgs: Dict[str, Config], fp_model,
-                            ckpt: Optional[str], tmp_dir: str,
-                            seed: int) -> Dict[str, str]:
+def set_teacher_checkpoints(cfgs: Dict[str,
+                                       Config], fp_model, ckpt: Optional[str],
+                            tmp_dir: str, seed: int) -> Dict[str, str]:
     """Point every distiller at a teacher checkpoint.
 
     Without ``ckpt``, the FP32 model's state is saved when the distiller's
@@ -231,8 +266,10 @@ def set_teacher_checkpoints(cfgs: Dict[str, Config], fp_model,
                 model = fp_model if teacher_cfg == fp_model_cfg else build(
                     teacher_cfg, seed)
                 saved[key] = osp.join(tmp_dir, f'teacher_{len(saved)}.pth')
-                torch.save({'meta': {}, 'state_dict': model.state_dict()},
-                           saved[key])
+                torch.save({
+                    'meta': {},
+                    'state_dict': model.state_dict()
+                }, saved[key])
             path = saved[key]
         cfg.model.teacher_ckpt = path
         used[name] = path
@@ -243,11 +280,11 @@ def make_batch(batch: int, points: int, dims: int, num_classes: int,
                seed: int) -> dict:
     """One batch as the dataloader gives it (``PackClsInputs`` + collate)."""
     import torch
-
     from mmdet3d.structures import Det3DDataSample
     gen = torch.Generator().manual_seed(seed)
-    clouds = [torch.rand(points, dims, generator=gen) * 2 - 1
-              for _ in range(batch)]
+    clouds = [
+        torch.rand(points, dims, generator=gen) * 2 - 1 for _ in range(batch)
+    ]
     labels = torch.randint(0, num_classes, (batch, ), generator=gen)
     samples = []
     for label in labels:
@@ -271,15 +308,17 @@ class StepRunner:
 
     def __call__(self, data: dict) -> None:
         import torch
-        before = ([p.detach().clone() for p in self.params]
-                  if self.check_updates else None)
+        before = ([p.detach().clone()
+                   for p in self.params] if self.check_updates else None)
         log_vars = self.model.train_step(data, self.wrapper)
         if before is not None:
-            self.changed.append(sum(
-                not torch.equal(b, p.detach())
-                for b, p in zip(before, self.params)))
-            self.last_log = {k: float(v.detach()) if hasattr(v, 'detach')
-                             else float(v) for k, v in log_vars.items()}
+            self.changed.append(
+                sum(not torch.equal(b, p.detach())
+                    for b, p in zip(before, self.params)))
+            self.last_log = {
+                k: float(v.detach()) if hasattr(v, 'detach') else float(v)
+                for k, v in log_vars.items()
+            }
 
 
 def profile_steps(runner: Callable, data: dict, steps: int,
@@ -291,28 +330,31 @@ def profile_steps(runner: Callable, data: dict, steps: int,
             runner(data)
     events = prof.key_averages()
     table = events.table(sort_by='self_cpu_time_total', row_limit=top)
-    rows = sorted(events, key=lambda e: e.self_cpu_time_total,
-                  reverse=True)[:top]
+    rows = sorted(
+        events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
     total = sum(e.self_cpu_time_total for e in events)
     return dict(
         table=table,
         total_self_cpu_ms_per_step=total / 1e3 / steps,
-        top=[dict(name=e.key, calls_per_step=e.count / steps,
-                  self_cpu_ms_per_step=e.self_cpu_time_total / 1e3 / steps,
-                  cpu_total_ms_per_step=e.cpu_time_total / 1e3 / steps)
-             for e in rows])
+        top=[
+            dict(
+                name=e.key,
+                calls_per_step=e.count / steps,
+                self_cpu_ms_per_step=e.self_cpu_time_total / 1e3 / steps,
+                cpu_total_ms_per_step=e.cpu_time_total / 1e3 / steps)
+            for e in rows
+        ])
 
 
 # --------------------------------------------------------------------- main
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
     import torch
+    from mmdet3d.utils import register_all_modules
+    from mmengine.logging import MMLogger
 
     import mmbinpc  # noqa: F401  (registers everything)
     from mmbinpc.analysis import cpu_name, run_rounds
-    from mmengine.logging import MMLogger
-
-    from mmdet3d.utils import register_all_modules
     register_all_modules(init_default_scope=False)
     if not args.verbose:
         MMLogger.get_instance('train_step_benchmark', log_level='ERROR')
@@ -332,14 +374,23 @@ def main(argv: Optional[List[str]] = None) -> dict:
     dims = args.point_dims or backbone.get('in_channels') or 3
 
     results: Dict[str, Any] = dict(
-        cpu=cpu_name(), cpu_count=os.cpu_count(),
+        cpu=cpu_name(),
+        cpu_count=os.cpu_count(),
         torch_version=torch.__version__,
-        torch_threads=torch.get_num_threads(), batch=args.batch,
-        points=args.points, point_dims=dims, num_classes=int(num_classes),
-        rounds=args.rounds, warmup=args.warmup, order='interleaved',
-        configs={name: getattr(args, f'config_{arg}')
-                 for name, (_, arg) in MODELS_TIMED.items()},
-        cfg_options=args.cfg_options, model_options=args.model_options)
+        torch_threads=torch.get_num_threads(),
+        batch=args.batch,
+        points=args.points,
+        point_dims=dims,
+        num_classes=int(num_classes),
+        rounds=args.rounds,
+        warmup=args.warmup,
+        order='interleaved',
+        configs={
+            name: getattr(args, f'config_{arg}')
+            for name, (_, arg) in MODELS_TIMED.items()
+        },
+        cfg_options=args.cfg_options,
+        model_options=args.model_options)
 
     runners: Dict[str, StepRunner] = {}
     with tempfile.TemporaryDirectory() as tmp_dir:
@@ -359,7 +410,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
         distill = getattr(model, 'distill_cfg', None)
         if distill is not None:
             results[f'{name}_distill'] = dict(
-                lambda_=float(distill['lambda_']), eta=float(distill['eta']),
+                lambda_=float(distill['lambda_']),
+                eta=float(distill['eta']),
                 pairs=list(model.pair_names))
             if getattr(model, 'binarize_report', None) is not None:
                 results[f'{name}_binarize'] = \
@@ -396,16 +448,21 @@ def main(argv: Optional[List[str]] = None) -> dict:
         results[f'{ratio}_pass'] = bool(value <= target)
     if args.check_updates:
         results['updates'] = {
-            name: dict(changed_per_step=list(r.changed),
-                       trainable=len(r.params), last_log=r.last_log)
-            for name, r in runners.items()}
+            name:
+            dict(
+                changed_per_step=list(r.changed),
+                trainable=len(r.params),
+                last_log=r.last_log)
+            for name, r in runners.items()
+        }
 
     if args.profile:
         results['profile'] = {}
         for name, runner in runners.items():
             runner.check_updates = False
-            results['profile'][name] = profile_steps(
-                runner, data, args.profile_steps, args.profile_top)
+            results['profile'][name] = profile_steps(runner, data,
+                                                     args.profile_steps,
+                                                     args.profile_top)
 
     # ------------------------------------------------------------ report
     print(f'CPU: {results["cpu"]} ({results["cpu_count"]} logical cores), '

@@ -44,23 +44,36 @@ import time
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Packed engine benchmark')
     parser.add_argument('config', help='config of the binary model')
-    parser.add_argument('checkpoint', nargs='?', default=None,
-                        help='trained checkpoint (random weights if absent)')
-    parser.add_argument('--packed', default=None,
-                        help='packed file (default: export to a temp file)')
+    parser.add_argument(
+        'checkpoint',
+        nargs='?',
+        default=None,
+        help='trained checkpoint (random weights if absent)')
+    parser.add_argument(
+        '--packed',
+        default=None,
+        help='packed file (default: export to a temp file)')
     parser.add_argument('--points', type=int, default=1024)
     parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 32])
-    parser.add_argument('--repeats', type=int, default=30,
-                        help='timed rounds at batch 1 (fewer at larger '
-                        'batches)')
+    parser.add_argument(
+        '--repeats',
+        type=int,
+        default=30,
+        help='timed rounds at batch 1 (fewer at larger '
+        'batches)')
     parser.add_argument('--warmup', type=int, default=3)
-    parser.add_argument('--threads', type=int, default=None,
-                        help='torch intra-op threads and packed-kernel '
-                        'threads (default: torch\'s default, all cores, '
-                        'against one packed-kernel thread)')
-    parser.add_argument('--engine', default='auto',
-                        choices=['auto', 'plan', 'modules'],
-                        help='packed engine (see PackedModel.load)')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='torch intra-op threads and packed-kernel '
+        'threads (default: torch\'s default, all cores, '
+        'against one packed-kernel thread)')
+    parser.add_argument(
+        '--engine',
+        default='auto',
+        choices=['auto', 'plan', 'modules'],
+        help='packed engine (see PackedModel.load)')
     parser.add_argument('--json', default=None, help='write results here')
     return parser.parse_args(argv)
 
@@ -149,15 +162,15 @@ def main(argv=None) -> dict:
     lines = []
     with torch.no_grad():
         for bs in args.batch_sizes:
-            points = torch.rand(bs, args.points, channels,
-                                generator=gen) * 2 - 1
+            points = torch.rand(
+                bs, args.points, channels, generator=gen) * 2 - 1
             rounds = max(3, args.repeats // max(1, bs // 4)) if bs > 1 \
                 else args.repeats
             for _ in range(args.warmup):
                 for run in runners.values():
                     run(points)
-            for order, suffix in (('interleaved', ''),
-                                  ('back to back', '_warm')):
+            for order, suffix in (('interleaved', ''), ('back to back',
+                                                        '_warm')):
                 times = run_rounds(runners, points, rounds, order)
                 stats = timing_stats(times)
                 med, low = stats['median'], stats['min']
@@ -231,11 +244,12 @@ def main(argv=None) -> dict:
                          for _ in range(args.repeats)]
             else:
                 fps = [fp_round() for _ in range(args.repeats)]
-                pairs = list(zip(fps, [packed_round()
-                                       for _ in range(args.repeats)]))
-            samples = dict(fp=[f[0] for f, _ in pairs],
-                           fp_all=[f[0] + f[1] for f, _ in pairs],
-                           packed=[p for _, p in pairs])
+                pairs = list(
+                    zip(fps, [packed_round() for _ in range(args.repeats)]))
+            samples = dict(
+                fp=[f[0] for f, _ in pairs],
+                fp_all=[f[0] + f[1] for f, _ in pairs],
+                packed=[p for _, p in pairs])
             stats = timing_stats(samples)
             med, low = stats['median'], stats['min']
             results[f'fp32_binary_layers_ms_b1{suffix}'] = med['fp']

@@ -24,20 +24,26 @@ import sys
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Bit-packed export')
-    parser.add_argument('config', help='config of the binary model (or of '
-                        'its distiller)')
+    parser.add_argument(
+        'config', help='config of the binary model (or of '
+        'its distiller)')
     parser.add_argument('checkpoint', help='trained checkpoint')
     parser.add_argument('out', help='output file')
-    parser.add_argument('--points', type=int, default=1024,
-                        help='points of the tracing input (default 1024)')
     parser.add_argument(
-        '--allow-partial-checkpoint', action='store_true',
+        '--points',
+        type=int,
+        default=1024,
+        help='points of the tracing input (default 1024)')
+    parser.add_argument(
+        '--allow-partial-checkpoint',
+        action='store_true',
         help='export even when the checkpoint does not fit the model '
         '(parameters or buffers left unloaded, unknown keys, tensors of '
         'another shape): what fits is loaded, the rest keeps its initial '
         'values. Without it any mismatch exits with status 1')
     parser.add_argument(
-        '--allow-fp32-checkpoint', action='store_true',
+        '--allow-fp32-checkpoint',
+        action='store_true',
         help='export a checkpoint whose recorded config trained an FP32 '
         'model (packing the signs of FP32 weights); refused by default')
     return parser.parse_args(argv)
@@ -47,9 +53,9 @@ def main(argv=None):
     args = parse_args(argv)
     from mmengine.config import Config
 
-    from mmbinpc.apis.checkpoint import (checkpoint_state,
-                                         load_state_checked, read_checkpoint,
-                                         select_student, trained_binary)
+    from mmbinpc.apis.checkpoint import (checkpoint_state, load_state_checked,
+                                         read_checkpoint, select_student,
+                                         trained_binary)
     from mmbinpc.binary.layers import BinaryMixin
     from mmbinpc.deploy import (export_packed, preprocess_steps,
                                 state_dict_bytes)
@@ -78,14 +84,21 @@ def main(argv=None):
         raise SystemExit(f'{args.config}: the model has no binary layer after '
                          f'binarize={bin_cfg["binarize"]!r}; nothing to pack')
     load_state_checked(
-        model, select_student(checkpoint_state(checkpoint, args.checkpoint)),
-        args.checkpoint, args.allow_partial_checkpoint, checkpoint=checkpoint)
+        model,
+        select_student(checkpoint_state(checkpoint, args.checkpoint)),
+        args.checkpoint,
+        args.allow_partial_checkpoint,
+        checkpoint=checkpoint)
     out_dir = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(out_dir, exist_ok=True)
-    pipeline = cfg.get('test_dataloader', {}).get('dataset', {}).get(
-        'pipeline', [])
-    summary = export_packed(model, args.out, bin_cfg, num_points=args.points,
-                            preprocess=preprocess_steps(pipeline))
+    pipeline = cfg.get('test_dataloader', {}).get('dataset',
+                                                  {}).get('pipeline', [])
+    summary = export_packed(
+        model,
+        args.out,
+        bin_cfg,
+        num_points=args.points,
+        preprocess=preprocess_steps(pipeline))
     fp_model = build_model(fp_cfg)
     fp_bytes = state_dict_bytes(fp_model)
     print(f'wrote {summary.path}: {summary.file_bytes:,} bytes, '

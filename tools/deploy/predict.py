@@ -38,17 +38,25 @@ def parse_args(argv=None):
         description='Classify point-cloud files with a packed model')
     parser.add_argument('packed', help='file written by export_packed.py')
     parser.add_argument('files', nargs='+', help='.txt or .npy clouds')
-    parser.add_argument('--points', type=int, default=None,
-                        help='points per cloud (default: the export\'s)')
-    parser.add_argument('--sample', default='first',
-                        choices=['first', 'random', 'fps'],
-                        help='how to pick them (default: the first rows, '
-                        'as ModelNet40Dataset does)')
-    parser.add_argument('--classes', default=None,
-                        help='class names, one per line')
+    parser.add_argument(
+        '--points',
+        type=int,
+        default=None,
+        help='points per cloud (default: the export\'s)')
+    parser.add_argument(
+        '--sample',
+        default='first',
+        choices=['first', 'random', 'fps'],
+        help='how to pick them (default: the first rows, '
+        'as ModelNet40Dataset does)')
+    parser.add_argument(
+        '--classes', default=None, help='class names, one per line')
     parser.add_argument('--topk', type=int, default=3)
-    parser.add_argument('--threads', type=int, default=1,
-                        help='packed-kernel and PyTorch threads')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=1,
+        help='packed-kernel and PyTorch threads')
     parser.add_argument('--json', default=None, help='write results here')
     args = parser.parse_args(argv)
     if args.topk < 1:
@@ -146,29 +154,39 @@ def predict(args: argparse.Namespace) -> List[dict]:
     kernels.set_num_threads(args.threads)
     model = PackedModel.load(args.packed)
     trace = model.meta['trace']
-    num_points = (trace['num_points']
-                  if args.points is None else args.points)
+    num_points = (trace['num_points'] if args.points is None else args.points)
     rng = np.random.default_rng(0)
     clouds = [
         apply_preprocess(
-            sample_points(read_cloud(path, trace['in_channels']),
-                          num_points, args.sample, source=path, rng=rng),
-            model.meta['preprocess']) for path in args.files
+            sample_points(
+                read_cloud(path, trace['in_channels']),
+                num_points,
+                args.sample,
+                source=path,
+                rng=rng), model.meta['preprocess']) for path in args.files
     ]
     scores = model(np.stack(clouds)).softmax(dim=-1)
     names = class_names(args.classes, scores.shape[1])
     top = scores.topk(min(args.topk, scores.shape[1]), dim=-1)
     results = []
     for path, values, indices in zip(args.files, top.values, top.indices):
-        best = [dict(index=int(i), name=names[int(i)], score=float(v))
-                for v, i in zip(values, indices)]
+        best = [
+            dict(index=int(i), name=names[int(i)], score=float(v))
+            for v, i in zip(values, indices)
+        ]
         results.append(dict(file=path, top=best))
         print(f'{path}: ' + ', '.join(f'{b["name"]} {b["score"]:.3f}'
                                       for b in best))
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(packed=args.packed, points=num_points,
-                           sample=args.sample, results=results), f, indent=2)
+            json.dump(
+                dict(
+                    packed=args.packed,
+                    points=num_points,
+                    sample=args.sample,
+                    results=results),
+                f,
+                indent=2)
         print(f'results written to {args.json}')
     return results
 

@@ -37,38 +37,43 @@ train_dataloader = dict(
     persistent_workers=True,
     drop_last=True,  # BatchNorm needs more than one sample per batch
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type=dataset_type,
-                 data_root=data_root,
-                 split='train',
-                 num_points=num_points,
-                 use_normals=use_normals,
-                 val_fraction=val_fraction,
-                 pipeline=train_pipeline))
-val_dataloader = dict(batch_size=32,
-                      num_workers=2,
-                      persistent_workers=True,
-                      drop_last=False,
-                      sampler=dict(type='DefaultSampler', shuffle=False),
-                      dataset=dict(type=dataset_type,
-                                   data_root=data_root,
-                                   split='val',
-                                   num_points=num_points,
-                                   use_normals=use_normals,
-                                   val_fraction=val_fraction,
-                                   pipeline=test_pipeline,
-                                   test_mode=True))
-test_dataloader = dict(batch_size=32,
-                       num_workers=2,
-                       persistent_workers=True,
-                       drop_last=False,
-                       sampler=dict(type='DefaultSampler', shuffle=False),
-                       dataset=dict(type=dataset_type,
-                                    data_root=data_root,
-                                    split='test',
-                                    num_points=num_points,
-                                    use_normals=use_normals,
-                                    pipeline=test_pipeline,
-                                    test_mode=True))
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='train',
+        num_points=num_points,
+        use_normals=use_normals,
+        val_fraction=val_fraction,
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=32,
+    num_workers=2,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='val',
+        num_points=num_points,
+        use_normals=use_normals,
+        val_fraction=val_fraction,
+        pipeline=test_pipeline,
+        test_mode=True))
+test_dataloader = dict(
+    batch_size=32,
+    num_workers=2,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='test',
+        num_points=num_points,
+        use_normals=use_normals,
+        pipeline=test_pipeline,
+        test_mode=True))
 
 val_evaluator = dict(type='ClsMetric')
 test_evaluator = val_evaluator

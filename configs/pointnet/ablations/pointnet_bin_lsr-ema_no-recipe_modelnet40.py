@@ -5,9 +5,11 @@
 # pipeline.
 _base_ = ['./pointnet_bin_lsr-ema_point-dropout_modelnet40.py']
 
-optim_wrapper = dict(optimizer=dict(lr=1e-3),
-                     paramwise_cfg=dict(latent_lr='uniform',
-                                        latent_decay_mult=1.0,
-                                        binarizer_lr_mult=1.0,
-                                        binarizer_decay_mult=1.0))
+optim_wrapper = dict(
+    optimizer=dict(lr=1e-3),
+    paramwise_cfg=dict(
+        latent_lr='uniform',
+        latent_decay_mult=1.0,
+        binarizer_lr_mult=1.0,
+        binarizer_decay_mult=1.0))
 model = dict(binarize=dict(dropout='keep'))

@@ -12,7 +12,6 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from mmcv.transforms import BaseTransform
-
 from mmdet3d.registry import TRANSFORMS
 from mmdet3d.structures.points import BasePoints
 
@@ -31,9 +30,10 @@ def set_points_array(results: dict, array: np.ndarray) -> None:
     """Store ``array`` back, keeping the points type of ``results``."""
     points = results['points']
     if isinstance(points, BasePoints):
-        results['points'] = type(points)(array,
-                                         points_dim=array.shape[1],
-                                         attribute_dims=points.attribute_dims)
+        results['points'] = type(points)(
+            array,
+            points_dim=array.shape[1],
+            attribute_dims=points.attribute_dims)
     else:
         results['points'] = array
 

@@ -5,7 +5,6 @@ from typing import Sequence
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
-
 from mmdet3d.registry import TRANSFORMS
 from mmdet3d.structures import Det3DDataSample
 from mmdet3d.structures.points import BasePoints
@@ -42,13 +41,13 @@ class PackClsInputs(BaseTransform):
             if not isinstance(points, torch.Tensor) else points.float()
         sample = Det3DDataSample()
         if 'gt_label' in results:
-            sample.gt_label = torch.as_tensor(int(results['gt_label']),
-                                              dtype=torch.long)
+            sample.gt_label = torch.as_tensor(
+                int(results['gt_label']), dtype=torch.long)
         sample.set_metainfo(
             {k: results[k]
              for k in self.meta_keys if k in results})
-        return dict(inputs=dict(points=points.contiguous()),
-                    data_samples=sample)
+        return dict(
+            inputs=dict(points=points.contiguous()), data_samples=sample)
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(meta_keys={self.meta_keys})'

@@ -3,13 +3,13 @@
 from typing import Any, Callable, Dict, Iterable, List, Tuple
 
 import torch
+from mmdet3d.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmbinpc.binary.layers import BinaryMixin
-from mmdet3d.registry import HOOKS
 
 
 def _channel_stats(x: Tensor, dim: int) -> Dict[str, Tensor]:

@@ -2,10 +2,10 @@
 """The IR-Net Error Decay Estimator schedule as an mmengine hook."""
 from typing import Optional
 
+from mmdet3d.registry import HOOKS
 from mmengine.hooks import Hook
 from torch import nn
 
-from mmdet3d.registry import HOOKS
 from mmbinpc.binary.binarizers import IRNetBinarizer
 
 
@@ -62,7 +62,9 @@ class IRNetScheduleHook(Hook):
             runner.logger.info(f'IRNetScheduleHook: progress {progress:.3f} '
                                f'at iter {runner.iter}/{runner.max_iters}')
 
-    def before_train_iter(self, runner, batch_idx: int,
+    def before_train_iter(self,
+                          runner,
+                          batch_idx: int,
                           data_batch=None) -> None:
         progress = self._update(runner)
         if (self.log_interval and progress >= 0

@@ -40,10 +40,9 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
+from mmdet3d.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.runner import BaseLoop, EpochBasedTrainLoop
-
-from mmdet3d.registry import HOOKS
 
 RNG_STATE_KEY = 'rng_state'
 RNG_STATE_VERSION = 1
@@ -77,9 +76,10 @@ def seed_all(seed: int) -> None:
 
 def get_rng_state() -> Dict[str, Any]:
     """The states of Python's, NumPy's and torch's global generators."""
-    state = dict(python=random.getstate(),
-                 numpy=np.random.get_state(),
-                 torch=torch.get_rng_state())
+    state = dict(
+        python=random.getstate(),
+        numpy=np.random.get_state(),
+        torch=torch.get_rng_state())
     if torch.cuda.is_available():
         state['cuda'] = torch.cuda.get_rng_state_all()
     return state
@@ -117,7 +117,9 @@ class BatchSeeding:
         previous (callable, optional): The loader's ``worker_init_fn``.
     """
 
-    def __init__(self, seed: int, epoch: torch.Tensor,
+    def __init__(self,
+                 seed: int,
+                 epoch: torch.Tensor,
                  previous: Optional[Callable[[int], Any]] = None) -> None:
         self.seed = int(seed)
         self.epoch = epoch
@@ -146,8 +148,9 @@ class BatchSeeding:
         seed, epoch = self.seed, self.epoch
 
         def seeded_getitems(indices: List[int]) -> list:
-            seed_all(derive_seed(seed, _BATCH, int(epoch.item()),
-                                 *[int(i) for i in indices]))
+            seed_all(
+                derive_seed(seed, _BATCH, int(epoch.item()),
+                            *[int(i) for i in indices]))
             if fetch_many is not None:
                 return fetch_many(indices)
             return [dataset[i] for i in indices]
@@ -274,6 +277,6 @@ class RNGStateHook(Hook):
 
 
 __all__ = [
-    'RNGStateHook', 'BatchSeeding', 'derive_seed', 'seed_all',
-    'get_rng_state', 'set_rng_state', 'RNG_STATE_KEY'
+    'RNGStateHook', 'BatchSeeding', 'derive_seed', 'seed_all', 'get_rng_state',
+    'set_rng_state', 'RNG_STATE_KEY'
 ]

@@ -23,11 +23,11 @@ Everything else (options, file names, what is kept) is mmengine's.
 import os.path as osp
 from typing import Any, List, Optional
 
+from mmdet3d.registry import HOOKS
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
-from mmdet3d.registry import HOOKS
 from ..atomic_io import atomic_write_text, remove_stale_temp_files
 
 ATOMIC_BACKEND = dict(backend='local_atomic')
@@ -113,7 +113,10 @@ class SafeCheckpointHook(CheckpointHook):
             path = getattr(runner, '_load_from', None) or \
                 find_latest_checkpoint(runner.work_dir) or runner.work_dir
             check_state(
-                runner.model, state, str(path), checkpoint=checkpoint,
+                runner.model,
+                state,
+                str(path),
+                checkpoint=checkpoint,
                 fix='resume only from a checkpoint of this config (its work '
                 'dir), or start a new run without --resume')
         meta = checkpoint.get('meta')
@@ -134,8 +137,10 @@ class SafeCheckpointHook(CheckpointHook):
         keep = {str(self.last_ckpt)} if self.last_ckpt else set()
         if getattr(self, 'best_ckpt_path', None):
             keep.add(str(self.best_ckpt_path))
-        keep.update(str(p) for p in (getattr(self, 'best_ckpt_path_dict',
-                                             None) or {}).values() if p)
+        keep.update(
+            str(p) for p in (
+                getattr(self, 'best_ckpt_path_dict', None) or {}).values()
+            if p)
         return keep
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
@@ -146,9 +151,8 @@ class SafeCheckpointHook(CheckpointHook):
         then delete the one that fell out of ``max_keep_ckpts``.
         """
         stale = None
-        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids
-                                            and self.keep_ckpt_ids[-1]
-                                            == step):
+        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and
+                                            self.keep_ckpt_ids[-1] == step):
             if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
                 stale = self.file_backend.join_path(
                     self.out_dir,

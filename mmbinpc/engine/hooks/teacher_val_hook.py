@@ -3,10 +3,9 @@
 from typing import Dict, Optional
 
 import torch
+from mmdet3d.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-
-from mmdet3d.registry import HOOKS
 
 
 @HOOKS.register_module()
@@ -52,8 +51,8 @@ class TeacherValHook(Hook):
                             and idx >= self.max_batches):
                         break
                     outputs = runner.model.val_step(data_batch)
-                    evaluator.process(data_samples=outputs,
-                                      data_batch=data_batch)
+                    evaluator.process(
+                        data_samples=outputs, data_batch=data_batch)
                     seen += len(outputs)
             size = len(dataloader.dataset) if self.max_batches is None \
                 else seen
@@ -63,13 +62,14 @@ class TeacherValHook(Hook):
             model.train(was_training)
         self.metrics = {f'teacher/{k}': v for k, v in metrics.items()}
         scalars = {
-            k: float(v) for k, v in self.metrics.items()
-            if isinstance(v, (int, float))
+            k: float(v)
+            for k, v in self.metrics.items() if isinstance(v, (int, float))
         }
         for key, value in scalars.items():
             runner.message_hub.update_scalar(key, value)
         if scalars:
             runner.visualizer.add_scalars(scalars, step=runner.iter)
-        text = '  '.join(f'{k}: {v:.4f}' if isinstance(v, float) else
-                         f'{k}: {v}' for k, v in self.metrics.items())
+        text = '  '.join(
+            f'{k}: {v:.4f}' if isinstance(v, float) else f'{k}: {v}'
+            for k, v in self.metrics.items())
         runner.logger.info(f'FP32 teacher on the validation set: {text}')

@@ -33,19 +33,20 @@ towards zero and so raises their flip rate as training goes on).
 import statistics
 from typing import Dict, List, Optional
 
-
+from mmdet3d.registry import (OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS,
+                              OPTIMIZERS)
 from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
 from torch import nn
 
-from mmdet3d.registry import (OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS,
-                              OPTIMIZERS)
 from mmbinpc.binary.layers import BinaryMixin
 
 #: The constructor's own ``paramwise_cfg`` keys, with their defaults.
-BINARY_PARAMWISE_DEFAULTS = dict(latent_lr='scaled', min_lr_mult=0.01,
-                                 latent_decay_mult=0.0,
-                                 binarizer_lr_mult=0.1,
-                                 binarizer_decay_mult=0.0)
+BINARY_PARAMWISE_DEFAULTS = dict(
+    latent_lr='scaled',
+    min_lr_mult=0.01,
+    latent_decay_mult=0.0,
+    binarizer_lr_mult=0.1,
+    binarizer_decay_mult=0.0)
 
 
 def _latent_parameter(module: nn.Module) -> Optional[nn.Parameter]:
@@ -84,8 +85,10 @@ def latent_lr_multipliers(model: nn.Module,
     median = statistics.median(stds.values())
     if not median > 0:
         return {key: 1.0 for key in stds}
-    return {key: min(max(std / median, min_lr_mult), 1.0)
-            for key, std in stds.items()}
+    return {
+        key: min(max(std / median, min_lr_mult), 1.0)
+        for key, std in stds.items()
+    }
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
@@ -122,11 +125,14 @@ class BinaryOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         paramwise_cfg (dict, optional): See above.
     """
 
-    def __init__(self, optim_wrapper_cfg: dict,
+    def __init__(self,
+                 optim_wrapper_cfg: dict,
                  paramwise_cfg: Optional[dict] = None) -> None:
         paramwise_cfg = dict(paramwise_cfg or {})
-        own = {key: paramwise_cfg.pop(key, default)
-               for key, default in BINARY_PARAMWISE_DEFAULTS.items()}
+        own = {
+            key: paramwise_cfg.pop(key, default)
+            for key, default in BINARY_PARAMWISE_DEFAULTS.items()
+        }
         if own['latent_lr'] not in ('scaled', 'uniform'):
             raise ValueError(
                 f"paramwise_cfg.latent_lr must be 'scaled' or 'uniform', got "
@@ -180,28 +186,29 @@ class BinaryOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                 group['weight_decay'] = group.get(
                     'weight_decay', base_wd) * float(cfg['latent_decay_mult'])
             elif id(param) in binarizer_params:
-                group['lr'] = group.get('lr', base_lr) * binarizer_params[
-                    id(param)]
+                group['lr'] = group.get('lr',
+                                        base_lr) * binarizer_params[id(param)]
                 group['weight_decay'] = group.get(
                     'weight_decay', base_wd) * float(
                         cfg['binarizer_decay_mult'])
         optimizer_cfg['params'] = _merge_groups(groups)
         optimizer = OPTIMIZERS.build(optimizer_cfg)
-        return OPTIM_WRAPPERS.build(wrapper_cfg,
-                                    default_args=dict(optimizer=optimizer))
+        return OPTIM_WRAPPERS.build(
+            wrapper_cfg, default_args=dict(optimizer=optimizer))
 
 
 def _merge_groups(groups: List[dict]) -> List[dict]:
     """Merge one-parameter groups with identical settings (fewer groups)."""
     merged: Dict[tuple, dict] = {}
     for group in groups:
-        key = tuple(sorted((k, v) for k, v in group.items()
-                           if k != 'params'))
+        key = tuple(sorted((k, v) for k, v in group.items() if k != 'params'))
         if key not in merged:
             merged[key] = dict(group, params=[])
         merged[key]['params'].extend(group['params'])
     return list(merged.values())
 
 
-__all__ = ['BinaryOptimWrapperConstructor', 'latent_lr_multipliers',
-           'BINARY_PARAMWISE_DEFAULTS']
+__all__ = [
+    'BinaryOptimWrapperConstructor', 'latent_lr_multipliers',
+    'BINARY_PARAMWISE_DEFAULTS'
+]

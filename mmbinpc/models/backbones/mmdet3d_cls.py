@@ -16,10 +16,9 @@ classification needs:
 from typing import Dict, List, Optional
 
 import torch
-from torch import Tensor
-
 from mmdet3d.models.backbones import DGCNNBackbone, PointNet2SASSG
 from mmdet3d.registry import MODELS
+from torch import Tensor
 
 
 @MODELS.register_module()
@@ -57,9 +56,8 @@ class PointNet2SASSGCls(PointNet2SASSG):
             return super().forward(points)
         xyz, features = self._split_point_feats(points)
         batch, num_points = xyz.shape[:2]
-        indices = torch.arange(num_points,
-                               device=xyz.device).unsqueeze(0).repeat(
-                                   batch, 1)
+        indices = torch.arange(
+            num_points, device=xyz.device).unsqueeze(0).repeat(batch, 1)
         sa_xyz, sa_features, sa_indices = [xyz], [features], [indices]
         for module in self.SA_modules:
             new_xyz, new_features, new_indices = module(
@@ -72,9 +70,8 @@ class PointNet2SASSGCls(PointNet2SASSG):
                     torch.gather(sa_indices[-1], 1, new_indices.long()))
             sa_xyz.append(new_xyz)
             sa_features.append(new_features)
-        return dict(sa_xyz=sa_xyz,
-                    sa_features=sa_features,
-                    sa_indices=sa_indices)
+        return dict(
+            sa_xyz=sa_xyz, sa_features=sa_features, sa_indices=sa_indices)
 
 
 @MODELS.register_module()

@@ -3,10 +3,9 @@
 from typing import Dict, Optional, Sequence
 
 import torch
+from mmdet3d.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
-
-from mmdet3d.registry import MODELS
 
 from mmbinpc.binary.aggregation import PointPool
 
@@ -27,8 +26,9 @@ def _conv_bn_relu(in_channels: int,
 
 
 def _linear_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_channels, out_channels),
-                         nn.BatchNorm1d(out_channels), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Linear(in_channels, out_channels), nn.BatchNorm1d(out_channels),
+        nn.ReLU(inplace=True))
 
 
 def build_pool(cfg: Optional[dict]) -> PointPool:
@@ -183,9 +183,10 @@ class PointNet(BaseModule):
         self.out_channels = channels[-1]
         self.feature_transform_after = feature_transform_after
         self.feat_transform_loss_weight = feat_transform_loss_weight
-        tnet_cfg = dict(conv_channels=tnet_conv_channels,
-                        fc_channels=tnet_fc_channels,
-                        pool=tnet_pool)
+        tnet_cfg = dict(
+            conv_channels=tnet_conv_channels,
+            fc_channels=tnet_fc_channels,
+            pool=tnet_pool)
         self.input_tnet = TNet(3, **tnet_cfg) if input_transform else None
         layers = []
         prev = in_channels

@@ -3,11 +3,10 @@
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
-from mmengine.model import BaseModel
-from torch import Tensor
-
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import Det3DDataSample
+from mmengine.model import BaseModel
+from torch import Tensor
 
 from mmbinpc.models.backbones.pointnet import build_pool
 
@@ -56,8 +55,8 @@ class PointClassifier(BaseModel):
             # Built here from mmdet3d's registry: mmengine's BaseModel would
             # look unscoped names up in its own root registry.
             data_preprocessor = MODELS.build(data_preprocessor)
-        super().__init__(data_preprocessor=data_preprocessor,
-                         init_cfg=init_cfg)
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         self.pool = build_pool(pool)
         self.head = MODELS.build(head)

@@ -26,20 +26,24 @@ import fnmatch
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+from mmdet3d.registry import MODELS
 from mmengine.logging import MessageHub, MMLogger, print_log
 from mmengine.model import BaseModel
 from torch import Tensor, nn
 
-from mmdet3d.registry import MODELS
 from mmbinpc.binary.aggregation import PointPool, ema_offset
 from ..losses import PoolingNormLoss, check_norm, soft_target_loss
 from .distill_outputs import DistillOutputs, named_terms
-from .teacher_source import (load_model_config, load_teacher,
-                             resolve_checkpoint)
+from .teacher_source import load_model_config, load_teacher, resolve_checkpoint
 
 DISTILL_DEFAULTS = dict(
-    temperature=2.0, lambda_=0.5, eta=0.1, reg_norm='1', pairs='auto',
-    reg_reduction='mean', align_ema=True)
+    temperature=2.0,
+    lambda_=0.5,
+    eta=0.1,
+    reg_norm='1',
+    pairs='auto',
+    reg_reduction='mean',
+    align_ema=True)
 
 
 def max_aligned(site: PointPool, x: Tensor, out: Tensor) -> Tensor:
@@ -65,8 +69,11 @@ def max_aligned(site: PointPool, x: Tensor, out: Tensor) -> Tensor:
     if site.mode == 'ema':
         return out + delta
     half = out.shape[site.cat_dim] // 2
-    return torch.cat([out.narrow(site.cat_dim, 0, half) + delta,
-                      out.narrow(site.cat_dim, half, half)], dim=site.cat_dim)
+    return torch.cat([
+        out.narrow(site.cat_dim, 0, half) + delta,
+        out.narrow(site.cat_dim, half, half)
+    ],
+                     dim=site.cat_dim)
 
 
 def _pool_sites(model: nn.Module) -> Dict[str, PointPool]:
@@ -143,8 +150,8 @@ class BinaryDistiller(BaseModel):
                 'data_preprocessor', teacher_cfg.get('data_preprocessor'))
         if isinstance(data_preprocessor, dict):  # resolve in mmdet3d scope
             data_preprocessor = MODELS.build(copy.deepcopy(data_preprocessor))
-        super().__init__(data_preprocessor=data_preprocessor,
-                         init_cfg=init_cfg)
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.distill_cfg = self._check_distill(distill)
         self.save_teacher = save_teacher
         logger = MMLogger.get_current_instance()
@@ -169,8 +176,8 @@ class BinaryDistiller(BaseModel):
         if bin_cfg is not None:
             from mmbinpc.binary import binarize as binarize_model
             self.binarize_report = binarize_model(self.student, **bin_cfg)
-            print_log(f'binary student:\n{self.binarize_report}',
-                      logger=logger)
+            print_log(
+                f'binary student:\n{self.binarize_report}', logger=logger)
         else:
             _attach_pooling(self.student)
 
@@ -184,8 +191,8 @@ class BinaryDistiller(BaseModel):
             student={}, teacher={})
         self._recording = False
         self._hooks = []
-        for role, model in (('student', self.student),
-                            ('teacher', self.teacher)):
+        for role, model in (('student', self.student), ('teacher',
+                                                        self.teacher)):
             sites = _pool_sites(model)
             for name in self.pair_names:
                 self._hooks.append(sites[name].register_forward_hook(
@@ -212,8 +219,8 @@ class BinaryDistiller(BaseModel):
             tuple[dict, dict | None]: FP32 student config and the binarize
             keyword arguments.
         """
-        cfg = copy.deepcopy(dict(student if student is not None else
-                                 teacher_cfg))
+        cfg = copy.deepcopy(
+            dict(student if student is not None else teacher_cfg))
         inner = cfg.pop('binarize', None)
         if inner is not None and binarize is not None and student is not None:
             raise ValueError(
@@ -245,17 +252,19 @@ class BinaryDistiller(BaseModel):
         t_state = self.teacher.state_dict()
         s_state = self.student.state_dict()
         copied = {
-            k: v for k, v in t_state.items()
+            k: v
+            for k, v in t_state.items()
             if k in s_state and s_state[k].shape == v.shape
         }
         self.student.load_state_dict(copied, strict=False)
         skipped = len(s_state) - len(copied)
-        print_log(f'student initialised from the teacher: {len(copied)} '
-                  f'tensors copied, {skipped} left as built', logger=logger)
+        print_log(
+            f'student initialised from the teacher: {len(copied)} '
+            f'tensors copied, {skipped} left as built',
+            logger=logger)
 
     def _select_pairs(self, pairs: Union[str, Sequence[str]]) -> List[str]:
-        s_sites, t_sites = _pool_sites(self.student), _pool_sites(
-            self.teacher)
+        s_sites, t_sites = _pool_sites(self.student), _pool_sites(self.teacher)
         common = [n for n in s_sites if n in t_sites]
         if pairs == 'auto':
             if not common and float(self.distill_cfg['eta']) > 0:
@@ -368,8 +377,8 @@ class BinaryDistiller(BaseModel):
             'decode_head; BinaryDistiller needs one of them to read the '
             "student's logits")
 
-    def _labels(self, data_samples: list
-                ) -> Tuple[Optional[Tensor], Optional[int]]:
+    def _labels(self,
+                data_samples: list) -> Tuple[Optional[Tensor], Optional[int]]:
         if not self._is_segmentor(self.student):
             return None, None
         masks = [s.gt_pts_seg.pts_semantic_mask for s in data_samples]
@@ -380,17 +389,15 @@ class BinaryDistiller(BaseModel):
         it = hub.get_info('iter')
         return int(it) if it is not None else self._steps
 
-    def _split_task_losses(self,
-                           losses: dict) -> Tuple[List[Tensor], dict]:
+    def _split_task_losses(self, losses: dict) -> Tuple[List[Tensor], dict]:
         task_keys = [k for k in losses if k.endswith('loss_ce')]
         if not task_keys:
             task_keys = [k for k in losses if 'loss' in k]
         task, rest = [], {}
         for key, value in losses.items():
             if key in task_keys:
-                task += list(value) if isinstance(value, (list, tuple)) else [
-                    value
-                ]
+                task += list(value) if isinstance(value,
+                                                  (list, tuple)) else [value]
             else:
                 rest[key] = value
         return task, rest
@@ -433,8 +440,8 @@ class BinaryDistiller(BaseModel):
         else:
             out['loss_ds'] = s_logits.sum() * 0.0
         pooled = (use_reg or extra_pooling) and len(self.pair_names) > 0
-        s_outs, t_outs, names = (self._paired_outputs() if pooled else
-                                 ([], [], []))
+        s_outs, t_outs, names = (
+            self._paired_outputs() if pooled else ([], [], []))
         if use_reg:
             out['loss_reg'] = eta * self.reg_loss(s_outs, t_outs, names)
         else:
@@ -457,8 +464,9 @@ class BinaryDistiller(BaseModel):
         self._steps += 1
         return out
 
-    def pooling_outputs(self, inputs: dict, data_samples: list
-                        ) -> Tuple[List[str], List[Tensor], List[Tensor]]:
+    def pooling_outputs(
+            self, inputs: dict, data_samples: list
+    ) -> Tuple[List[str], List[Tensor], List[Tensor]]:
         """The paired pooling outputs that L_reg compares, for one batch.
 
         Runs the teacher and the student (in its current mode, without

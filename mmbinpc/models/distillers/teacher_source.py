@@ -8,8 +8,8 @@ from typing import Optional, Tuple, Union
 from mmengine.config import Config, ConfigDict
 from torch import nn
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
+REPO_ROOT = osp.dirname(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
 def scoped_config_path(path: str) -> str:
@@ -136,15 +136,16 @@ def resolve_checkpoint(ckpt: Optional[str],
     """
     how = train_command(config_path)
     if ckpt is None:
-        where = (default_work_dir(config_path) if config_path
-                 and '::' not in config_path else 'work_dirs/<teacher>')
+        where = (
+            default_work_dir(config_path) if config_path
+            and '::' not in config_path else 'work_dirs/<teacher>')
         raise FileNotFoundError(
             'BinaryDistiller needs a trained FP32 teacher: set teacher_ckpt '
             f'to its checkpoint file or work directory (e.g. {where!r}). '
             f'Train the teacher first with:\n    {how}')
     if osp.isdir(ckpt):
-        best = sorted(glob.glob(osp.join(ckpt, 'best_*.pth')),
-                      key=osp.getmtime)
+        best = sorted(
+            glob.glob(osp.join(ckpt, 'best_*.pth')), key=osp.getmtime)
         if best:
             return best[-1]
         last = osp.join(ckpt, 'last_checkpoint')
@@ -217,11 +218,17 @@ def load_teacher(teacher: nn.Module,
     state = checkpoint_state(checkpoint, path)
     what = config_path or 'the teacher model config'
     load_state_checked(
-        teacher, state, path, checkpoint=checkpoint,
+        teacher,
+        state,
+        path,
+        checkpoint=checkpoint,
         fix=(f'teacher_ckpt must be a checkpoint of the FP32 teacher ({what}),'
              f' as written by:\n    {how}'))
     if trained_binary(checkpoint):
-        print_log(f'teacher checkpoint {path} was written by a run whose '
-                  'config binarizes its model; the teacher is meant to be '
-                  'the FP32 model', logger='current', level=logging.WARNING)
+        print_log(
+            f'teacher checkpoint {path} was written by a run whose '
+            'config binarizes its model; the teacher is meant to be '
+            'the FP32 model',
+            logger='current',
+            level=logging.WARNING)
     return path

@@ -3,10 +3,9 @@
 from typing import Optional, Sequence, Union
 
 import torch.nn.functional as F
+from mmdet3d.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
-
-from mmdet3d.registry import MODELS
 
 
 @MODELS.register_module()

@@ -73,15 +73,19 @@ batch mean). The teacher output is detached and gets no gradient.
 from typing import Dict, List, Optional, Sequence
 
 import torch
-from torch import Tensor, nn
-
 from mmdet3d.registry import MODELS
+from torch import Tensor, nn
 
 REG_NORMS = ('fro', '1', '2', 'l1', 'nuclear', 'inf')
 
 # B**e divides the norm of a (B, C) global-feature matrix (see module doc).
 BATCH_EXPONENT: Dict[str, float] = {
-    'fro': 0.5, '1': 1.0, '2': 0.5, 'l1': 1.0, 'nuclear': 0.5, 'inf': 0.0
+    'fro': 0.5,
+    '1': 1.0,
+    '2': 0.5,
+    'l1': 1.0,
+    'nuclear': 0.5,
+    'inf': 0.0
 }
 
 
@@ -246,6 +250,6 @@ class PoolingNormLoss(nn.Module):
 
 
 __all__ = [
-    'REG_NORMS', 'BATCH_EXPONENT', 'check_norm', 'matrix_norm',
-    'pooling_norm', 'PoolingNormLoss'
+    'REG_NORMS', 'BATCH_EXPONENT', 'check_norm', 'matrix_norm', 'pooling_norm',
+    'PoolingNormLoss'
 ]

@@ -14,9 +14,8 @@ gradient magnitudes do not shrink as ``T`` grows (Hinton et al., 2015).
 from typing import Optional
 
 import torch.nn.functional as F
-from torch import Tensor, nn
-
 from mmdet3d.registry import MODELS
+from torch import Tensor, nn
 
 
 def soft_target_loss(student_logits: Tensor,

@@ -1,8 +1,8 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 import pytest
 import torch
-
 from mmdet3d.registry import MODELS
+
 from mmbinpc.binary.aggregation import PointPool
 from mmbinpc.models.backbones import PointNet, TNet
 from mmbinpc.models.backbones.pointnet import feature_transform_regularizer
@@ -36,10 +36,11 @@ def test_pointnet_without_tnets_is_smaller_and_has_no_reg_loss():
 
 
 def test_pointnet_forward_shapes_and_regulariser():
-    net = PointNet(in_channels=6,
-                   channels=(8, 8, 8, 16, 32),
-                   tnet_conv_channels=(8, 16),
-                   tnet_fc_channels=(16, ))
+    net = PointNet(
+        in_channels=6,
+        channels=(8, 8, 8, 16, 32),
+        tnet_conv_channels=(8, 16),
+        tnet_fc_channels=(16, ))
     out = net(torch.randn(3, 20, 6))
     assert out['point_feats'].shape == (3, 32, 20)
     loss = out['losses']['loss_feat_transform']
@@ -50,10 +51,11 @@ def test_pointnet_forward_shapes_and_regulariser():
 
 
 def test_tnet_starts_as_identity_and_pools_with_pointpool():
-    tnet = TNet(4,
-                conv_channels=(8, ),
-                fc_channels=(8, ),
-                pool=dict(type='PointPool', mode='max+avg'))
+    tnet = TNet(
+        4,
+        conv_channels=(8, ),
+        fc_channels=(8, ),
+        pool=dict(type='PointPool', mode='max+avg'))
     assert isinstance(tnet.pool, PointPool) and tnet.pool.mode == 'max+avg'
     trans = tnet(torch.randn(2, 4, 10))
     assert torch.allclose(trans, torch.eye(4).expand(2, 4, 4))

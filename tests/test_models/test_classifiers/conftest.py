@@ -7,13 +7,14 @@ import pytest
 def tiny_modelnet(tmp_path_factory):
     from mmbinpc.datasets.synthetic_modelnet import write_synthetic_modelnet
     root = tmp_path_factory.mktemp('tiny_modelnet')
-    write_synthetic_modelnet(str(root),
-                             num_classes=3,
-                             train_per_class=3,
-                             test_per_class=1,
-                             num_points=160,
-                             seed=1,
-                             log=None)
+    write_synthetic_modelnet(
+        str(root),
+        num_classes=3,
+        train_per_class=3,
+        test_per_class=1,
+        num_points=160,
+        seed=1,
+        log=None)
     return str(root)
 
 

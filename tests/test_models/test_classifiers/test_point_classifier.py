@@ -3,45 +3,49 @@ import uuid
 
 import pytest
 import torch
-from mmengine.runner import Runner
-
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import Det3DDataSample
+from mmengine.runner import Runner
+
 from mmbinpc.binary.aggregation import PointPool
 
-HEAD = dict(type='PointClsHead',
-            num_classes=3,
-            mid_channels=(16, ),
-            dropout=0.0)
+HEAD = dict(
+    type='PointClsHead', num_classes=3, mid_channels=(16, ), dropout=0.0)
 TINY_MODELS = {
     'pointnet':
-    dict(type='PointClassifier',
-         backbone=dict(type='PointNet',
-                       channels=(16, 16, 16, 32, 64),
-                       tnet_conv_channels=(16, 32),
-                       tnet_fc_channels=(16, )),
-         head=dict(HEAD, in_channels=64)),
+    dict(
+        type='PointClassifier',
+        backbone=dict(
+            type='PointNet',
+            channels=(16, 16, 16, 32, 64),
+            tnet_conv_channels=(16, 32),
+            tnet_fc_channels=(16, )),
+        head=dict(HEAD, in_channels=64)),
     'pointnet2':
-    dict(type='PointClassifier',
-         backbone=dict(type='PointNet2SASSGCls',
-                       in_channels=3,
-                       num_points=(16, None),
-                       radius=(0.4, None),
-                       num_samples=(8, None),
-                       sa_channels=((16, 32), (32, 64))),
-         head=dict(HEAD, in_channels=64)),
+    dict(
+        type='PointClassifier',
+        backbone=dict(
+            type='PointNet2SASSGCls',
+            in_channels=3,
+            num_points=(16, None),
+            radius=(0.4, None),
+            num_samples=(8, None),
+            sa_channels=((16, 32), (32, 64))),
+        head=dict(HEAD, in_channels=64)),
     'dgcnn':
-    dict(type='PointClassifier',
-         backbone=dict(type='DGCNNBackboneCls',
-                       in_channels=3,
-                       num_samples=(8, 8),
-                       knn_modes=('D-KNN', 'F-KNN'),
-                       radius=(None, None),
-                       gf_channels=((16, ), (16, )),
-                       fa_channels=(64, ),
-                       act_cfg=dict(type='LeakyReLU', negative_slope=0.2)),
-         pool=dict(type='PointPool', mode='max+avg'),
-         head=dict(HEAD, in_channels=128)),
+    dict(
+        type='PointClassifier',
+        backbone=dict(
+            type='DGCNNBackboneCls',
+            in_channels=3,
+            num_samples=(8, 8),
+            knn_modes=('D-KNN', 'F-KNN'),
+            radius=(None, None),
+            gf_channels=((16, ), (16, )),
+            fa_channels=(64, ),
+            act_cfg=dict(type='LeakyReLU', negative_slope=0.2)),
+        pool=dict(type='PointPool', mode='max+avg'),
+        head=dict(HEAD, in_channels=128)),
 }
 
 
@@ -91,8 +95,8 @@ def test_classifier_errors():
 
 
 def test_pool_modes_change_feature_width():
-    cfg = dict(TINY_MODELS['pointnet'],
-               pool=dict(type='PointPool', mode='max+avg'))
+    cfg = dict(
+        TINY_MODELS['pointnet'], pool=dict(type='PointPool', mode='max+avg'))
     cfg['head'] = dict(HEAD, in_channels=128)
     model = MODELS.build(cfg)
     assert model.extract_feat(_batch()[0]).shape == (4, 128)
@@ -104,27 +108,27 @@ def test_runner_iterations_lower_the_loss(name, tiny_modelnet, tmp_path):
         dict(type='NormalizePointsToUnitSphere'),
         dict(type='PackClsInputs')
     ]
-    runner = Runner(model=TINY_MODELS[name],
-                    work_dir=str(tmp_path),
-                    experiment_name=f'{name}_{uuid.uuid4().hex[:8]}',
-                    train_dataloader=dict(batch_size=4,
-                                          num_workers=0,
-                                          sampler=dict(type='DefaultSampler',
-                                                       shuffle=False),
-                                          dataset=dict(
-                                              type='ModelNet40Dataset',
-                                              data_root=tiny_modelnet,
-                                              num_points=64,
-                                              indices=4,
-                                              pipeline=pipeline)),
-                    train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=8),
-                    optim_wrapper=dict(optimizer=dict(type='Adam', lr=1e-2)),
-                    default_hooks=dict(checkpoint=dict(type='CheckpointHook',
-                                                       interval=10**6),
-                                       logger=dict(type='LoggerHook',
-                                                   interval=100)),
-                    default_scope='mmdet3d',
-                    log_level='WARNING')
+    runner = Runner(
+        model=TINY_MODELS[name],
+        work_dir=str(tmp_path),
+        experiment_name=f'{name}_{uuid.uuid4().hex[:8]}',
+        train_dataloader=dict(
+            batch_size=4,
+            num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            dataset=dict(
+                type='ModelNet40Dataset',
+                data_root=tiny_modelnet,
+                num_points=64,
+                indices=4,
+                pipeline=pipeline)),
+        train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=8),
+        optim_wrapper=dict(optimizer=dict(type='Adam', lr=1e-2)),
+        default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', interval=10**6),
+            logger=dict(type='LoggerHook', interval=100)),
+        default_scope='mmdet3d',
+        log_level='WARNING')
     model = runner.model
     batch = next(iter(runner.train_dataloader))
 

@@ -3,7 +3,6 @@
 import copy
 
 import torch
-
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import Det3DDataSample
 

@@ -4,6 +4,8 @@ import os
 
 import pytest
 import torch
+from distill_helpers import batch, save_teacher, tiny_classifier
+from mmdet3d.registry import MODELS
 from mmengine.optim import OptimWrapper
 from torch import nn
 
@@ -11,16 +13,16 @@ from mmbinpc.binary.aggregation import PointPool, ema_offset
 from mmbinpc.models.distillers import BinaryDistiller, resolve_checkpoint
 from mmbinpc.models.distillers.binary_distiller import max_aligned
 from mmbinpc.models.losses import pooling_norm, soft_target_loss
-from mmdet3d.registry import MODELS
-
-from distill_helpers import batch, save_teacher, tiny_classifier
 
 BIN = dict(method='xnor', aggregation='ema')
 
 
 def build(teacher_cfg, ckpt, **kwargs):
-    cfg = dict(type='BinaryDistiller', teacher=copy.deepcopy(teacher_cfg),
-               teacher_ckpt=ckpt, binarize=BIN)
+    cfg = dict(
+        type='BinaryDistiller',
+        teacher=copy.deepcopy(teacher_cfg),
+        teacher_ckpt=ckpt,
+        binarize=BIN)
     cfg.update(kwargs)
     return MODELS.build(cfg)
 
@@ -30,8 +32,10 @@ def test_student_is_binary_copy_and_pairs_found(tnet_cfg, tnet_ckpt):
     model = build(teacher_cfg, teacher_ckpt)
     assert isinstance(model, BinaryDistiller)
     assert model.pair_names == ['backbone.input_tnet.pool', 'pool']
-    names = [n for n, m in model.student.named_modules()
-             if hasattr(m, 'binary_weight')]
+    names = [
+        n for n, m in model.student.named_modules()
+        if hasattr(m, 'binary_weight')
+    ]
     assert names, 'the student should hold binary layers'
     assert model.student.pool.mode == 'ema'  # binarize applied aggregation
     assert model.teacher.pool.mode == 'max'
@@ -48,8 +52,10 @@ def test_student_is_binary_copy_and_pairs_found(tnet_cfg, tnet_ckpt):
 
 def test_losses_match_hand_weighting(teacher_cfg, teacher_ckpt):
     lam, eta, temp = 0.3, 0.7, 3.0
-    model = build(teacher_cfg, teacher_ckpt, distill=dict(
-        temperature=temp, lambda_=lam, eta=eta, reg_norm='fro'))
+    model = build(
+        teacher_cfg,
+        teacher_ckpt,
+        distill=dict(temperature=temp, lambda_=lam, eta=eta, reg_norm='fro'))
     model.train()
     inputs, samples = batch()
     losses = model.loss(inputs, samples)
@@ -58,12 +64,16 @@ def test_losses_match_hand_weighting(teacher_cfg, teacher_ckpt):
     outs = {}
 
     def grab(role):
+
         def hook(m, i, o):
             outs.setdefault(role, []).append(max_aligned(m, i[0], o))
+
         return hook
 
-    hs = [model.student.pool.register_forward_hook(grab('s')),
-          model.teacher.pool.register_forward_hook(grab('t'))]
+    hs = [
+        model.student.pool.register_forward_hook(grab('s')),
+        model.teacher.pool.register_forward_hook(grab('t'))
+    ]
     with torch.no_grad():
         t_logits = model.teacher._forward(inputs)
     s_losses, s_logits = model.student.loss_and_logits(inputs, samples)
@@ -80,8 +90,8 @@ def test_losses_match_hand_weighting(teacher_cfg, teacher_ckpt):
 
 
 def test_plain_setting_skips_teacher(teacher_cfg, teacher_ckpt):
-    model = build(teacher_cfg, teacher_ckpt,
-                  distill=dict(lambda_=0.0, eta=0.0))
+    model = build(
+        teacher_cfg, teacher_ckpt, distill=dict(lambda_=0.0, eta=0.0))
     calls = []
     model.teacher.register_forward_hook(lambda *a: calls.append(1))
     model.teacher.head.register_forward_hook(lambda *a: calls.append(1))
@@ -91,8 +101,7 @@ def test_plain_setting_skips_teacher(teacher_cfg, teacher_ckpt):
     assert losses['loss_ds'].item() == 0 and losses['loss_reg'].item() == 0
 
 
-def test_teacher_frozen_and_eval_through_train_step(teacher_cfg,
-                                                    teacher_ckpt):
+def test_teacher_frozen_and_eval_through_train_step(teacher_cfg, teacher_ckpt):
     model = build(teacher_cfg, teacher_ckpt)
     model.train()
     assert model.student.training
@@ -100,8 +109,9 @@ def test_teacher_frozen_and_eval_through_train_step(teacher_cfg,
     assert not any(p.requires_grad for p in model.teacher.parameters())
     before = {k: v.clone() for k, v in model.teacher.state_dict().items()}
     s_before = {k: v.clone() for k, v in model.student.state_dict().items()}
-    optim = OptimWrapper(torch.optim.SGD(
-        [p for p in model.parameters() if p.requires_grad], lr=0.1))
+    optim = OptimWrapper(
+        torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
+                        lr=0.1))
     inputs, samples = batch()
     log = model.train_step(dict(inputs=inputs, data_samples=samples), optim)
     assert {'loss', 'loss_ds', 'loss_ce', 'loss_reg'} <= set(log)
@@ -109,7 +119,8 @@ def test_teacher_frozen_and_eval_through_train_step(teacher_cfg,
     for k, v in before.items():  # weights and BN running stats unchanged
         assert torch.equal(v, after[k]), k
     assert not any(m.training for m in model.teacher.modules())
-    assert any(not torch.equal(v, model.student.state_dict()[k])
+    assert any(not torch.equal(v,
+                               model.student.state_dict()[k])
                for k, v in s_before.items())
 
 
@@ -133,8 +144,9 @@ def test_runner_init_weights_keeps_teacher_copy(teacher_cfg, teacher_ckpt):
     model = build(teacher_cfg, teacher_ckpt)
     w = model.student.head.state_dict()
     model.init_weights()
-    assert all(torch.equal(v, model.student.head.state_dict()[k])
-               for k, v in w.items())
+    assert all(
+        torch.equal(v,
+                    model.student.head.state_dict()[k]) for k, v in w.items())
 
 
 def test_teacher_ckpt_work_dir(tmp_path, teacher_cfg):
@@ -155,8 +167,8 @@ def test_teacher_ckpt_work_dir(tmp_path, teacher_cfg):
 # ---------------------------------------------------------------- bad input
 def test_missing_teacher_ckpt_says_how_to_train(tmp_path, teacher_cfg):
     cfg_path = 'configs/pointnet/pointnet_fp_modelnet40.py'
-    with pytest.raises(FileNotFoundError,
-                       match=f'python tools/train.py {cfg_path}'):
+    with pytest.raises(
+            FileNotFoundError, match=f'python tools/train.py {cfg_path}'):
         resolve_checkpoint(str(tmp_path / 'nope.pth'), cfg_path)
     with pytest.raises(FileNotFoundError, match='tools/train.py'):
         build(teacher_cfg, str(tmp_path / 'nope.pth'))
@@ -177,20 +189,22 @@ def test_pooling_shape_mismatch_names_modules(teacher_cfg, teacher_ckpt):
 
 def test_pairs_errors_and_selection(tnet_cfg, tnet_ckpt):
     teacher_cfg, teacher_ckpt = tnet_cfg, tnet_ckpt
-    with pytest.raises(ValueError, match="'backbone.nope' matches no pooling"
-                       ".*backbone.input_tnet.pool"):
-        build(teacher_cfg, teacher_ckpt,
-              distill=dict(pairs=['backbone.nope']))
+    with pytest.raises(
+            ValueError,
+            match="'backbone.nope' matches no pooling"
+            ".*backbone.input_tnet.pool"):
+        build(teacher_cfg, teacher_ckpt, distill=dict(pairs=['backbone.nope']))
     model = build(teacher_cfg, teacher_ckpt, distill=dict(pairs=['pool']))
     assert model.pair_names == ['pool']
-    model = build(teacher_cfg, teacher_ckpt,
-                  distill=dict(pairs=['backbone.*']))
+    model = build(
+        teacher_cfg, teacher_ckpt, distill=dict(pairs=['backbone.*']))
     assert model.pair_names == ['backbone.input_tnet.pool']
 
 
 def test_unknown_reg_norm_and_distill_keys(teacher_cfg, teacher_ckpt):
-    with pytest.raises(ValueError, match="'fro', '1', '2', 'l1', 'nuclear', "
-                       "'inf'"):
+    with pytest.raises(
+            ValueError, match="'fro', '1', '2', 'l1', 'nuclear', "
+            "'inf'"):
         build(teacher_cfg, teacher_ckpt, distill=dict(reg_norm='max'))
     with pytest.raises(ValueError, match='unknown distill keys'):
         build(teacher_cfg, teacher_ckpt, distill=dict(lambda_=0.5, beta=1))
@@ -210,8 +224,9 @@ def test_nan_loss_stops_with_step_and_term(teacher_cfg, teacher_ckpt):
         model.student.head.state_dict()
         for p in model.student.head.parameters():
             p.fill_(float('nan'))
-    with pytest.raises(FloatingPointError,
-                       match=r'loss_(ds|ce) became nan at training step 1'):
+    with pytest.raises(
+            FloatingPointError,
+            match=r'loss_(ds|ce) became nan at training step 1'):
         model.loss(inputs, samples)
 
 
@@ -220,8 +235,9 @@ def test_teacher_as_config_path(tmp_path, teacher_cfg, teacher_ckpt):
     path.write_text(f'model = {teacher_cfg!r}\n')
     model = build(str(path), teacher_ckpt)
     assert isinstance(model.student.pool, PointPool)
-    with pytest.raises(FileNotFoundError, match=f'python tools/train.py '
-                       f'{path}'):
+    with pytest.raises(
+            FileNotFoundError, match=f'python tools/train.py '
+            f'{path}'):
         build(str(path), str(tmp_path / 'missing.pth'))
 
 
@@ -233,14 +249,16 @@ def test_ema_sites_compared_before_their_shift():
     ema = PointPool('ema')
     assert torch.allclose(max_aligned(ema, x, ema(x)), x.max(-1)[0])
     both = PointPool('ema+avg')
-    assert torch.allclose(max_aligned(both, x, both(x)),
-                          PointPool('max+avg')(x), atol=1e-6)
+    assert torch.allclose(
+        max_aligned(both, x, both(x)), PointPool('max+avg')(x), atol=1e-6)
     assert ema_offset(7) > 0
 
 
 def test_pooling_outputs_are_what_l_reg_compares(tnet_cfg, tnet_ckpt):
-    model = build(tnet_cfg, tnet_ckpt, distill=dict(lambda_=0.0, eta=0.5,
-                                                    reg_norm='fro'))
+    model = build(
+        tnet_cfg,
+        tnet_ckpt,
+        distill=dict(lambda_=0.0, eta=0.5, reg_norm='fro'))
     model.train()
     inputs, samples = batch()
     names, s_outs, t_outs = model.pooling_outputs(inputs, samples)
@@ -294,9 +312,11 @@ def extra_loss_types():
 
 
 def test_extra_losses_from_config_train(tnet_cfg, tnet_ckpt, extra_loss_types):
-    model = build(tnet_cfg, tnet_ckpt,
-                  distill=dict(lambda_=0.0, eta=0.0),
-                  extra_losses=[dict(type='_LogitMatchLoss', weight=0.5)])
+    model = build(
+        tnet_cfg,
+        tnet_ckpt,
+        distill=dict(lambda_=0.0, eta=0.0),
+        extra_losses=[dict(type='_LogitMatchLoss', weight=0.5)])
     model.train()
     inputs, samples = batch()
     losses = model.loss(inputs, samples)
@@ -306,18 +326,21 @@ def test_extra_losses_from_config_train(tnet_cfg, tnet_ckpt, extra_loss_types):
     names, s_outs, t_outs = model.pooling_outputs(inputs, samples)
     with torch.no_grad():
         s_logits = model.student._forward(inputs, samples)
-    assert torch.allclose(losses['loss_logit_match'],
-                          0.5 * (s_logits - t_logits).pow(2).mean(),
-                          rtol=1e-5)
-    assert torch.allclose(losses['loss_site_l1'],
-                          (s_outs[0] - t_outs[0]).abs().mean(), rtol=1e-5)
+    assert torch.allclose(
+        losses['loss_logit_match'],
+        0.5 * (s_logits - t_logits).pow(2).mean(),
+        rtol=1e-5)
+    assert torch.allclose(
+        losses['loss_site_l1'], (s_outs[0] - t_outs[0]).abs().mean(),
+        rtol=1e-5)
     # its gradient reaches the student, and training on it alone lowers it
-    grads = torch.autograd.grad(losses['loss_logit_match'],
-                                list(model.student.parameters()),
-                                allow_unused=True)
+    grads = torch.autograd.grad(
+        losses['loss_logit_match'],
+        list(model.student.parameters()),
+        allow_unused=True)
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
-    wrapper = OptimWrapper(torch.optim.Adam(model.student.parameters(),
-                                            lr=1e-3))
+    wrapper = OptimWrapper(
+        torch.optim.Adam(model.student.parameters(), lr=1e-3))
     first = float(losses['loss_logit_match'])
     for _ in range(20):
         out = model.loss(inputs, samples)
@@ -327,9 +350,11 @@ def test_extra_losses_from_config_train(tnet_cfg, tnet_ckpt, extra_loss_types):
 
 def test_extra_loss_without_teacher_and_bad_returns(teacher_cfg, teacher_ckpt,
                                                     extra_loss_types):
-    model = build(teacher_cfg, teacher_ckpt,
-                  distill=dict(lambda_=0.0, eta=0.0),
-                  extra_losses=[dict(type='_NoTeacherLoss')])
+    model = build(
+        teacher_cfg,
+        teacher_ckpt,
+        distill=dict(lambda_=0.0, eta=0.0),
+        extra_losses=[dict(type='_NoTeacherLoss')])
     calls = []
     model.teacher.register_forward_hook(lambda *a: calls.append(1))
     model.train()

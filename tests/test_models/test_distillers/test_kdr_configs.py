@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from mmdet3d.registry import MODELS
 from mmengine.config import Config
 from mmengine.optim import OptimWrapper
 from mmengine.registry import DefaultScope
@@ -16,10 +17,9 @@ from mmengine.runner import Runner
 from mmbinpc.datasets.synthetic_modelnet import write_synthetic_modelnet
 from mmbinpc.models.distillers import load_model_config
 from mmbinpc.models.losses import PoolingNormLoss
-from mmdet3d.registry import MODELS
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
+REPO = osp.dirname(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 sys.path.insert(0, osp.join(REPO, 'tools'))
 from create_synthetic_s3dis import create_synthetic_s3dis  # noqa: E402
 from distill_helpers import batch  # noqa: E402
@@ -49,12 +49,14 @@ def _light(cfg: Config, work_dir: str) -> None:
 def _check_run(runner: Runner, work_dir: str) -> None:
     hub = runner.message_hub
     for key in ('loss_ds', 'loss_ce', 'loss_reg', 'loss'):
-        assert torch.isfinite(torch.tensor(hub.get_scalar(
-            f'train/{key}').current()))
+        assert torch.isfinite(
+            torch.tensor(hub.get_scalar(f'train/{key}').current()))
     assert hub.get_scalar('train/loss_reg').current() > 0
     assert any(k.startswith('teacher/') for k in hub.log_scalars)
-    ckpts = [p for p in glob.glob(osp.join(work_dir, '*.pth'))
-             if 'teacher' not in osp.basename(p)]
+    ckpts = [
+        p for p in glob.glob(osp.join(work_dir, '*.pth'))
+        if 'teacher' not in osp.basename(p)
+    ]
     assert ckpts
     state = torch.load(ckpts[0], weights_only=False)['state_dict']
     assert not any(k.startswith('teacher.') for k in state)
@@ -62,8 +64,13 @@ def _check_run(runner: Runner, work_dir: str) -> None:
 
 def test_headline_dgcnn_kdr_config_trains(tmp_path):
     data = str(tmp_path / 'modelnet')
-    write_synthetic_modelnet(data, num_classes=4, train_per_class=2,
-                             test_per_class=1, num_points=64, log=None)
+    write_synthetic_modelnet(
+        data,
+        num_classes=4,
+        train_per_class=2,
+        test_per_class=1,
+        num_points=64,
+        log=None)
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'dgcnn_bin_kdr.py'))
     assert cfg.model.type == 'BinaryDistiller'
     assert cfg.model.binarize == dict(
@@ -94,18 +101,24 @@ def _shrink_pointnet2(backbone):
     backbone.num_samples = (8, 8, 8, 8)  # and neighbours
 
 
-@pytest.mark.parametrize('config,shrink,first_pair,eta', [
-    ('dgcnn/dgcnn_bin_kdr_s3dis-seg.py', _shrink_dgcnn,
-     'backbone.GF_modules.0', 0.01),
-    # the distilled pooling outputs are the set-abstraction layers' maxima
-    ('pointnet2/pointnet2-ssg_bin_kdr_s3dis-seg.py', _shrink_pointnet2,
-     'backbone.SA_modules.0', 0.002),
-])
+@pytest.mark.parametrize(
+    'config,shrink,first_pair,eta',
+    [
+        ('dgcnn/dgcnn_bin_kdr_s3dis-seg.py', _shrink_dgcnn,
+         'backbone.GF_modules.0', 0.01),
+        # the distilled pooling outputs are the set-abstraction layers' maxima
+        ('pointnet2/pointnet2-ssg_bin_kdr_s3dis-seg.py', _shrink_pointnet2,
+         'backbone.SA_modules.0', 0.002),
+    ])
 def test_s3dis_seg_kdr_config_trains(tmp_path, config, shrink, first_pair,
                                      eta):
     data = str(tmp_path / 's3dis')
-    create_synthetic_s3dis(data, areas=(1, 5), rooms_per_area=1,
-                           points_per_room=256, num_points=64)
+    create_synthetic_s3dis(
+        data,
+        areas=(1, 5),
+        rooms_per_area=1,
+        points_per_room=256,
+        num_points=64)
     cfg = Config.fromfile(osp.join(REPO, 'configs', config))
     assert cfg.model.type == 'BinaryDistiller'
     assert cfg.model.distill.eta == eta
@@ -140,8 +153,9 @@ def test_s3dis_seg_kdr_config_trains(tmp_path, config, shrink, first_pair,
     _check_run(runner, str(tmp_path / 'work'))
 
 
-@pytest.mark.parametrize('path', sorted(
-    glob.glob(osp.join(REPO, 'configs', '*', '*_bin_*_modelnet40.py'))))
+@pytest.mark.parametrize(
+    'path',
+    sorted(glob.glob(osp.join(REPO, 'configs', '*', '*_bin_*_modelnet40.py'))))
 def test_every_binary_config_parses(path):
     cfg = Config.fromfile(path)
     m = cfg.model
@@ -167,14 +181,16 @@ def _unshifted_pool(site: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([top, avg], dim=site.cat_dim)
 
 
-@pytest.mark.parametrize('config,override', [
-    # the configured values, then a second (λ, η, T) and another norm
-    ('dgcnn_bin_kdr.py', None),
-    ('dgcnn_bin_kdr.py', dict(lambda_=0.2, eta=0.3, temperature=4.0)),
-    ('pointnet/pointnet_bin_lsr-ema-kdr_modelnet40.py', None),
-    ('pointnet/pointnet_bin_lsr-ema-kdr_modelnet40.py',
-     dict(lambda_=0.9, eta=0.05, temperature=1.5, reg_norm='fro')),
-])
+@pytest.mark.parametrize(
+    'config,override',
+    [
+        # the configured values, then a second (λ, η, T) and another norm
+        ('dgcnn_bin_kdr.py', None),
+        ('dgcnn_bin_kdr.py', dict(lambda_=0.2, eta=0.3, temperature=4.0)),
+        ('pointnet/pointnet_bin_lsr-ema-kdr_modelnet40.py', None),
+        ('pointnet/pointnet_bin_lsr-ema-kdr_modelnet40.py',
+         dict(lambda_=0.9, eta=0.05, temperature=1.5, reg_norm='fro')),
+    ])
 def test_configured_weights_reach_logged_terms(tmp_path, config, override):
     """λ, η, T (and the norm) of a KDR config weight the logged terms.
 
@@ -196,9 +212,10 @@ def test_configured_weights_reach_logged_terms(tmp_path, config, override):
     teacher_dir = tmp_path / 'teacher'
     teacher_dir.mkdir()
     model_cfg = cfg.model.to_dict()
-    model_cfg.update(teacher=teacher_cfg.to_dict(), distill=distill,
-                     teacher_ckpt=_save_teacher(teacher_cfg,
-                                                str(teacher_dir)))
+    model_cfg.update(
+        teacher=teacher_cfg.to_dict(),
+        distill=distill,
+        teacher_ckpt=_save_teacher(teacher_cfg, str(teacher_dir)))
     with DefaultScope.overwrite_default_scope('mmdet3d'):
         model = MODELS.build(model_cfg)
     model.train()
@@ -206,9 +223,11 @@ def test_configured_weights_reach_logged_terms(tmp_path, config, override):
     seen = {'s': {}, 't': {}}
 
     def keep(role, key):
+
         def hook(module, inputs, output):
             seen[role].setdefault(key, []).append(
                 (module, inputs[0].detach(), output.detach()))
+
         return hook
 
     handles = []
@@ -216,11 +235,11 @@ def test_configured_weights_reach_logged_terms(tmp_path, config, override):
         handles.append(net.head.register_forward_hook(keep(role, 'logits')))
         sites = dict(net.named_modules())
         for name in model.pair_names:
-            handles.append(sites[name].register_forward_hook(keep(role,
-                                                                  name)))
+            handles.append(sites[name].register_forward_hook(keep(role, name)))
     inputs, samples = batch(b=4, n=32)
-    optim = OptimWrapper(torch.optim.SGD(
-        [p for p in model.parameters() if p.requires_grad], lr=0.01))
+    optim = OptimWrapper(
+        torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
+                        lr=0.01))
     log = model.train_step(dict(inputs=inputs, data_samples=samples), optim)
     for h in handles:
         h.remove()
@@ -248,8 +267,7 @@ def test_configured_weights_reach_logged_terms(tmp_path, config, override):
     reg = PoolingNormLoss(norm)(s_outs, t_outs)
 
     logged = {k: float(torch.as_tensor(v).detach()) for k, v in log.items()}
-    assert logged['loss_ce'] == pytest.approx((1 - lam) * float(ce),
-                                              rel=1e-5)
+    assert logged['loss_ce'] == pytest.approx((1 - lam) * float(ce), rel=1e-5)
     assert logged['loss_ds'] == pytest.approx(lam * float(kd), rel=1e-4)
     assert logged['loss_reg'] == pytest.approx(eta * float(reg), rel=1e-5)
     assert float(kd) > 0 and float(reg) > 0  # the terms are not vacuous

@@ -6,19 +6,21 @@ import re
 
 import pytest
 import torch
-
-from mmbinpc.errors import CheckpointMismatchError
+from distill_helpers import save_teacher, tiny_classifier
 from mmdet3d.registry import MODELS
 
-from distill_helpers import save_teacher, tiny_classifier
+from mmbinpc.errors import CheckpointMismatchError
 
 BIN = dict(method='xnor', aggregation='ema')
 
 
 def build(teacher, ckpt):
-    return MODELS.build(dict(type='BinaryDistiller',
-                             teacher=copy.deepcopy(teacher),
-                             teacher_ckpt=ckpt, binarize=BIN))
+    return MODELS.build(
+        dict(
+            type='BinaryDistiller',
+            teacher=copy.deepcopy(teacher),
+            teacher_ckpt=ckpt,
+            binarize=BIN))
 
 
 def _state(path):
@@ -29,8 +31,10 @@ def test_student_checkpoint_as_teacher_fails_clearly(tmp_path, teacher_cfg,
                                                      teacher_ckpt):
     distiller = build(teacher_cfg, teacher_ckpt)
     student_ckpt = str(tmp_path / 'epoch_3.pth')
-    torch.save({'meta': {}, 'state_dict': distiller.state_dict()},
-               student_ckpt)
+    torch.save({
+        'meta': {},
+        'state_dict': distiller.state_dict()
+    }, student_ckpt)
     with pytest.raises(CheckpointMismatchError) as err:
         build(teacher_cfg, student_ckpt)
     msg = str(err.value)
@@ -42,8 +46,7 @@ def test_student_checkpoint_as_teacher_fails_clearly(tmp_path, teacher_cfg,
     assert 'teacher_ckpt must be a checkpoint of the FP32 teacher' in msg
 
 
-def test_missing_extra_and_reshaped_tensors_are_errors(tmp_path,
-                                                       teacher_cfg,
+def test_missing_extra_and_reshaped_tensors_are_errors(tmp_path, teacher_cfg,
                                                        teacher_ckpt):
     state = _state(teacher_ckpt)
     name = next(k for k in state if k.endswith('.weight'))
@@ -51,22 +54,25 @@ def test_missing_extra_and_reshaped_tensors_are_errors(tmp_path,
     del partial[name]
     path = str(tmp_path / 'partial.pth')
     torch.save({'state_dict': partial}, path)
-    with pytest.raises(CheckpointMismatchError,
-                       match=rf'1 of the model\'s \d+ tensors .*{name}'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=rf'1 of the model\'s \d+ tensors .*{name}'):
         build(teacher_cfg, path)
 
     extra = dict(state, **{'head.extra.weight': torch.zeros(2)})
     torch.save({'state_dict': extra}, path)
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'1 tensor of the checkpoint is not in the model '
-                       r'\(head\.extra\.weight\)'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'1 tensor of the checkpoint is not in the model '
+            r'\(head\.extra\.weight\)'):
         build(teacher_cfg, path)
 
     wider = save_teacher(tiny_classifier(width=24), str(tmp_path / 'w.pth'))
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'tensors? ha(s|ve) another shape .*'
-                       r'\(24, 16, 1\) in the checkpoint vs \(16, 16, 1\) '
-                       r'in the model'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'tensors? ha(s|ve) another shape .*'
+            r'\(24, 16, 1\) in the checkpoint vs \(16, 16, 1\) '
+            r'in the model'):
         build(teacher_cfg, wider)
 
 
@@ -93,8 +99,8 @@ def test_truncated_best_in_work_dir_is_named(tmp_path, teacher_cfg,
 def test_directory_and_non_checkpoint_files(tmp_path, teacher_cfg):
     junk = tmp_path / 'junk.pth'
     junk.write_text('not a checkpoint')
-    with pytest.raises(CheckpointMismatchError,
-                       match='junk.pth: cannot be read'):
+    with pytest.raises(
+            CheckpointMismatchError, match='junk.pth: cannot be read'):
         build(teacher_cfg, str(junk))
     listed = tmp_path / 'list.pth'
     torch.save([torch.zeros(1)], listed)

@@ -4,10 +4,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from mmdet3d.registry import MODELS
 
 from mmbinpc.models.losses import (REG_NORMS, PoolingNormLoss, matrix_norm,
                                    pooling_norm)
-from mmdet3d.registry import MODELS
 
 # H = [[1, -2, 0], [3, 4, -1]]: column abs sums 4, 6, 1; row abs sums 3, 8;
 # entry abs sum 11; sum of squares 31; H H^T = [[5, -5], [-5, 26]].
@@ -156,7 +156,9 @@ def test_gradcheck_generic_inputs(norm, shape):
     student = torch.randn(shape, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(
         lambda s: pooling_norm(s, teacher, norm), (student, ),
-        eps=1e-6, atol=1e-7, rtol=1e-5)
+        eps=1e-6,
+        atol=1e-7,
+        rtol=1e-5)
 
 
 @pytest.mark.parametrize('norm', REG_NORMS)
@@ -168,8 +170,14 @@ def test_gradient_matches_closed_form(norm, shape):
     diff = (student - teacher).numpy()
     b = shape[0]
     if len(shape) == 2:  # one B x C matrix divided by B**e
-        e = {'fro': .5, '1': 1., '2': .5, 'l1': 1., 'nuclear': .5,
-             'inf': 0.}[norm]
+        e = {
+            'fro': .5,
+            '1': 1.,
+            '2': .5,
+            'l1': 1.,
+            'nuclear': .5,
+            'inf': 0.
+        }[norm]
         want = _np_smooth_gradient(diff, norm) / b**e
         _assert_subgradient(grad * b**e, diff, norm)
     else:  # one C x N matrix per sample, batch mean
@@ -189,8 +197,12 @@ def test_gradient_matches_closed_form(norm, shape):
 TIE = np.array([[2., -1., 0., 0.], [-1., 2., 0., 1.], [0., 0., -3., 1.]])
 REPEATED = np.hstack([np.eye(4), np.zeros((4, 2))])  # sigma = 1, 1, 1, 1
 RANK1 = np.ones((4, 6))  # sigma = sqrt(24), 0, 0, 0
-CASES = {'zero': np.zeros((3, 5)), 'tie': TIE, 'repeated': REPEATED,
-         'rank1': RANK1}
+CASES = {
+    'zero': np.zeros((3, 5)),
+    'tie': TIE,
+    'repeated': REPEATED,
+    'rank1': RANK1
+}
 
 
 def _hand_subgradient(case: str, norm: str) -> np.ndarray:
@@ -289,13 +301,13 @@ def test_module_reduction_weight_and_errors():
     s = [torch.randn(2, 3), torch.randn(2, 3, 5)]
     t = [torch.randn(2, 3), torch.randn(2, 3, 5)]
     per = [pooling_norm(a, b, 'fro') for a, b in zip(s, t)]
-    mean = MODELS.build(dict(type='PoolingNormLoss', norm='fro',
-                             loss_weight=0.5))
+    mean = MODELS.build(
+        dict(type='PoolingNormLoss', norm='fro', loss_weight=0.5))
     assert mean(s, t).item() == pytest.approx(0.5 * (per[0] + per[1]) / 2)
     total = PoolingNormLoss('fro', reduction='sum')
     assert total(s, t).item() == pytest.approx(float(per[0] + per[1]))
     with pytest.raises(ValueError, match="'fro', '1', '2', 'l1'"):
         PoolingNormLoss('frobenius')
-    with pytest.raises(ValueError,
-                       match="site 'a.pool'.*\\(2, 3\\).*\\(2, 4\\)"):
+    with pytest.raises(
+            ValueError, match="site 'a.pool'.*\\(2, 3\\).*\\(2, 4\\)"):
         mean([torch.randn(2, 3)], [torch.randn(2, 4)], names=['a.pool'])

@@ -3,9 +3,9 @@ import math
 
 import pytest
 import torch
+from mmdet3d.registry import MODELS
 
 from mmbinpc.models.losses import SoftTargetLoss, soft_target_loss
-from mmdet3d.registry import MODELS
 
 
 def _kl(p, q):
@@ -22,7 +22,8 @@ def test_hand_computed_with_temperature():
     t = torch.tensor([[2.0, 0.0, 1.0], [0.0, 0.0, 3.0]])
     for temp in (1.0, 2.0, 4.0):
         expected = sum(
-            _kl(_softmax([x / temp for x in t[i].tolist()]),
+            _kl(
+                _softmax([x / temp for x in t[i].tolist()]),
                 _softmax([x / temp for x in s[i].tolist()])) for i in range(2))
         expected = temp**2 * expected / 2  # T^2 * batch mean
         got = soft_target_loss(s, t, temperature=temp)
@@ -58,7 +59,8 @@ def test_per_point_with_ignore_index():
         for n in range(5):
             if labels[b, n] != 13:
                 kept.append(
-                    _kl(_softmax((t[b, :, n] / 2).tolist()),
+                    _kl(
+                        _softmax((t[b, :, n] / 2).tolist()),
                         _softmax((s[b, :, n] / 2).tolist())))
     expected = 4.0 * sum(kept) / len(kept)
     got = soft_target_loss(s, t, 2.0, labels=labels, ignore_index=13)
@@ -71,8 +73,8 @@ def test_per_point_with_ignore_index():
 
 
 def test_module_weight_and_errors():
-    loss = MODELS.build(dict(type='SoftTargetLoss', temperature=2.0,
-                             loss_weight=0.25))
+    loss = MODELS.build(
+        dict(type='SoftTargetLoss', temperature=2.0, loss_weight=0.25))
     assert isinstance(loss, SoftTargetLoss)
     s, t = torch.randn(3, 4), torch.randn(3, 4)
     assert loss(s, t).item() == pytest.approx(
