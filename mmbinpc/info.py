@@ -38,7 +38,7 @@ def registered_types() -> Dict[str, List[str]]:
                        if getattr(obj, '__module__', '').startswith('mmbinpc'))
         if names:
             found[attr] = names
-    found['binarizers (mmbinpc)'] = sorted(BINARIZERS)
+    found['binarizers (mmbinpc)'] = sorted(BINARIZERS.module_dict)
     return found
 
 

@@ -31,15 +31,14 @@ binarizer is one registered class.
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Dict, Optional, Tuple, Type, Union
+from typing import Any, Callable, ClassVar, Dict, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
-BinarizerCfg = Union[str, Dict[str, Any], 'Binarizer']
+from mmbinpc.registry import BINARIZERS
 
-#: name -> binarizer class. Filled by :func:`register_binarizer`.
-BINARIZERS: Dict[str, Type['Binarizer']] = {}
+BinarizerCfg = Union[str, Dict[str, Any], 'Binarizer']
 
 #: kinds of a :class:`BinarizerSpec` field -> what each means
 WEIGHT_SCALES = {
@@ -104,7 +103,10 @@ class BinarizerSpec:
 
 
 def register_binarizer(name: str) -> Callable[[type], type]:
-    """Class decorator adding a binarizer to :data:`BINARIZERS`.
+    """Class decorator adding a binarizer to the :data:`BINARIZERS` registry.
+
+    Unlike a plain ``BINARIZERS.register_module``, it requires the class to
+    declare its :class:`BinarizerSpec` and sets ``cls.name``.
 
     Args:
         name (str): Lowercase name used in configs (``binarizer='xnor'``).
@@ -121,11 +123,11 @@ def register_binarizer(name: str) -> Callable[[type], type]:
                 f'binarizer {name!r} ({cls.__name__}) declares no spec; set '
                 'the class attribute spec = BinarizerSpec(...) (what it '
                 'signs, scales and how its gradient flows)')
-        if name in BINARIZERS:
+        if name in BINARIZERS.module_dict:
             raise KeyError(f'binarizer {name!r} is already registered '
-                           f'({BINARIZERS[name].__name__})')
+                           f'({BINARIZERS.module_dict[name].__name__})')
         cls.name = name
-        BINARIZERS[name] = cls
+        BINARIZERS.register_module(name=name, module=cls)
         return cls
 
     return _register
@@ -133,7 +135,7 @@ def register_binarizer(name: str) -> Callable[[type], type]:
 
 def binarizer_names() -> Tuple[str, ...]:
     """Names of all registered binarizers, in registration order."""
-    return tuple(BINARIZERS)
+    return tuple(BINARIZERS.module_dict)
 
 
 def check_binarizer_name(name: Any) -> str:
@@ -149,9 +151,9 @@ def check_binarizer_name(name: Any) -> str:
         ValueError: If ``name`` is not a registered binarizer; the message
             lists the valid names.
     """
-    if not isinstance(name, str) or name not in BINARIZERS:
+    if not isinstance(name, str) or name not in BINARIZERS.module_dict:
         raise ValueError(f'unknown binarizer {name!r}; valid binarizers: '
-                         f'{", ".join(BINARIZERS)}')
+                         f'{", ".join(binarizer_names())}')
     return name
 
 
@@ -178,13 +180,18 @@ def build_binarizer(cfg: BinarizerCfg,
         opts = dict(cfg)
         if 'type' not in opts:
             raise ValueError(f'a binarizer dict needs a "type" key naming one '
-                             f'of {", ".join(BINARIZERS)}; got {cfg!r}')
+                             f'of {", ".join(binarizer_names())}; got {cfg!r}')
         name = opts.pop('type')
     else:
         raise TypeError(f'binarizer must be a name, a dict with "type" or a '
                         f'Binarizer, got {type(cfg).__name__}')
-    cls = BINARIZERS[check_binarizer_name(name)]
-    return cls(in_channels=in_channels, out_channels=out_channels, **opts)
+    return BINARIZERS.build(
+        dict(
+            _scope_='mmbinpc',  # this registry, whatever the default scope
+            type=check_binarizer_name(name),
+            in_channels=in_channels,
+            out_channels=out_channels,
+            **opts))
 
 
 def hard_sign(x: Tensor) -> Tensor:

@@ -19,7 +19,7 @@ def _bcast(scale, like):
 
 
 def test_registry_names_and_errors():
-    assert set(ALL) <= set(BINARIZERS)
+    assert set(ALL) <= set(BINARIZERS.module_dict)
     for name in ALL:
         assert build_binarizer(name, in_channels=3).name == name
     with pytest.raises(ValueError, match='valid binarizers: .*xnor'):
