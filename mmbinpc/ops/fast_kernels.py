@@ -78,25 +78,6 @@ def _sq_dist3(ax, ay, az, bx, by, bz):
     return _fma(dz, dz, _fma(dy, dy, dx * dx))
 
 
-@njit(cache=True, inline='always')
-def _insert(best_d, best_i, count, k, d, n):
-    """Insert (d, n) into the sorted buffer; returns the new count."""
-    if count == k:
-        if not d < best_d[k - 1]:
-            return count
-        pos = k - 1
-    else:
-        pos = count
-        count += 1
-    while pos > 0 and best_d[pos - 1] > d:
-        best_d[pos] = best_d[pos - 1]
-        best_i[pos] = best_i[pos - 1]
-        pos -= 1
-    best_d[pos] = d
-    best_i[pos] = n
-    return count
-
-
 def _k_smallest_rows(dist, k, out_idx):
     """Indices of the k smallest entries of every row, (value, index) order.
 
@@ -114,7 +95,7 @@ def _k_smallest_rows(dist, k, out_idx):
         for n in range(size):
             d = dist[r, n]
             if count < k or d < worst:  # the rare path: a new neighbour
-                count = _insert(best_d, best_i, count, k, d, n)
+                count = _insert_lex(best_d, best_i, count, k, d, n)
                 if count == k:
                     worst = best_d[k - 1]
         for j in range(k):
@@ -165,9 +146,8 @@ def _ball_query_xyz(centers, points, min_r2, max_r2, zero_is_hit, nsample,
 
 @njit(cache=True, inline='always')
 def _insert_lex(best_d, best_i, count, k, d, n):
-    """Insert (d, n) ordered by (distance, index); returns the new count.
-
-    For scans that do not visit candidates in index order (the grid)."""
+    """Insert (d, n) into the buffer sorted by (distance, index); returns the
+    new count. Scans in index order never meet the index tie-break."""
     if count == k:
         if not (d < best_d[k - 1] or
                 (d == best_d[k - 1] and n < best_i[k - 1])):
@@ -236,9 +216,7 @@ def _knn_xyz_grid(query, points, k, out_idx, out_d2):
         for n in range(num_points):
             c = 0
             for a in range(3):
-                i = int((float(points[b, n, a]) - lo[a]) / h)
-                i = min(max(i, 0), res - 1)
-                c = c * res + i
+                c = c * res + _cell(float(points[b, n, a]), lo[a], h, res)
             cell_of[n] = c
             start[c + 1] += 1
         for c in range(num_cells):

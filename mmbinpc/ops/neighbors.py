@@ -7,9 +7,9 @@
 Two implementations give the same results (:data:`BACKENDS`):
 
 * ``'compiled'`` (default): Numba kernels (:mod:`mmbinpc.ops.fast_kernels`)
-  in which every query scans the points once, as mmcv's CUDA kernels do;
-  feature-space kNN keeps PyTorch's distance matrix and selects with a
-  compiled scan;
+  that never build the distance matrix (ball query: an index-order scan;
+  3-D kNN and three_nn: a grid search); feature-space kNN keeps PyTorch's
+  distance matrix and selects with a compiled scan;
 * ``'brute_force'``: PyTorch only, comparing query points with candidate
   points in memory-bounded blocks (see :mod:`mmbinpc.ops.chunking`).
 
@@ -41,6 +41,19 @@ KNN_MAX_K = 100
 
 def _numpy(t: Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
+
+
+def _knn_xyz_compiled(query: Tensor, points: Tensor,
+                      k: int) -> Tuple[Tensor, Tensor]:
+    """(B, M, k) int32 indices and squared distances of the k nearest
+    3-D points, by the compiled grid kernel (``1 <= k <= N``)."""
+    from . import fast_kernels as fk
+    q, p = _numpy(query), _numpy(points)
+    near = np.empty(q.shape[:2] + (k, ), np.int32)
+    d2 = np.empty(q.shape[:2] + (k, ), p.dtype)
+    fk.pick(fk.KNN_XYZ, q.shape[0] * q.shape[1] * p.shape[1])(q, p, k, near,
+                                                              d2)
+    return torch.from_numpy(near), torch.from_numpy(d2)
 
 
 def _bytes_per_pair(tensor: Tensor) -> int:
@@ -332,13 +345,8 @@ def knn(k: int,
     found = min(k, size)
     if found > 0 and _compiled(xyz, center_xyz) and batch * num_centres:
         from . import fast_kernels as fk
-        pairs = batch * num_centres * size
         if xyz.shape[-1] == 3:
-            near = np.empty((batch, num_centres, found), np.int32)
-            d2 = np.empty((batch, num_centres, found), _numpy(xyz[:0]).dtype)
-            fk.pick(fk.KNN_XYZ, pairs)(_numpy(center_xyz), _numpy(xyz), found,
-                                       near, d2)
-            idx[..., :found] = torch.from_numpy(near)
+            idx[..., :found] = _knn_xyz_compiled(center_xyz, xyz, found)[0]
         else:
             for bs, ms in chunking.iter_blocks(batch, num_centres, size,
                                                _bytes_per_pair(xyz)):
@@ -388,14 +396,8 @@ def three_nn(target: Tensor, source: Tensor) -> Tuple[Tensor, Tensor]:
         batch, num_target, 3, dtype=torch.int32, device=target.device)
     found = min(3, size)
     if found > 0 and _compiled(target, source) and batch * num_target:
-        from . import fast_kernels as fk
-        near = np.empty((batch, num_target, found), np.int32)
-        d2 = np.empty((batch, num_target, found), _numpy(target[:0]).dtype)
-        fk.pick(fk.KNN_XYZ, batch * num_target * size)(_numpy(target),
-                                                       _numpy(source), found,
-                                                       near, d2)
-        dist2[..., :found] = torch.from_numpy(d2)
-        idx[..., :found] = torch.from_numpy(near)
+        idx[..., :found], dist2[..., :found] = _knn_xyz_compiled(
+            target, source, found)
     elif found > 0:
         for bs, ns in chunking.iter_blocks(batch, num_target, size,
                                            _bytes_per_pair(target)):
