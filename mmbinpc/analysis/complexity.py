@@ -74,6 +74,7 @@ POINT_OP_MODULES = {
     'GroupAll': 'group all',
     'PointFPModule': 'three_nn + interpolation',
     'DGCNNGFModule': 'kNN + grouping',
+    'DilatedKNN': 'dilated kNN (PointCNN)',
 }
 
 
@@ -444,7 +445,8 @@ class _Tracker:
                              'FSSampler'):
                 m = y.shape[-1] if y is not None else 0
                 evals = tensors[0].shape[0] * n * m
-            elif type_name == 'QueryAndGroup' and len(tensors) >= 2:
+            elif type_name in ('QueryAndGroup',
+                               'DilatedKNN') and len(tensors) >= 2:
                 m = tensors[1].shape[1]
                 evals = tensors[0].shape[0] * n * m
             elif type_name == 'PointFPModule' and len(tensors) >= 2:

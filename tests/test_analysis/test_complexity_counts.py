@@ -373,3 +373,71 @@ def test_complexity_tool_json_is_the_documented_row(tmp_path):
     assert data['other_flops'] == 4_207_625
     assert data['speedup'] == pytest.approx(FP_MACS / want['ops'], rel=1e-12)
     assert data['compression'] == pytest.approx(FP_BYTES / 567_080, rel=1e-12)
+
+
+def _pointcnn_cfg(**binarize):
+    from mmengine.config import Config
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'pointcnn', 'pointcnn_fp_modelnet40.py'))
+    model = cfg.model.to_dict()
+    return dict(model, binarize=binarize) if binarize else model
+
+
+def test_pointcnn_counts_x_transform_and_point_ops():
+    """PointCNN at the reference size, 1,024 points, batch 1.
+
+    Expected figures from the layer list: X multiplies ``(K × K)`` by
+    ``(K × C_mix)`` at every representative (``P · K · K · C_mix`` MACs,
+    listed as other ops); each dilated kNN evaluates every input point for
+    every representative; FPS runs only where a layer samples (1,024 →
+    384 and 384 → 128; the last layer keeps its 128 points).
+    """
+    from mmbinpc.binary import build_binarized
+    fp = build_binarized(_pointcnn_cfg())
+    fp_report = count_complexity(fp, model_forward(fp)[0])
+    assert fp_report.params == 599_340
+    # (P, K, C_mix = lifted + input channels, N searched)
+    layers = [(1024, 8, 24, 1024), (384, 12, 12 + 48, 1024),
+              (128, 16, 24 + 96, 384), (128, 16, 48 + 192, 128)]
+    matmuls = {
+        r.name: r.macs
+        for r in fp_report.other_ops if r.name.endswith('.matmul')
+    }
+    assert matmuls == {
+        f'backbone.xconvs.{i}.matmul': p * k * k * c
+        for i, (p, k, c, _) in enumerate(layers)
+    }
+    ops = {o.name: o.distance_evals for o in fp_report.point_ops}
+    assert ops == {
+        **{
+            f'backbone.xconvs.{i}.knn': p * n
+            for i, (p, _, _, n) in enumerate(layers)
+        }, 'backbone.samplers.1': 1024 * 384,
+        'backbone.samplers.2': 384 * 128
+    }
+    binary = build_binarized(_pointcnn_cfg(method='xnor', aggregation='max'))
+    report = count_complexity(binary, model_forward(binary)[0], fp_report)
+    # X's product and the point ops are the same in both models
+    assert {
+        r.name: r.macs
+        for r in report.other_ops
+    } == {
+        r.name: r.macs
+        for r in fp_report.other_ops
+    }
+    fp_rows = {
+        r.name
+        for r in report.layers
+        if r.precision == 'fp32' and r.type in ('Conv2d', 'Linear')
+    }
+    assert fp_rows == {
+        *(f'backbone.xconvs.{i}.{n}' for i in range(4)
+          for n in ('lift.0.0', 'x_transform.0.0')),
+        'backbone.xconvs.3.global_mlp.0.0', 'head.fc_cls'
+    }
+    # every MAC of a layer now binary became a BOP
+    fp_macs = {r.name: r.macs for r in fp_report.layers}
+    binary_rows = [r for r in report.layers if r.precision == '1-bit']
+    assert len(binary_rows) == 23
+    assert report.bops == sum(fp_macs[r.name] for r in binary_rows)
+    assert report.bops > 0.9 * fp_report.flops

@@ -438,7 +438,7 @@ def test_shipped_definitions_expand(definition, tmp_path, capsys):
         table3_norms=28,
         table4_methods=16,
         table5_ablation=24,
-        table6_backbones=8,
+        table6_backbones=12,
         fig2_temperature=20,
         recipe_ablation=8,
         kdr_weights=2)

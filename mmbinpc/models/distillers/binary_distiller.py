@@ -81,6 +81,11 @@ def _pool_sites(model: nn.Module) -> Dict[str, PointPool]:
     return {n: m for n, m in model.named_modules() if isinstance(m, PointPool)}
 
 
+def _site_modes(sites: Dict[str, PointPool]) -> str:
+    """'name (mode), ...' of pooling sites, or 'none'."""
+    return ', '.join(f'{n} ({m.mode})' for n, m in sites.items()) or 'none'
+
+
 def _attach_pooling(model: nn.Module) -> None:
     """Give mmdet3d pooling sites a PointPool (no-op before helper lands)."""
     try:
@@ -113,8 +118,9 @@ class BinaryDistiller(BaseModel):
         init_student_from_teacher (bool): Copy the teacher's weights (by name
             and shape) into the student before binarizing. Defaults to True.
         distill (dict): ``temperature`` (T, default 2.0), ``lambda_`` (λ,
-            0.5), ``eta`` (η, 0.1), ``reg_norm`` ('1'), ``pairs`` ('auto' or
-            a list of site names / glob patterns), ``reg_reduction``
+            0.5), ``eta`` (η, 0.1), ``reg_norm`` ('1'), ``pairs`` ('auto':
+            every max/EMA site both models share, or a list of site names /
+            glob patterns), ``reg_reduction``
             ('mean' over sites, or 'sum') and ``align_ema`` (True: compare
             EMA sites before their constant shift, see :func:`max_aligned`).
         extra_losses (list[dict], optional): Configs of further loss
@@ -267,12 +273,18 @@ class BinaryDistiller(BaseModel):
         s_sites, t_sites = _pool_sites(self.student), _pool_sites(self.teacher)
         common = [n for n in s_sites if n in t_sites]
         if pairs == 'auto':
+            # L_reg matches max-type aggregations (max, EMA, max+avg); a
+            # plain average (e.g. PointCNN's classifier) is not one
+            common = [n for n in common if s_sites[n].mode != 'avg']
             if not common and float(self.distill_cfg['eta']) > 0:
                 raise ValueError(
-                    'pairs=auto found no pooling site present in both models '
-                    f'(student sites: {list(s_sites) or "none"}; teacher '
-                    f'sites: {list(t_sites) or "none"}); set distill.eta=0 '
-                    'or give pairs explicitly')
+                    'pairs=auto found no max/EMA pooling site present in '
+                    f'both models (student sites: '
+                    f'{_site_modes(s_sites)}; teacher sites: '
+                    f'{_site_modes(t_sites)}), so there is no pooling '
+                    'output for L_reg to match (e.g. PointCNN aggregates '
+                    'with X-Conv). Set distill.eta=0 (soft targets only, '
+                    'the paper\'s +KD), or name sites in distill.pairs')
             return common
         if isinstance(pairs, str):
             pairs = [pairs]

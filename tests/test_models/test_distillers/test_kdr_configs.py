@@ -162,8 +162,73 @@ def test_every_binary_config_parses(path):
     assert m.type == 'BinaryDistiller'
     assert m.binarize.aggregation in ('max', 'ema')
     kdr = '-kdr_' in osp.basename(path)
+    kd_only = '-kd_' in osp.basename(path)  # PointCNN: soft targets only
     assert (m.distill.lambda_ > 0 and m.distill.eta > 0) == kdr
+    assert (m.distill.lambda_ > 0 and m.distill.eta == 0) == kd_only
     assert osp.isfile(osp.join(REPO, m.teacher))
+
+
+def _shrink_pointcnn(backbone) -> None:
+    """A small PointCNN for 32-point clouds (same layer kinds)."""
+    backbone.update(
+        num_points=(-1, 16, 8, 8),
+        kernel_sizes=(4, 4, 4, 4),
+        dilations=(1, 2, 2, 2),
+        channels=(8, 16, 24, 32),
+        fc_channels=(24, 12))
+
+
+def test_pointcnn_fp_and_lsr_kd_configs_train(tmp_path):
+    """The FP32 teacher config trains; the LSR + KD student learns from it.
+
+    The student's logged ``loss_ds`` is λ = 0.5 of the soft-target term and
+    ``loss_reg`` stays 0 (η = 0); asking for η > 0 stops with an error
+    that says what to set instead.
+    """
+    data = str(tmp_path / 'modelnet')
+    write_synthetic_modelnet(
+        data,
+        num_classes=4,
+        train_per_class=4,
+        test_per_class=2,
+        num_points=64,
+        log=None)
+    teacher = Config.fromfile(
+        osp.join(REPO, 'configs', 'pointcnn', 'pointcnn_fp_modelnet40.py'))
+    assert teacher.model.backbone.type == 'PointCNN'
+    _shrink_pointcnn(teacher.model.backbone)
+    teacher.model.head.in_channels = 12
+    student = Config.fromfile(
+        osp.join(REPO, 'configs', 'pointcnn',
+                 'pointcnn_bin_lsr-kd_modelnet40.py'))
+    assert student.model.binarize.method == 'lsr'
+    assert student.model.distill.lambda_ == 0.5
+    assert student.model.distill.eta == 0
+    for cfg, name in ((teacher, 'teacher'), (student, 'student')):
+        _light(cfg, str(tmp_path / name))
+        cfg.train_dataloader.batch_size = 4
+        for loader in ('train_dataloader', 'val_dataloader',
+                       'test_dataloader'):
+            cfg[loader].dataset.data_root = data
+            cfg[loader].dataset.num_points = 32
+    Runner.from_cfg(teacher).train()
+    student.model.teacher = teacher.model.to_dict()
+    student.model.teacher_ckpt = str(tmp_path / 'teacher')
+    runner = Runner.from_cfg(student)
+    assert runner.model.pair_names == []  # the avg site is not paired
+    runner.train()
+    hub = runner.message_hub
+    assert hub.get_scalar('train/loss_ds').current() > 0
+    assert hub.get_scalar('train/loss_reg').current() == 0
+    assert any(k.startswith('teacher/') for k in hub.log_scalars)
+
+    wrong = copy.deepcopy(student.model.to_dict())
+    wrong['distill']['eta'] = 0.1
+    with DefaultScope.overwrite_default_scope('mmdet3d'), pytest.raises(
+            ValueError,
+            match=r'no max/EMA pooling site.*pool \(avg\).*'
+            r'Set distill.eta=0'):
+        MODELS.build(wrong)
 
 
 def _unshifted_pool(site: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
