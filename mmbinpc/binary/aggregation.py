@@ -135,27 +135,35 @@ def to_max(mode: str) -> str:
 PoolLike = Union[PointPool, nn.Module]
 
 # --------------------------------------------------------------------------
-# Adapters for mmdet3d's pooling sites.
+# mmdet3d's pooling sites.
 #
 # mmdet3d pools inline: ``PointSAModule``/``PointSAModuleMSG`` (and the PAConv
 # SA modules built on them) and ``DGCNNGFModule`` in ``_pool_features`` (local
 # max over the K grouped neighbours), ``DGCNNFAModule`` in ``forward`` (global
-# max over the points). :func:`attach_pooling` gives each such module a
-# ``PointPool`` child named ``pool`` and switches the instance (not the
-# mmdet3d class) to a subclass whose pooling goes through that child. The
-# subclasses are created once per mmdet3d class and live in this module, so
-# adapted models can still be deep-copied and pickled.
+# max over the points).
+#
+# * SA modules have a registry (mmdet3d's ``SA_MODULES``): mmbinpc registers
+#   pooled variants there (:mod:`mmbinpc.models.layers.pooled_sa_modules`)
+#   and its builders select them by config, so they are built with their
+#   ``PointPool``.
+# * DGCNN's GF/FA modules have none: :func:`attach_pooling` gives each a
+#   ``PointPool`` child named ``pool`` and switches the instance (not the
+#   mmdet3d class) to a subclass whose pooling goes through that child. The
+#   subclasses are created once per mmdet3d class and live in this module, so
+#   adapted models can still be deep-copied and pickled. Their copied
+#   forward code is pinned to mmdet3d 1.4.0 by tests.
 # --------------------------------------------------------------------------
 POOL_CHILD = 'pool'
 _ADAPTED: Dict[type, type] = {}
 
 
-class _LocalPoolAdapter:
+class LocalPoolSite:
     """Mixin for modules pooling (B, C, N, K) -> (B, C, N) in _pool_features.
 
-    Both ``PointSAModule*`` (``pool_mod``) and ``DGCNNGFModule``
-    (``pool_mode``) pool over the last axis; the attached ``PointPool`` does
-    it instead, in whichever mode it is switched to.
+    mmdet3d's ``PointSAModule*`` (``pool_mod``) and ``DGCNNGFModule``
+    (``pool_mode``) pool over the last axis; with this mixin their ``pool``
+    child (a :class:`PointPool`) does it instead, in whichever mode it is
+    switched to.
     """
 
     def _pool_features(self, features: Tensor) -> Tensor:
@@ -190,11 +198,29 @@ def _site_kinds() -> List[Tuple[type, type, str]]:
         DGCNNFAModule
     from mmdet3d.models.layers.dgcnn_modules.dgcnn_gf_module import \
         BaseDGCNNGFModule
+    return [(BaseDGCNNGFModule, LocalPoolSite, 'pool_mode'),
+            (DGCNNFAModule, _GlobalPoolAdapter, '')]
+
+
+def is_pool_site_module(module: nn.Module) -> bool:
+    """Whether ``module`` is an mmdet3d module pooling through ``pool``."""
+    return isinstance(module, (LocalPoolSite, _GlobalPoolAdapter))
+
+
+def _check_sa_module(name: str, module: nn.Module) -> None:
+    """SA modules must be built pooled (they have a registry)."""
     from mmdet3d.models.layers.pointnet_modules.point_sa_module import \
         BasePointSAModule
-    return [(BasePointSAModule, _LocalPoolAdapter, 'pool_mod'),
-            (BaseDGCNNGFModule, _LocalPoolAdapter, 'pool_mode'),
-            (DGCNNFAModule, _GlobalPoolAdapter, '')]
+    if isinstance(module,
+                  BasePointSAModule) and not isinstance(module, LocalPoolSite):
+        cls = type(module).__name__
+        raise TypeError(
+            f'{name or "the model"} is mmdet3d\'s {cls}, which pools '
+            f'inline, so it has no pooling site to binarize or distil. '
+            f'Build the model with sa_cfg=dict(type=\'Pooled{cls}\', ...), '
+            'or through mmbinpc.build_binarized, type=\'Binarized\' or '
+            'BinaryDistiller, which select it (see mmbinpc.models.layers.'
+            'use_pooled_sa_modules)')
 
 
 def _adapted_class(cls: type, mixin: type) -> type:
@@ -225,12 +251,14 @@ def _site_kind(module: nn.Module, kinds: List[Tuple[type, type,
 def attach_pooling(model: nn.Module, mode: str = 'max') -> List[str]:
     """Give every mmdet3d pooling site of ``model`` a PointPool child.
 
-    Sites: ``PointSAModule``/``PointSAModuleMSG`` and their subclasses (local
-    pooling in ``_pool_features``), ``DGCNNGFModule`` (local max over the k
-    neighbours) and ``DGCNNFAModule`` (global max). Each gets a child
-    ``pool`` and its instance is switched to a subclass that pools through
-    it; mmdet3d itself is not modified. Idempotent: sites that already have
-    their PointPool are left as they are.
+    Sites: ``DGCNNGFModule`` (local max over the k neighbours) and
+    ``DGCNNFAModule`` (global max). Each gets a child ``pool`` and its
+    instance is switched to a subclass that pools through it; mmdet3d itself
+    is not modified. Idempotent: sites that already have their PointPool are
+    left as they are. Set-abstraction modules must already be mmbinpc's
+    pooled variants (built from a config rewritten by
+    :func:`mmbinpc.models.layers.use_pooled_sa_modules`); a stock mmdet3d SA
+    module raises a ``TypeError`` that says so.
 
     Args:
         model (nn.Module): A built model.
@@ -246,9 +274,9 @@ def attach_pooling(model: nn.Module, mode: str = 'max') -> List[str]:
         raise ValueError(f'unknown aggregation mode {mode!r}; valid modes: '
                          f'{", ".join(POOL_MODES)}')
     kinds = _site_kinds()
-    adapters = tuple(_ADAPTED.values())
-    for module in list(model.modules()):
-        if isinstance(module, adapters):
+    for name, module in list(model.named_modules()):
+        _check_sa_module(name, module)
+        if is_pool_site_module(module):
             continue
         kind = _site_kind(module, kinds)
         if kind is None:

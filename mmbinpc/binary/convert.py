@@ -31,7 +31,8 @@ import torch
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
-from .aggregation import _ADAPTED, PointPool, attach_pooling, set_pooling_mode
+from .aggregation import (PointPool, attach_pooling, is_pool_site_module,
+                          set_pooling_mode)
 from .binarizers import BinarizerCfg, build_binarizer, check_binarizer_name
 from .layers import BINARY_LAYERS, BinaryMixin, from_float
 
@@ -394,13 +395,12 @@ def _pre_pool_activations(model: nn.Module) -> List[str]:
       and before the ``PointPool`` (e.g. ``conv -> bn -> relu -> pool``).
     """
     names = {id(m): n for n, m in model.named_modules()}
-    adapters = tuple(_ADAPTED.values())
     paconv, _ = _paconv_classes()
     layer_types = tuple(BINARY_LAYERS) + (paconv, )
     found = []
     adapted_pools = set()
     for module in model.modules():
-        if not isinstance(module, adapters):
+        if not is_pool_site_module(module):
             continue
         adapted_pools.add(id(getattr(module, 'pool', None)))
         mlps = getattr(module, 'mlps', None)
@@ -713,6 +713,9 @@ def build_binarized(cfg: Mapping,
         return registry.build(cfg, default_args=default_args)
     cfg = copy.copy(cfg)
     options = _binarize_options(cfg.pop(BINARIZE_KEY, None))
+    if options is not None:  # SA modules with a pooling site
+        from mmbinpc.models.layers import use_pooled_sa_modules
+        cfg = use_pooled_sa_modules(cfg)
     model = registry.build(cfg, default_args=default_args)
     if options is not None:
         model.binarize_report = binarize(model, **options)

@@ -20,7 +20,6 @@ the short ``binarize=dict(...)`` names the student's options, and
 ``binarize=`` into this form (mmbinpc's tools do that for the configs they
 load).
 """
-import copy
 from typing import Any, Mapping, Optional
 
 from mmdet3d.registry import MODELS
@@ -45,10 +44,11 @@ def build_binarized_model(model: Optional[Mapping] = None,
         :class:`~mmbinpc.binary.BinarizeReport` as ``binarize_report``.
     """
     from mmbinpc.binary import binarize
+    from mmbinpc.models.layers import use_pooled_sa_modules
     if not isinstance(model, Mapping) or 'type' not in model:
         raise TypeError("type='Binarized' needs model=dict(type=..., ...), "
                         f'the config of the model to binarize; got {model!r}')
-    cfg = copy.deepcopy(dict(model))
+    cfg = use_pooled_sa_modules(model)  # SA modules with a pooling site
     if 'binarize' in cfg:
         raise ValueError("type='Binarized' got binarize= inside its model "
                          'config too; give the options once, next to '

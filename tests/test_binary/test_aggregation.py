@@ -1,5 +1,5 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
-"""EMA offset, entropy of EMA vs max, and the mmdet3d pooling adapters."""
+"""EMA offset, entropy of EMA vs max, mmdet3d's pooling sites."""
 import copy
 import math
 import pickle
@@ -10,9 +10,11 @@ import torch
 from mmdet3d.models.layers.dgcnn_modules import DGCNNFAModule, DGCNNGFModule
 from mmdet3d.models.layers.pointnet_modules import (PointSAModule,
                                                     PointSAModuleMSG)
+from mmdet3d.models.layers.pointnet_modules.builder import SA_MODULES
 
 from mmbinpc.binary import (PointPool, attach_pooling, ema_offset,
                             pooling_sites, set_pooling_mode)
+from mmbinpc.models.layers import POOLED_SA_MODULES, use_pooled_sa_modules
 
 
 def _entropy_bits(p: float) -> float:
@@ -52,7 +54,8 @@ def test_ema_sign_carries_one_bit_but_max_does_not():
 
 def _sa(cls=PointSAModule, **kw):
     args = dict(num_point=8, radius=0.4, num_sample=4, mlp_channels=[3, 8])
-    if cls is PointSAModuleMSG:
+    if issubclass(cls,
+                  PointSAModuleMSG) and not issubclass(cls, PointSAModule):
         args = dict(
             num_point=8,
             radii=[0.2, 0.4],
@@ -62,17 +65,17 @@ def _sa(cls=PointSAModule, **kw):
     return cls(**args)
 
 
-@pytest.mark.parametrize('make', [
-    lambda: _sa(), lambda: _sa(PointSAModuleMSG),
-    lambda: DGCNNGFModule(mlp_channels=[6, 8], num_sample=4)
-])
-def test_local_sites_pool_like_mmdet3d(make):
-    module = make()
-    reference = copy.deepcopy(module)
-    names = attach_pooling(module)
-    assert names == ['pool']
+def _pooled_copy(module):
+    """The registered pooled variant, built like ``module``, same weights."""
+    name = 'Pooled' + type(module).__name__
+    kwargs = dict(pool_mod=module.pool_mod)
+    pooled = _sa(SA_MODULES.get(name), **kwargs)
+    pooled.load_state_dict(module.state_dict())
+    return pooled
+
+
+def _check_pools_like(module, reference):
     assert isinstance(module.pool, PointPool) and module.pool.mode == 'max'
-    assert isinstance(module, type(reference))
     feats = torch.randn(2, 8, 5, 4)
     assert torch.equal(
         module._pool_features(feats), reference._pool_features(feats))
@@ -81,13 +84,71 @@ def test_local_sites_pool_like_mmdet3d(make):
     assert torch.allclose(
         module._pool_features(feats),
         reference._pool_features(feats) - ema_offset(4))
+
+
+@pytest.mark.parametrize('stock', [PointSAModule, PointSAModuleMSG])
+def test_pooled_sa_modules_pool_like_mmdet3d(stock):
+    reference = _sa(stock)
+    module = _pooled_copy(reference)  # built pooled from mmdet3d's registry
+    assert isinstance(module, stock)
+    assert attach_pooling(module) == ['pool']  # nothing left to attach
+    _check_pools_like(module, reference)
+
+
+def test_dgcnn_gf_site_is_adapted_in_place():
+    module = DGCNNGFModule(mlp_channels=[6, 8], num_sample=4)
+    reference = copy.deepcopy(module)
+    assert attach_pooling(module) == ['pool']
+    assert isinstance(module, type(reference))
+    _check_pools_like(module, reference)
     # the mmdet3d class itself is untouched
     assert type(reference)._pool_features is not type(module)._pool_features
 
 
+def test_pooled_sa_module_matches_mmdet3d_end_to_end():
+    torch.manual_seed(0)
+    reference = _sa(PointSAModule).eval()
+    pooled = _pooled_copy(reference).eval()
+    assert list(pooled.state_dict()) == list(reference.state_dict())
+    xyz, feats = torch.rand(2, 32, 3), torch.rand(2, 3, 32)
+    for a, b in zip(pooled(xyz, feats), reference(xyz, feats)):
+        assert torch.equal(a, b)
+
+
+def test_stock_sa_module_is_refused_with_the_fix():
+    with pytest.raises(
+            TypeError,
+            match=r"sa_cfg=dict\(type='PooledPoint"
+            r"SAModule'.*build_binarized"):
+        attach_pooling(torch.nn.Sequential(_sa()))
+
+
+def test_configs_select_the_pooled_sa_modules():
+    cfg = dict(
+        type='PointClassifier',
+        backbone=dict(
+            type='PointNet2SASSG',
+            in_channels=3,
+            sa_cfg=dict(type='PAConvSAModule', pool_mod='avg')),
+        neck=[dict(type='PointSAModuleMSG'), 7])
+    out = use_pooled_sa_modules(cfg)
+    assert out['backbone']['sa_cfg'] == dict(
+        type='PooledPAConvSAModule', pool_mod='avg')
+    assert out['neck'] == [dict(type='PooledPointSAModuleMSG'), 7]
+    assert cfg['backbone']['sa_cfg']['type'] == 'PAConvSAModule'  # a copy
+    # a backbone that leaves sa_cfg out gets its default, pooled
+    default = use_pooled_sa_modules(dict(type='PointNet2SASSG'))['sa_cfg']
+    assert default['type'] == 'PooledPointSAModule'
+    assert default['normalize_xyz'] is True  # mmdet3d 1.4's default
+    assert use_pooled_sa_modules(
+        dict(type='DGCNNBackbone')) == dict(type='DGCNNBackbone')
+    assert set(POOLED_SA_MODULES.values()) <= set(SA_MODULES.module_dict)
+
+
 def test_avg_site_stays_avg():
-    module = _sa(pool_mod='avg')
-    reference = copy.deepcopy(module)
+    module = _pooled_copy(_sa(pool_mod='avg'))
+    reference = _sa(pool_mod='avg')
+    reference.load_state_dict(module.state_dict())
     attach_pooling(module, mode='ema')
     assert module.pool.mode == 'avg'
     set_pooling_mode(module, 'ema')
@@ -117,11 +178,13 @@ def test_global_site_dgcnn_fa():
 
 
 def test_attach_is_idempotent_and_copyable():
-    model = torch.nn.Sequential(_sa(), DGCNNFAModule(mlp_channels=[4, 4]))
+    model = torch.nn.Sequential(
+        _pooled_copy(_sa()), DGCNNFAModule(mlp_channels=[4, 4]))
     first = attach_pooling(model, mode='ema')
     second = attach_pooling(model, mode='max')
     assert first == second == ['0.pool', '1.pool']
-    assert [m.mode for m in pooling_sites(model).values()] == ['ema', 'ema']
+    # mode= is for sites attached now: the SA module was built with its own
+    assert [m.mode for m in pooling_sites(model).values()] == ['max', 'ema']
     clone = copy.deepcopy(model)
     assert list(pooling_sites(clone)) == first
     restored = pickle.loads(pickle.dumps(model))

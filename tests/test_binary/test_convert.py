@@ -19,6 +19,7 @@ from mmbinpc.binary import (BinConv1d, BinConv2d, BinLinear, PointPool,
                             expand_binarize_key)
 from mmbinpc.binary.layers import BinaryMixin
 from mmbinpc.engine import set_irnet_progress
+from mmbinpc.models.layers import use_pooled_sa_modules
 
 DGCNN = 'mmdet3d::dgcnn/dgcnn_4xb32-cosine-100e_s3dis-seg_test-area5.py'
 POINTNET2 = 'mmdet3d::pointnet2/pointnet2_ssg_2xb16-cosine-50e_s3dis-seg.py'
@@ -41,7 +42,8 @@ def _model_cfg(path: str) -> dict:
 
 
 def _build(path: str) -> nn.Module:
-    return MODELS.build(_model_cfg(path))
+    """Built as mmbinpc's builders do: SA modules with their pooling site."""
+    return MODELS.build(use_pooled_sa_modules(_model_cfg(path)))
 
 
 def _batch(in_channels: int, num_classes: int, batch: int = 2) -> dict:

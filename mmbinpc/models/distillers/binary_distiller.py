@@ -32,6 +32,7 @@ from mmengine.model import BaseModel
 from torch import Tensor, nn
 
 from mmbinpc.binary.aggregation import PointPool, ema_offset
+from ..layers import use_pooled_sa_modules
 from ..losses import PoolingNormLoss, check_norm, soft_target_loss
 from .distill_outputs import DistillOutputs, named_terms
 from .teacher_source import load_model_config, load_teacher, resolve_checkpoint
@@ -164,7 +165,8 @@ class BinaryDistiller(BaseModel):
 
         # Teacher: built, loaded once, frozen, always in eval mode.
         resolve_checkpoint(teacher_ckpt, self.teacher_config_path)
-        self.teacher = MODELS.build(teacher_cfg)
+        # (both models with mmbinpc's pooled SA modules: pooling sites)
+        self.teacher = MODELS.build(use_pooled_sa_modules(teacher_cfg))
         self.teacher_ckpt = load_teacher(self.teacher, teacher_ckpt,
                                          self.teacher_config_path)
         _attach_pooling(self.teacher)
@@ -173,7 +175,7 @@ class BinaryDistiller(BaseModel):
         self.teacher.eval()
 
         # Student: FP32 build, optional copy of the teacher, then binarize.
-        self.student = MODELS.build(student_cfg)
+        self.student = MODELS.build(use_pooled_sa_modules(student_cfg))
         if init_student_from_teacher:
             self._copy_teacher_into_student(logger)
         elif hasattr(self.student, 'init_weights'):
