@@ -33,8 +33,9 @@ from torch import Tensor, nn
 
 from mmbinpc.binary.aggregation import PointPool, ema_offset
 from ..layers import use_pooled_sa_modules
-from ..losses import PoolingNormLoss, check_norm, soft_target_loss
+from ..losses import PoolingNormLoss, SoftTargetLoss, check_norm
 from .distill_outputs import DistillOutputs, named_terms
+from .recorders import OutputRecorder
 from .teacher_source import load_model_config, load_teacher, resolve_checkpoint
 
 DISTILL_DEFAULTS = dict(
@@ -189,22 +190,32 @@ class BinaryDistiller(BaseModel):
         else:
             _attach_pooling(self.student)
 
+        # λ and η weight these in loss(); the temperature is the KD term's
+        ignore = None
+        if self._is_segmentor(self.student):
+            ignore = self.student.decode_head.ignore_index
+        self.kd_loss = SoftTargetLoss(
+            self.distill_cfg['temperature'], ignore_index=ignore)
         self.reg_loss = PoolingNormLoss(
             self.distill_cfg['reg_norm'],
             reduction=self.distill_cfg['reg_reduction'])
         self.extra_losses = nn.ModuleList(
             MODELS.build(copy.deepcopy(dict(c))) for c in extra_losses or ())
         self.pair_names = self._select_pairs(self.distill_cfg['pairs'])
-        self._records: Dict[str, Dict[str, List[Tensor]]] = dict(
-            student={}, teacher={})
-        self._recording = False
-        self._hooks = []
-        for role, model in (('student', self.student), ('teacher',
-                                                        self.teacher)):
-            sites = _pool_sites(model)
-            for name in self.pair_names:
-                self._hooks.append(sites[name].register_forward_hook(
-                    self._make_recorder(role, name)))
+        # the paired sites' outputs (EMA's shift added back when align_ema)
+        # and, for segmentors, the student's logits
+        align = max_aligned if self.distill_cfg['align_ema'] else None
+        self._pooled = {
+            role: OutputRecorder(model, self.pair_names, align)
+            for role, model in (('student', self.student), ('teacher',
+                                                            self.teacher))
+        }
+        self._seg_logits = None
+        if self._is_segmentor(self.student):
+            # mmdet3d decode heads call self.forward() directly (no hooks
+            # fire); their classifier conv_seg is an ordinary module call
+            self._seg_logits = OutputRecorder(self.student,
+                                              ['decode_head.conv_seg'])
         self._steps = 0
         self.eval_teacher = False  # predict with the teacher (TeacherValHook)
         self._register_state_dict_hook(self._drop_teacher_state)
@@ -302,16 +313,6 @@ class BinaryDistiller(BaseModel):
             chosen += [h for h in hits if h not in chosen]
         return chosen
 
-    def _make_recorder(self, role: str, name: str):
-
-        def hook(module, inputs, output):
-            if self._recording:
-                if self.distill_cfg['align_ema']:
-                    output = max_aligned(module, inputs[0], output)
-                self._records[role].setdefault(name, []).append(output)
-
-        return hook
-
     def init_weights(self) -> None:
         """Weights are set at construction (teacher checkpoint, student copy).
 
@@ -365,27 +366,14 @@ class BinaryDistiller(BaseModel):
         student = self.student
         if hasattr(student, 'loss_and_logits'):
             return student.loss_and_logits(inputs, data_samples)
-        if hasattr(student, 'decode_head'):
-            # mmdet3d decode heads call ``self.forward(...)`` directly (no
-            # module hooks fire), so the bound method is wrapped for the call.
-            head = student.decode_head
-            captured: List[Tensor] = []
-            forward = head.forward
-
-            def capture(*args, **kwargs):
-                out = forward(*args, **kwargs)
-                captured.append(out)
-                return out
-
-            head.forward = capture
-            try:
+        if self._seg_logits is not None:
+            with self._seg_logits.recording():
                 losses = student.loss(inputs, data_samples)
-            finally:
-                del head.forward
-            if not captured:
+            logits = self._seg_logits.outputs['decode_head.conv_seg']
+            if not logits:
                 raise RuntimeError('the student decode head produced no '
                                    'logits during loss()')
-            return losses, captured[0]
+            return losses, logits[0]
         raise TypeError(
             f'{type(student).__name__} has neither loss_and_logits() nor a '
             'decode_head; BinaryDistiller needs one of them to read the '
@@ -432,25 +420,21 @@ class BinaryDistiller(BaseModel):
             getattr(m, 'needs_pooling', False) for m in self.extra_losses)
         use_teacher = lam > 0 or eta > 0 or extra_teacher
         use_reg = eta > 0 and len(self.pair_names) > 0
-        for rec in self._records.values():
-            rec.clear()
-        self._recording = use_reg or extra_pooling
+        record = use_reg or extra_pooling
         t_logits = None
-        try:
+        with self._pooled['teacher'].recording(record), \
+                self._pooled['student'].recording(record):
             if use_teacher:
                 with torch.no_grad():
                     t_logits = self.teacher._forward(inputs, data_samples)
             s_losses, s_logits = self._student_loss_and_logits(
                 inputs, data_samples)
-        finally:
-            self._recording = False
         task, rest = self._split_task_losses(s_losses)
         loss_ce = sum(t.mean() for t in task) if task else s_logits.sum() * 0
         out = {'loss_ce': (1.0 - lam) * loss_ce}
         if lam > 0:
-            labels, ignore = self._labels(data_samples)
-            out['loss_ds'] = lam * soft_target_loss(
-                s_logits, t_logits, cfg['temperature'], labels, ignore)
+            labels, _ = self._labels(data_samples)
+            out['loss_ds'] = lam * self.kd_loss(s_logits, t_logits, labels)
         else:
             out['loss_ds'] = s_logits.sum() * 0.0
         pooled = (use_reg or extra_pooling) and len(self.pair_names) > 0
@@ -471,8 +455,8 @@ class BinaryDistiller(BaseModel):
                             'another loss term already uses; give it a '
                             'different loss_name')
                     out[key] = value
-        for rec in self._records.values():
-            rec.clear()
+        for recorder in self._pooled.values():
+            recorder.clear()
         out.update(rest)
         self._check_finite(out)
         self._steps += 1
@@ -496,22 +480,18 @@ class BinaryDistiller(BaseModel):
             tuple: ``(names, student_outputs, teacher_outputs)``, one entry
             per paired site and call.
         """
-        for rec in self._records.values():
-            rec.clear()
-        self._recording = True
-        try:
-            with torch.no_grad():
-                self.teacher._forward(inputs, data_samples)
-                self.student._forward(inputs, data_samples)
-            s_outs, t_outs, names = self._paired_outputs()
-        finally:
-            self._recording = False
-            for rec in self._records.values():
-                rec.clear()
+        with self._pooled['teacher'].recording(), \
+                self._pooled['student'].recording(), torch.no_grad():
+            self.teacher._forward(inputs, data_samples)
+            self.student._forward(inputs, data_samples)
+        s_outs, t_outs, names = self._paired_outputs()
+        for recorder in self._pooled.values():
+            recorder.clear()
         return names, s_outs, t_outs
 
     def _paired_outputs(self) -> Tuple[List[Tensor], List[Tensor], List[str]]:
-        s_rec, t_rec = self._records['student'], self._records['teacher']
+        s_rec = self._pooled['student'].outputs
+        t_rec = self._pooled['teacher'].outputs
         s_outs, t_outs, names = [], [], []
         for name in self.pair_names:
             s_list, t_list = s_rec.get(name, []), t_rec.get(name, [])

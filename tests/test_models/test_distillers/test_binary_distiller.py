@@ -263,7 +263,8 @@ def test_pooling_outputs_are_what_l_reg_compares(tnet_cfg, tnet_ckpt):
     inputs, samples = batch()
     names, s_outs, t_outs = model.pooling_outputs(inputs, samples)
     assert names == model.pair_names and len(names) == 2
-    assert not any(r for rec in model._records.values() for r in rec)
+    assert not any(out for rec in model._pooled.values()
+                   for out in rec.outputs.values())
     assert all(not s.requires_grad for s in s_outs)
     # batch statistics: the same batch gives the same pooled values in loss()
     expected = 0.5 * torch.stack(
