@@ -19,6 +19,7 @@ from torch.overrides import TorchFunctionMode
 from mmbinpc.analysis.complexity import model_forward
 from mmbinpc.binary.layers import is_binary_layer
 from .bitpack import pack_signs
+from .folding import bn_affine, fold_bn
 from .format import (FORMAT_NAME, FORMAT_VERSION, PREPROCESS_STEPS,
                      plain_config, write_packed)
 from .support import NotSupportedError, check_supported, packed_input_scale
@@ -191,17 +192,6 @@ def act_bounds(act: nn.Module) -> Tuple[float, float]:
     return 0.0, float('inf')
 
 
-def bn_affine(bn: nn.Module) -> Tuple[Tensor, Tensor]:
-    """Eval-mode BatchNorm as ``y = x * scale + shift`` per channel."""
-    scale = torch.rsqrt(bn.running_var.double() + bn.eps)
-    if bn.weight is not None:
-        scale = scale * bn.weight.double()
-    shift = -bn.running_mean.double() * scale
-    if bn.bias is not None:
-        shift = shift + bn.bias.double()
-    return scale, shift
-
-
 # --------------------------------------------------------------------------
 def _layer_kind(module: nn.Module) -> str:
     if isinstance(module, nn.Linear):
@@ -300,13 +290,11 @@ def pack_binary_layer(
 
 
 def _fold_fp_layer(module: nn.Module, bn: nn.Module) -> Tuple[Tensor, Tensor]:
-    scale, shift = bn_affine(bn)
-    w = module.weight.detach().double()
-    w = w * scale.reshape((-1, ) + (1, ) * (w.dim() - 1))
-    b = (
-        module.bias.detach().double()
-        if module.bias is not None else torch.zeros_like(scale))
-    return w.float(), (b * scale + shift).float()
+    bias = module.bias
+    if bias is None:
+        bias = torch.zeros(module.weight.shape[0], dtype=torch.float64)
+    w, b = fold_bn(module.weight, bias, bn)
+    return w.float(), b.float()
 
 
 def export_packed(

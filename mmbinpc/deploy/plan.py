@@ -42,6 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from mmbinpc.binary.aggregation import PointPool, ema_offset
+from .folding import fold_bn
 from .packed_layers import FusedPoolTail, PackedBinaryLayer
 
 _CLAMPS = (nn.Hardtanh, nn.ReLU, nn.ReLU6)  # Hardtanh covers ReLU6
@@ -194,14 +195,12 @@ class _Dense:
                               f'or an activation is not folded')
         if not bn.track_running_stats or bn.running_mean is None:
             raise Unplannable(f'{self.name}: BatchNorm without running stats')
-        std = torch.sqrt(bn.running_var.double() + bn.eps)
-        scale = (bn.weight.detach().double()
-                 if bn.affine else torch.ones_like(std)) / std
-        shift = (bn.bias.detach().double() if bn.affine else
-                 torch.zeros_like(std)) - bn.running_mean.double() * scale
-        scale, shift = scale.numpy(), shift.numpy()
-        self.weight_t = self.weight_t.astype(np.float64) * scale[None, :]
-        self.bias = self.bias.astype(np.float64) * scale + shift
+        weight_t, bias = fold_bn(
+            torch.from_numpy(self.weight_t),
+            torch.from_numpy(self.bias),
+            bn,
+            out_dim=1)
+        self.weight_t, self.bias = weight_t.numpy(), bias.numpy()
         self._finish_fp()
 
     def add_clamp(self, act: nn.Module) -> None:
