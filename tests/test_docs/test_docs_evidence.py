@@ -12,7 +12,8 @@ import pytest
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PAGES = [osp.join(REPO, 'README.md')] + sorted(
-    glob.glob(osp.join(REPO, 'docs', '*.md')))
+    glob.glob(osp.join(REPO, 'docs', '*.md'))) + sorted(
+        glob.glob(osp.join(REPO, 'configs', '*', 'README.md')))
 LINK = re.compile(r'\]\(([^)\s]+)\)')
 RESULT_PATH = re.compile(r'`((?:docs/)?results/[^`\s]+\.(?:json|csv|md|png))`')
 

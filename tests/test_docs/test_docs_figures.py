@@ -1,6 +1,6 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
-"""Every "mean ± std" figure in README.md and docs/*.md has a committed
-record behind it.
+"""Every "mean ± std" figure in README.md, docs/*.md and the config
+folders' READMEs has a committed record behind it.
 
 A figure written ``a ± b`` is backed when a committed results file
 reproduces it to the decimals quoted:
@@ -24,7 +24,8 @@ import pytest
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PAGES = [osp.join(REPO, 'README.md')] + sorted(
-    glob.glob(osp.join(REPO, 'docs', '*.md')))
+    glob.glob(osp.join(REPO, 'docs', '*.md'))) + sorted(
+        glob.glob(osp.join(REPO, 'configs', '*', 'README.md')))
 FIGURE = re.compile(r'(?<![\d.])(\d+\.\d+) ± (\d+\.\d+)(?![\d.])')
 ACCURACIES = ('test_overall_acc', 'test_mean_class_acc')
 
