@@ -19,13 +19,13 @@ import copy
 import inspect
 from typing import Any, Dict, Mapping
 
-from mmdet3d.models.layers.pointnet_modules import (PAConvCUDASAModule,
-                                                    PAConvCUDASAModuleMSG,
-                                                    PAConvSAModule,
+from mmdet3d.models.layers.pointnet_modules import (PAConvSAModule,
                                                     PAConvSAModuleMSG,
                                                     PointSAModule,
                                                     PointSAModuleMSG)
 from mmdet3d.models.layers.pointnet_modules.builder import SA_MODULES
+from mmdet3d.models.layers.pointnet_modules.paconv_sa_module import (
+    PAConvCUDASAModule, PAConvCUDASAModuleMSG)
 from mmdet3d.registry import MODELS
 from mmengine.config import ConfigDict
 
