@@ -215,12 +215,19 @@ class XConv(BaseModule):
                 conv_elu_bn(out_channels // 4, out_channels // 4))
 
     def _matrix(self, local: Tensor) -> Tensor:
-        """X from local coordinates (B, 3, P, K) -> (B, P, K, K)."""
+        """X from local coordinates (B, 3, P, K) -> (B, P, K, K).
+
+        Each convolution's K·K output channels are read as a K × K matrix
+        (channel ``i·K + j`` is entry ``(i, j)``, as the reference code's
+        reshape); the next, depthwise, convolution slides along its rows
+        ``i`` with its columns ``j`` as the K channels, as TensorFlow's
+        depthwise convolution does on the reference code's (P, K, K) layout.
+        """
         batch, _, num, k = local.shape
         out = local
         for i, conv in enumerate(self.x_transform):
-            if i > 0:  # K·K channels -> K channels over a width of K
-                out = out.view(batch, k, k, num).permute(0, 1, 3, 2)
+            if i > 0:  # (B, i, j, P) -> (B, j: channels, P, i: width)
+                out = out.view(batch, k, k, num).permute(0, 2, 3, 1)
             out = conv(out)  # (B, K·K, P, 1)
         return out.view(batch, k, k, num).permute(0, 3, 1, 2)
 

@@ -212,3 +212,38 @@ def test_binarize_keeps_coordinate_readers_and_classifier_fp():
     assert report.pooling_modes == {'pool': 'avg'}
     logits = model.head(model.extract_feat(dict(points=torch.rand(2, 32, 3))))
     assert logits.shape == (2, 5) and torch.isfinite(logits).all()
+
+
+def test_x_matrix_follows_the_reference_layout():
+    """X by the reference code's layout, written with einsum on the weights.
+
+    Conv outputs of K·K channels are K × K matrices with channel ``i·K + j``
+    at ``(i, j)``; a depthwise step has the columns ``j`` as channels and
+    slides along the rows ``i`` (TensorFlow's depthwise convolution on
+    (P, K, K)); channel ``j`` feeds outputs ``j·K + m``.
+    """
+    from mmbinpc.models.backbones.pointcnn import XConv
+    k = 3
+    conv = XConv(0, 8, 4, k).eval()
+    for module in conv.x_transform.modules():  # non-trivial BatchNorms
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2)
+    local = torch.randn(2, 3, 5, k)
+    first, second, third = conv.x_transform
+
+    def post(layer, x):  # ELU / BatchNorm: per channel, layout-free
+        for module in list(layer)[1:]:
+            x = module(x)
+        return x
+
+    w0 = first[0].weight[:, :, 0, :]  # (K·K, 3, K)
+    out = post(first, torch.einsum('cdw,bdpw->bcp', w0, local)[..., None])
+    matrix = out[..., 0].reshape(2, k, k, 5).permute(0, 3, 1, 2)  # b p i j
+    for layer in (second, third):
+        w = layer[0].weight[:, 0, 0, :].reshape(k, k, k)  # (j, m, i)
+        out = torch.einsum('jmi,bpij->bjmp', w, matrix).reshape(2, k * k, 5)
+        out = post(layer, out[..., None])
+        matrix = out[..., 0].reshape(2, k, k, 5).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(conv._matrix(local), matrix)
