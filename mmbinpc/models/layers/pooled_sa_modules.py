@@ -35,6 +35,10 @@ from mmbinpc.binary.aggregation import POOL_CHILD, LocalPoolSite, PointPool
 class _PooledSA(LocalPoolSite):
     """Adds the ``pool`` child after the mmdet3d module is built."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)  # the mmdet3d module's own
+        self._add_pool()
+
     def _add_pool(self) -> None:
         if self.pool_mod not in ('max', 'avg'):
             raise ValueError(f'{type(self).__name__}: pool_mod must be max '
@@ -47,54 +51,30 @@ class _PooledSA(LocalPoolSite):
 class PooledPointSAModuleMSG(_PooledSA, PointSAModuleMSG):
     """mmdet3d's ``PointSAModuleMSG`` pooling through ``self.pool``."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._add_pool()
-
 
 @SA_MODULES.register_module()
 class PooledPointSAModule(_PooledSA, PointSAModule):
     """mmdet3d's ``PointSAModule`` pooling through ``self.pool``."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._add_pool()
 
 
 @SA_MODULES.register_module()
 class PooledPAConvSAModuleMSG(_PooledSA, PAConvSAModuleMSG):
     """mmdet3d's ``PAConvSAModuleMSG`` pooling through ``self.pool``."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._add_pool()
-
 
 @SA_MODULES.register_module()
 class PooledPAConvSAModule(_PooledSA, PAConvSAModule):
     """mmdet3d's ``PAConvSAModule`` pooling through ``self.pool``."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._add_pool()
 
 
 @SA_MODULES.register_module()
 class PooledPAConvCUDASAModuleMSG(_PooledSA, PAConvCUDASAModuleMSG):
     """mmdet3d's ``PAConvCUDASAModuleMSG`` pooling through ``self.pool``."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._add_pool()
-
 
 @SA_MODULES.register_module()
 class PooledPAConvCUDASAModule(_PooledSA, PAConvCUDASAModule):
     """mmdet3d's ``PAConvCUDASAModule`` pooling through ``self.pool``."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._add_pool()
 
 
 #: mmdet3d SA module name -> its pooled variant's name

@@ -47,17 +47,22 @@ def _reference_params(x: int = 3, classes: int = 40) -> int:
     return total + 64 * x * classes + classes  # linear classifier
 
 
-def test_reference_size_matches_the_documented_count():
-    model = MODELS.build(
+def _classifier(backbone: dict, features: int, classes: int):
+    """PointCNN classifier as the configs build it (average, linear head)."""
+    return MODELS.build(
         dict(
             type='PointClassifier',
-            backbone=dict(type='PointCNN'),
+            backbone=dict(type='PointCNN', **backbone),
             pool=dict(type='PointPool', mode='avg'),
             head=dict(
                 type='PointClsHead',
-                in_channels=192,
-                num_classes=40,
+                in_channels=features,
+                num_classes=classes,
                 mid_channels=())))
+
+
+def test_reference_size_matches_the_documented_count():
+    model = _classifier(dict(), features=192, classes=40)
     count = sum(p.numel() for p in model.parameters())
     assert count == _reference_params() == 599_340
     assert '599,340 parameters' in pointcnn_module.__doc__
@@ -185,16 +190,7 @@ def test_bad_arguments():
 
 
 def test_binarize_keeps_coordinate_readers_and_classifier_fp():
-    model = MODELS.build(
-        dict(
-            type='PointClassifier',
-            backbone=dict(type='PointCNN', **SMALL),
-            pool=dict(type='PointPool', mode='avg'),
-            head=dict(
-                type='PointClsHead',
-                in_channels=12,
-                num_classes=5,
-                mid_channels=())))
+    model = _classifier(SMALL, features=12, classes=5)
     report = binarize(model, method='lsr', aggregation='ema')
     kept = {e.name for e in report.kept_fp}
     binary = {e.name for e in report.converted}
