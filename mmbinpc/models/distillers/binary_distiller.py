@@ -190,10 +190,16 @@ class BinaryDistiller(BaseModel):
         else:
             _attach_pooling(self.student)
 
-        # λ and η weight these in loss(); the temperature is the KD term's
+        # segmentors: logits read from decode_head.conv_seg (mmdet3d decode
+        # heads call self.forward() directly, so no hook on the head fires),
+        # and the KD term leaves out the ignored label
+        self._seg_logits = None
         ignore = None
         if self._is_segmentor(self.student):
+            self._seg_logits = OutputRecorder(self.student,
+                                              ['decode_head.conv_seg'])
             ignore = self.student.decode_head.ignore_index
+        # λ and η weight these in loss(); the temperature is the KD term's
         self.kd_loss = SoftTargetLoss(
             self.distill_cfg['temperature'], ignore_index=ignore)
         self.reg_loss = PoolingNormLoss(
@@ -203,19 +209,12 @@ class BinaryDistiller(BaseModel):
             MODELS.build(copy.deepcopy(dict(c))) for c in extra_losses or ())
         self.pair_names = self._select_pairs(self.distill_cfg['pairs'])
         # the paired sites' outputs (EMA's shift added back when align_ema)
-        # and, for segmentors, the student's logits
         align = max_aligned if self.distill_cfg['align_ema'] else None
         self._pooled = {
             role: OutputRecorder(model, self.pair_names, align)
             for role, model in (('student', self.student), ('teacher',
                                                             self.teacher))
         }
-        self._seg_logits = None
-        if self._is_segmentor(self.student):
-            # mmdet3d decode heads call self.forward() directly (no hooks
-            # fire); their classifier conv_seg is an ordinary module call
-            self._seg_logits = OutputRecorder(self.student,
-                                              ['decode_head.conv_seg'])
         self._steps = 0
         self.eval_teacher = False  # predict with the teacher (TeacherValHook)
         self._register_state_dict_hook(self._drop_teacher_state)
@@ -379,12 +378,12 @@ class BinaryDistiller(BaseModel):
             'decode_head; BinaryDistiller needs one of them to read the '
             "student's logits")
 
-    def _labels(self,
-                data_samples: list) -> Tuple[Optional[Tensor], Optional[int]]:
-        if not self._is_segmentor(self.student):
-            return None, None
+    def _labels(self, data_samples: list) -> Optional[Tensor]:
+        """Segmentation masks (for ``kd_loss``'s ignore index), else None."""
+        if self._seg_logits is None:
+            return None
         masks = [s.gt_pts_seg.pts_semantic_mask for s in data_samples]
-        return torch.stack(masks), self.student.decode_head.ignore_index
+        return torch.stack(masks)
 
     def _step(self) -> int:
         hub = MessageHub.get_current_instance()
@@ -433,8 +432,8 @@ class BinaryDistiller(BaseModel):
         loss_ce = sum(t.mean() for t in task) if task else s_logits.sum() * 0
         out = {'loss_ce': (1.0 - lam) * loss_ce}
         if lam > 0:
-            labels, _ = self._labels(data_samples)
-            out['loss_ds'] = lam * self.kd_loss(s_logits, t_logits, labels)
+            out['loss_ds'] = lam * self.kd_loss(s_logits, t_logits,
+                                                self._labels(data_samples))
         else:
             out['loss_ds'] = s_logits.sum() * 0.0
         pooled = (use_reg or extra_pooling) and len(self.pair_names) > 0
