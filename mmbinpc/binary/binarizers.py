@@ -429,6 +429,21 @@ class Binarizer(nn.Module):
         return self.input_center.detach().clone()
 
     # -- public interface ---------------------------------------------------
+    def forward_weight_parts(self,
+                             weight: Tensor) -> Tuple[Tensor, Tensor]:
+        """The binary weight's sign (with its STE gradient) and scale.
+
+        Args:
+            weight (Tensor): Latent weight, output channels on dim 0.
+
+        Returns:
+            tuple[Tensor, Tensor]: ±1 shaped like ``weight``, and the scale
+            (shape (out,) or 0-dim, with its gradient).
+        """
+        sign_input = self._weight_sign_input(weight)
+        signed = self._sign_weight(sign_input)
+        return signed, self._weight_scale_from(weight, sign_input.detach())
+
     def forward_weight(self, weight: Tensor) -> Tensor:
         """The binary weight used in the forward pass (with STE gradients).
 
@@ -438,9 +453,7 @@ class Binarizer(nn.Module):
         Returns:
             Tensor: ``sign(·) * scale``, shaped like ``weight``.
         """
-        sign_input = self._weight_sign_input(weight)
-        signed = self._sign_weight(sign_input)
-        scale = self._weight_scale_from(weight, sign_input.detach())
+        signed, scale = self.forward_weight_parts(weight)
         return signed * _bcast0(scale, weight)
 
     def _weight_scale_from(self, weight: Tensor, sign_input: Tensor) -> Tensor:
@@ -448,6 +461,23 @@ class Binarizer(nn.Module):
         input, so that a scale derived from it (XNOR, IR-Net) does not
         recompute it in every training step. Default: ``weight_scale``."""
         return self.weight_scale(weight)
+
+    def forward_input_parts(self,
+                            x: Tensor,
+                            dim: int = 1) -> Tuple[Tensor, Optional[Tensor]]:
+        """The binary activation's sign (with its STE gradient) and scale.
+
+        Args:
+            x (Tensor): Input activations.
+            dim (int): Channel axis of ``x``. Defaults to 1.
+
+        Returns:
+            tuple: ±1 shaped like ``x``, and the input scale (size 1 on
+            ``dim``) or None.
+        """
+        x = self._centered(x, dim, update=True)
+        signed = self._sign_input(self._input_sign_input(x, dim))
+        return signed, self.input_scale(x, dim)
 
     def forward_input(self, x: Tensor, dim: int = 1) -> Tensor:
         """The binary activation (with STE gradients).
@@ -459,9 +489,7 @@ class Binarizer(nn.Module):
         Returns:
             Tensor: ``sign(·)`` times the input scale when there is one.
         """
-        x = self._centered(x, dim, update=True)
-        signed = self._sign_input(self._input_sign_input(x, dim))
-        scale = self.input_scale(x, dim)
+        signed, scale = self.forward_input_parts(x, dim)
         return signed if scale is None else signed * scale
 
     def forward(self, x: Tensor, dim: int = 1) -> Tensor:

@@ -3,9 +3,10 @@
 
 Each is a subclass of the matching torch layer with the same parameter names
 (``weight``, ``bias``), so an FP32 state dict loads into it. The parameters
-stay FP32 *latent* weights that the optimizer updates; the forward pass uses
-``binarizer.forward_weight(weight)`` and, with ``binarize_input=True``, the
-binarized input. The layers are registered in ``mmdet3d.registry.MODELS`` and
+stay FP32 *latent* weights that the optimizer updates; the forward pass
+applies the layer to the signs of the weights (``binarizer.
+forward_weight_parts``) and, with ``binarize_input=True``, of the input,
+then multiplies by their scales (see ``BinaryMixin._binary_forward``). The layers are registered in ``mmdet3d.registry.MODELS`` and
 in mmengine's root ``MODELS`` (which mmcv's ``build_conv_layer`` falls back to
 when no default scope is set), so ``conv_cfg=dict(type='BinConv1d',
 binarizer='xnor')`` works in any mmcv ``ConvModule``.
@@ -60,13 +61,45 @@ class BinaryMixin:
         return self.binarizer.forward_input(x, dim=self.channel_dim)
 
     def _binary_forward(self, x: Tensor) -> Tensor:
+        """``apply_weight(sign(x), sign(W))`` times the weight and input
+        scales, plus the bias.
+
+        With ±1 inputs and weights the products sum to exact integers, so
+        the output is a function of the Hamming distance alone - what the
+        packed runtime computes (``(C - 2d) * scale * β + shift``). Scaling
+        the weights or inputs first (mathematically the same) would round
+        each product and make the sum depend on the order of the channels:
+        two points at the same distance would get outputs differing in the
+        last bit, and the sign of their difference (DGCNN's edge features
+        ``x_j − x_i``) would differ from the runtime's.
+        """
         self.binarizer.prepare(self, x)
-        return self.apply_weight(
-            self.binary_input(x), self.binary_weight(), self.bias)
+        x_scale = None
+        if self.binarize_input:
+            x, x_scale = self.binarizer.forward_input_parts(
+                x, dim=self.channel_dim)
+        sign, scale = self.binarizer.forward_weight_parts(
+            self.latent_weight())
+        y = self.apply_weight(x, sign) * _on_channels(scale, x,
+                                                      self.channel_dim)
+        if x_scale is not None:
+            y = y * x_scale
+        if self.bias is not None:
+            y = y + _on_channels(self.bias, x, self.channel_dim)
+        return y
 
     def extra_repr(self) -> str:
         return (super().extra_repr() + f', binarizer={self.binarizer.name!r}'
                 f', binarize_input={self.binarize_input}')
+
+
+def _on_channels(v: Tensor, like: Tensor, dim: int) -> Tensor:
+    """A per-channel (or 0-dim) ``v`` shaped to broadcast on ``dim``."""
+    if v.dim() == 0:
+        return v
+    shape = [1] * like.dim()
+    shape[dim] = -1
+    return v.reshape(shape)
 
 
 def _check_kwargs(cls_name: str, kwargs: dict) -> None:

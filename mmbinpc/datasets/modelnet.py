@@ -10,7 +10,7 @@ from mmdet3d.structures import DepthPoints
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
-from . import modelnet_io as mio
+from mmbinpc import modelnet_io as mio
 
 FORMATS = ('normal_resampled', 'hdf5')
 

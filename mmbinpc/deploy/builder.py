@@ -1,9 +1,13 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 """Model configs and checkpoints for the deployment and analysis tools."""
 import copy
-from typing import Any, Dict, Optional, Tuple
+import io
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import torch
 from torch import nn
+
+from .converter.layers import NotSupportedError
 
 
 def _plain(cfg: Any) -> Dict[str, Any]:
@@ -107,3 +111,47 @@ def load_weights(model: nn.Module,
             f'{missing[:5]}{"..." if len(missing) > 5 else ""}, unexpected '
             f'{unexpected[:5]}{"..." if len(unexpected) > 5 else ""}; use the '
             f'config the checkpoint was trained with')
+
+
+def state_dict_bytes(model: nn.Module) -> int:
+    """Size of ``torch.save(model.state_dict())`` (the FP32 checkpoint
+    weights), measured in memory."""
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.getbuffer().nbytes
+
+
+#: Test-pipeline transforms and the packed-file step that replays each
+#: (None: nothing to replay on a raw cloud).
+PIPELINE_STEPS = {
+    'NormalizePointsToUnitSphere': 'normalize_unit_sphere',
+    'PackClsInputs': None,
+}
+
+
+def preprocess_steps(pipeline: Sequence[Any]) -> List[str]:
+    """The steps ``predict.py`` replays for a test pipeline.
+
+    Args:
+        pipeline (Sequence[dict]): The test dataloader's pipeline configs.
+
+    Returns:
+        list[str]: Step names, in order (see
+        :data:`~mmbinpc.deploy.format.PREPROCESS_STEPS`).
+
+    Raises:
+        NotSupportedError: For a transform the packed runtime cannot
+            replay, so that predictions never run on differently
+            preprocessed clouds.
+    """
+    steps = []
+    for transform in pipeline:
+        kind = transform.get('type') if hasattr(transform, 'get') else None
+        if kind not in PIPELINE_STEPS:
+            raise NotSupportedError(
+                f'not supported yet: the test pipeline step {kind!r}; a '
+                f'packed model replays only '
+                f'{", ".join(sorted(PIPELINE_STEPS))}')
+        if PIPELINE_STEPS[kind] is not None:
+            steps.append(PIPELINE_STEPS[kind])
+    return steps

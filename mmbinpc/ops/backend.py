@@ -2,7 +2,7 @@
 """Which implementation the CPU point ops use: compiled or brute force.
 
 ``'compiled'`` (default) runs the Numba kernels of
-:mod:`mmbinpc.ops.fast_kernels`; ``'brute_force'`` the PyTorch-only paths.
+:mod:`mmbinpc.deploy.kernels.points`; ``'brute_force'`` the PyTorch-only paths.
 Both give the same results; the switch exists for comparisons and tests.
 """
 from contextlib import contextmanager

@@ -6,7 +6,7 @@
 
 Two implementations give the same results (:data:`BACKENDS`):
 
-* ``'compiled'`` (default): Numba kernels (:mod:`mmbinpc.ops.fast_kernels`)
+* ``'compiled'`` (default): Numba kernels (:mod:`mmbinpc.deploy.kernels.points`)
   that never build the distance matrix (ball query: an index-order scan;
   3-D kNN and three_nn: a grid search); feature-space kNN keeps PyTorch's
   distance matrix and selects with a compiled scan;
@@ -47,7 +47,7 @@ def _knn_xyz_compiled(query: Tensor, points: Tensor,
                       k: int) -> Tuple[Tensor, Tensor]:
     """(B, M, k) int32 indices and squared distances of the k nearest
     3-D points, by the compiled grid kernel (``1 <= k <= N``)."""
-    from . import fast_kernels as fk
+    from mmbinpc.deploy.kernels import points as fk
     q, p = _numpy(query), _numpy(points)
     near = np.empty(q.shape[:2] + (k, ), np.int32)
     d2 = np.empty(q.shape[:2] + (k, ), p.dtype)
@@ -216,7 +216,7 @@ def _first_hits(xyz: Tensor, center_xyz: Tensor, sample_num: int,
     shell = getattr(is_hit, 'shell', None)
     if shell is not None and _compiled(xyz, center_xyz) and \
             batch * num_centres:
-        from . import fast_kernels as fk
+        from mmbinpc.deploy.kernels import points as fk
         out = np.zeros((batch, num_centres, sample_num), np.int32)
         count = np.zeros((batch, num_centres), np.int32)
         min_r2, max_r2, zero_is_hit = shell
@@ -344,7 +344,7 @@ def knn(k: int,
         batch, num_centres, k, dtype=torch.int32, device=xyz.device)
     found = min(k, size)
     if found > 0 and _compiled(xyz, center_xyz) and batch * num_centres:
-        from . import fast_kernels as fk
+        from mmbinpc.deploy.kernels import points as fk
         if xyz.shape[-1] == 3:
             idx[..., :found] = _knn_xyz_compiled(center_xyz, xyz, found)[0]
         else:

@@ -70,7 +70,7 @@ def furthest_point_sample(points_xyz: Tensor, num_points: int) -> Tensor:
     _check_num(op, num_points)
     batch, size = points_xyz.shape[:2]
     if _compiled(points_xyz) and num_points > 1 and size and batch:
-        from . import fast_kernels as fk
+        from mmbinpc.deploy.kernels import points as fk
         out = np.zeros((batch, num_points), np.int32)
         fk.pick(fk.FURTHEST_POINT_SAMPLE, batch * size * num_points)(
             points_xyz.detach().contiguous().numpy(), num_points, out)

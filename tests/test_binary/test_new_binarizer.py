@@ -11,7 +11,8 @@ from mmbinpc.analysis import count_complexity, model_forward
 from mmbinpc.binary import (BINARIZERS, Binarizer, binarize, build_binarized,
                             register_binarizer)
 from mmbinpc.binary.binarizers import BinarizerSpec
-from mmbinpc.deploy import PackedModel, export_packed
+from mmbinpc.deploy.converter import export_packed
+from mmbinpc.deploy.runtime import PackedModel
 from mmbinpc.experiments.runner import load_tool
 
 NAME = 'toymax'
@@ -84,12 +85,11 @@ def test_new_binarizer_everywhere(toy_binarizer, tmp_path):
     # the packed engine runs it and predicts what PyTorch predicts
     model.eval()
     path = str(tmp_path / 'toy.packed')
-    cfg = _pointnet(method=NAME, aggregation='max')
-    export_packed(model, path, cfg, num_points=32)
+    export_packed(model, path, num_points=32)
     points = torch.rand(6, 32, 3) * 2 - 1
     with torch.no_grad():
         ref = model._forward(dict(points=points))
-    out = PackedModel.load(path)(points)
+    out = torch.from_numpy(PackedModel.load(path)(points.numpy()))
     assert torch.equal(ref.argmax(-1), out.argmax(-1))
     assert torch.allclose(out, ref, rtol=1e-4, atol=1e-4 * ref.abs().max())
 

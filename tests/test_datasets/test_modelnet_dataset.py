@@ -8,7 +8,7 @@ import torch
 from mmdet3d.structures import DepthPoints
 
 from mmbinpc.datasets import ModelNet40Dataset
-from mmbinpc.datasets.modelnet_io import farthest_point_sample
+from mmbinpc.modelnet_io import farthest_point_sample
 
 CLASSES = ['flower_pot', 'chair']
 
@@ -388,7 +388,7 @@ def test_duplicate_class_name_is_an_error(tmp_path):
 
 
 def test_bad_shape_files_name_the_file(tmp_path):
-    from mmbinpc.datasets.modelnet_io import parse_points_txt, read_lines
+    from mmbinpc.modelnet_io import parse_points_txt, read_lines
     from mmbinpc.errors import DatasetFormatError
     latin = tmp_path / 'latin.txt'
     latin.write_bytes(b'0,0,0\n1,2,3\n4,5,\xe96\n')

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmbinpc.deploy import PackedBinaryLayer, kernels, pack_signs
+from mmbinpc.deploy import kernels, pack_signs
+from mmbinpc.deploy.runtime import OPS
 from .reference_kernels import binary_gemm, pack_rows, xnor_popcount_dot
 
 
@@ -55,68 +56,43 @@ def test_binary_pointwise_matches_dense(c, mode, epilogue):
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize('kind', ['conv1d', 'conv2d', 'linear'])
-def test_packed_layer_layouts(kind):
+def binary_dense(c, o, w, output='float', clamp=None):
+    """A BinaryDense op with unit scale and zero shift."""
+    return OPS['binary_dense'](
+        'toy',
+        dict(
+            in_channels=c,
+            out_channels=o,
+            input='float',
+            scale_mode='none',
+            clamp=clamp,
+            output=output),
+        dict(
+            weight_bits=pack_signs(w),
+            out_scale=np.ones(o, np.float32),
+            out_shift=np.zeros(o, np.float32),
+            threshold=np.zeros(c, np.float32)))
+
+
+@pytest.mark.parametrize('lead', [(2, 11), (2, 3, 4), (5, )])
+def test_binary_dense_on_any_leading_shape(lead):
+    """Channel-last rows of any leading shape (clouds, neighbourhoods, one
+    row per cloud) give the ±1 matrix product, pooled over the
+    second-to-last axis when asked."""
     c, o = 70, 33
     w = torch.randn(o, c)
-    layer = PackedBinaryLayer(kind, c, o, pack_signs(w),
-                              np.ones(o, np.float32), np.zeros(o, np.float32))
-    if kind == 'conv1d':
-        x = torch.randn(2, c, 11)
-        ref = torch.nn.functional.conv1d(
-            torch.where(x >= 0, 1.0, -1.0),
-            torch.where(w >= 0, 1.0, -1.0)[..., None])
-    elif kind == 'conv2d':
-        x = torch.randn(2, c, 3, 4)
-        ref = torch.nn.functional.conv2d(
-            torch.where(x >= 0, 1.0, -1.0),
-            torch.where(w >= 0, 1.0, -1.0)[..., None, None])
-    else:
-        x = torch.randn(2, 5, c)
-        ref = torch.where(x >= 0, 1.0, -1.0) @ torch.where(w >= 0, 1.0, -1.0).T
-    out = layer(x)
-    assert out.shape == ref.shape
-    torch.testing.assert_close(out, ref)
-    # channel-first views of channel-last buffers chain without copies
-    if kind == 'conv1d':
-        torch.testing.assert_close(
-            layer(x.transpose(1, 2).contiguous().transpose(1, 2)), ref)
-        fused = PackedBinaryLayer(
-            kind,
-            c,
-            o,
-            pack_signs(w),
-            np.ones(o, np.float32),
-            np.zeros(o, np.float32),
-            clamp=(-3, 5),
-            pool=True)
-        torch.testing.assert_close(fused(x), ref.clamp(-3, 5).amax(-1))
-        assert fused.last_num_points == 11
-
-
-def test_packed_layer_bad_input():
-    layer = PackedBinaryLayer(
-        'conv1d',
-        8,
-        4,
-        pack_signs(np.ones((4, 8))),
-        np.ones(4, np.float32),
-        np.zeros(4, np.float32),
-        name='toy')
-    with pytest.raises(ValueError, match='toy: expected'):
-        layer(torch.randn(1, 9, 5))
-    with pytest.raises(ValueError, match='fused pooling needs a conv1d'):
-        PackedBinaryLayer(
-            'linear',
-            8,
-            4,
-            pack_signs(np.ones((4, 8))),
-            np.ones(4, np.float32),
-            np.zeros(4, np.float32),
-            pool=True)
-    with pytest.raises(ValueError, match='uint64'):
-        PackedBinaryLayer('conv1d', 8, 4, np.zeros((4, 2), np.uint64),
-                          np.ones(4, np.float32), np.zeros(4, np.float32))
+    x = torch.randn(*lead, c)
+    ref = torch.where(x >= 0, 1.0, -1.0) @ torch.where(w >= 0, 1.0, -1.0).T
+    out = binary_dense(c, o, w)(x.numpy())
+    assert out.shape == tuple(ref.shape)
+    np.testing.assert_allclose(out, ref.numpy())
+    if len(lead) > 1:
+        for clamp in ([-3, 5], [None, 5], [-3, None]):
+            lo, hi = (-np.inf if clamp[0] is None else clamp[0],
+                      np.inf if clamp[1] is None else clamp[1])
+            pooled = binary_dense(c, o, w, 'max', clamp)(x.numpy())
+            np.testing.assert_allclose(
+                pooled, ref.clamp(lo, hi).amax(-2).numpy())
 
 
 @pytest.mark.parametrize('c', [50, 64, 128, 200])

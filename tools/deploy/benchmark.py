@@ -1,5 +1,5 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
-"""Time FP32 PyTorch, fake-quantized PyTorch and the packed engine.
+"""Time FP32 PyTorch, fake-quantized PyTorch and the packed runtime.
 
 Usage:
     python tools/deploy/benchmark.py CONFIG CHECKPOINT [--packed FILE]
@@ -21,24 +21,20 @@ The median and the minimum of the rounds are reported (the ``*_min`` keys;
 on a machine shared with other jobs the minimum is the closer estimate of
 the undisturbed cost).
 
-The packed model runs on its default engine (``--engine auto``: the lean
-PointNet plan where the architecture allows); with the plan, the module
-engine (the model's own forward code with packed layers) is timed as well,
-as ``packed_modules``.
-
-"Binary layers alone" compares, at batch 1, the time spent inside the packed
-binary layers (binarize + pack + XNOR-popcount + folded BN, fused
-activation and pooling, and - on the plan engine - writing the next binary
-layer's packed input) with the time of the same FP32 PyTorch conv/linear
-modules (``binary_layers_speedup``), and with those modules plus the
-BN/activation/pooling modules whose work the packed layers absorbed
-(``binary_layers_fused_work_speedup``, the like-for-like figure).
+At batch 1 the packed model's time is split by op (``packed_op_ms_b1``,
+``packed_op_share_b1``: binary layers, FP32 layers, kNN, edge features,
+pooling, ...), which shows what limits each model; and the time inside its
+binary layers (pack + XNOR-popcount + folded BN, clamp, fused pooling or
+the next layer's bits) is set against the same FP32 PyTorch conv/linear
+modules (``binary_layers_speedup``).
 """
 import argparse
 import json
 import os
 import tempfile
 import time
+
+import numpy as np
 
 
 def parse_args(argv=None):
@@ -69,11 +65,6 @@ def parse_args(argv=None):
         help='torch intra-op threads and packed-kernel '
         'threads (default: torch\'s default, all cores, '
         'against one packed-kernel thread)')
-    parser.add_argument(
-        '--engine',
-        default='auto',
-        choices=['auto', 'plan', 'modules'],
-        help='packed engine (see PackedModel.load)')
     parser.add_argument('--json', default=None, help='write results here')
     return parser.parse_args(argv)
 
@@ -106,11 +97,12 @@ def main(argv=None) -> dict:
     from mmengine.config import Config
 
     from mmbinpc.analysis import cpu_name, run_rounds, speedup, timing_stats
-    from mmbinpc.deploy import PackedModel, export_packed, state_dict_bytes
     from mmbinpc.deploy.builder import (build_model, deploy_model_cfgs,
-                                        load_weights)
+                                        load_weights, state_dict_bytes)
+    from mmbinpc.deploy.converter import export_packed
     from mmbinpc.deploy.kernels import get_num_threads, set_num_threads
     from mmbinpc.deploy.kernels import warmup as jit_warmup
+    from mmbinpc.deploy.runtime import PackedModel
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -128,22 +120,19 @@ def main(argv=None) -> dict:
     if packed_path is None:
         tmp = tempfile.TemporaryDirectory()
         packed_path = os.path.join(tmp.name, 'model.packed')
-        export_packed(bin_model, packed_path, bin_cfg, num_points=args.points)
+        export_packed(bin_model, packed_path, num_points=args.points)
     jit_warmup()
-    packed = PackedModel.load(packed_path, engine=args.engine)
-    channels = packed.meta['trace']['in_channels']
+    packed = PackedModel.load(packed_path)
+    channels = packed.in_channels
 
     gen = torch.Generator().manual_seed(0)
     runners = {
         'fp32': lambda p: fp_model._forward(dict(points=p)),
         'binary_torch': lambda p: bin_model._forward(dict(points=p)),
-        'packed': lambda p: packed(p),
+        'packed': lambda p: torch.from_numpy(packed(p.numpy())),
     }
-    if packed.engine == 'plan':
-        packed_modules = PackedModel.load(packed_path, engine='modules')
-        runners['packed_modules'] = lambda p: packed_modules(p)
     results = dict(
-        engine=packed.engine,
+        model=type(bin_model.backbone).__name__,
         cpu=cpu_name(),
         cpu_count=os.cpu_count(),
         torch_threads=torch.get_num_threads(),
@@ -184,18 +173,14 @@ def main(argv=None) -> dict:
                 results[f'speedup_vs_binary_torch_b{bs}{suffix}'] = speedup(
                     med, 'binary_torch', 'packed')
                 for stat, d in (('median', med), ('min', low)):
-                    modules = (f' | packed (module engine) '
-                               f'{d["packed_modules"]:.2f} ms'
-                               if 'packed_modules' in d else '')
                     lines.append(
                         f'batch {bs:>3} x {args.points} pts, {order} '
                         f'({rounds} rounds, {stat}): FP32 {d["fp32"]:.2f} ms '
                         f'| binary torch {d["binary_torch"]:.2f} ms | packed '
-                        f'({packed.engine}) {d["packed"]:.2f} ms{modules} | '
-                        f'packed vs FP32 {speedup(d, "fp32", "packed"):.1f}x,'
-                        ' vs binary torch '
-                        f'{speedup(d, "binary_torch", "packed"):.1f}x')
-            # equivalence on the same input
+                        f'{d["packed"]:.2f} ms | packed vs FP32 '
+                        f'{speedup(d, "fp32", "packed"):.1f}x, vs binary '
+                        f'torch {speedup(d, "binary_torch", "packed"):.1f}x')
+            # agreement on the same input
             ref = runners['binary_torch'](points)
             out = runners['packed'](points)
             agree = (ref.argmax(-1) == out.argmax(-1)).float().mean().item()
@@ -203,81 +188,48 @@ def main(argv=None) -> dict:
             results[f'max_abs_logit_diff_b{bs}'] = \
                 (ref - out).abs().max().item()
 
-        # binary layers alone, batch 1: the packed layers against (a) the
-        # same FP32 conv/linear modules and (b) those modules plus the ones
-        # whose work the packed layers absorbed (BN, activation, pooling)
-        names = list(packed.packed_layers)
-        fp_modules = dict(fp_model.named_modules())
-        fused = [
-            n for e in packed.meta['binary_layers']
-            for n in (e.get('folded_bn'), (e.get('act') or {}).get('name'),
-                      (e.get('pool') or {}).get('name')) if n
-        ]
+        # where the packed model's time goes at batch 1 (op by op), and its
+        # binary layers against the same FP32 conv/linear modules
         points = torch.rand(1, args.points, channels, generator=gen) * 2 - 1
-        timers = dict(
-            fp=LayerTimer([fp_modules[n] for n in names]),
-            fp_fused=LayerTimer([fp_modules[n] for n in fused]))
-        plan = packed.plan
-        if plan is None:
-            timers['packed'] = LayerTimer(packed.packed_layers.values())
-        else:  # the plan times its own binary layers
-            plan.timing = True
-
-        def fp_round():
-            timers['fp'].total = timers['fp_fused'].total = 0.0
+        names = [
+            op.name for op, _ in packed.nodes if op.op == 'binary_dense'
+        ]
+        fp_modules = dict(fp_model.named_modules())
+        fp_timer = LayerTimer([fp_modules[n] for n in names])
+        fp_layer, packed_total = [], []
+        packed.timing = True
+        packed.op_seconds.clear()
+        for _ in range(args.repeats):
+            fp_timer.total = 0.0
             runners['fp32'](points)
-            return timers['fp'].total, timers['fp_fused'].total
-
-        def packed_round():
-            if plan is None:
-                timers['packed'].total = 0.0
-                runners['packed'](points)
-                return timers['packed'].total
-            plan.binary_seconds = 0.0
+            fp_layer.append(fp_timer.total * 1e3)
+            t0 = time.perf_counter()
             runners['packed'](points)
-            return plan.binary_seconds
-
-        layer_lines = []
-        for order, suffix in (('interleaved', ''), ('back to back', '_warm')):
-            if order == 'interleaved':
-                pairs = [(fp_round(), packed_round())
-                         for _ in range(args.repeats)]
-            else:
-                fps = [fp_round() for _ in range(args.repeats)]
-                pairs = list(
-                    zip(fps, [packed_round() for _ in range(args.repeats)]))
-            samples = dict(
-                fp=[f[0] for f, _ in pairs],
-                fp_all=[f[0] + f[1] for f, _ in pairs],
-                packed=[p for _, p in pairs])
-            stats = timing_stats(samples)
-            med, low = stats['median'], stats['min']
-            results[f'fp32_binary_layers_ms_b1{suffix}'] = med['fp']
-            results[f'fp32_binary_layers_fused_work_ms_b1{suffix}'] = \
-                med['fp_all']
-            results[f'packed_binary_layers_ms_b1{suffix}'] = med['packed']
-            results[f'binary_layers_speedup{suffix}'] = speedup(
-                med, 'fp', 'packed')
-            results[f'binary_layers_speedup{suffix}_min'] = speedup(
-                low, 'fp', 'packed')
-            results[f'binary_layers_fused_work_speedup{suffix}'] = speedup(
-                med, 'fp_all', 'packed')
-            results[f'binary_layers_fused_work_speedup{suffix}_min'] = \
-                speedup(low, 'fp_all', 'packed')
-            layer_lines += [
-                f'binary layers alone ({len(names)} layers, batch 1), {order}'
-                f', {stat}: FP32 conv/linear {d["fp"]:.2f} ms (+ the '
-                f'BN/activation/pooling fused into the packed layers: '
-                f'{d["fp_all"]:.2f} ms) | packed {d["packed"]:.2f} ms | '
-                f'{speedup(d, "fp", "packed"):.1f}x '
-                f'({speedup(d, "fp_all", "packed"):.1f}x same work)'
-                for stat, d in (('median', med), ('min', low))
-            ]
+            packed_total.append((time.perf_counter() - t0) * 1e3)
+        packed.timing = False
+        fp_timer.remove()
+        op_ms = {
+            k: v * 1e3 / args.repeats
+            for k, v in sorted(packed.op_seconds.items(), key=lambda kv: -kv[1])
+        }
+        total = sum(op_ms.values())
+        results['packed_op_ms_b1'] = op_ms
+        results['packed_op_share_b1'] = {k: v / total for k, v in op_ms.items()}
+        results['fp32_binary_layers_ms_b1'] = float(np.median(fp_layer))
+        results['packed_binary_layers_ms_b1'] = op_ms.get('binary_dense', 0.0)
+        results['binary_layers_speedup'] = (
+            results['fp32_binary_layers_ms_b1'] /
+            max(results['packed_binary_layers_ms_b1'], 1e-9))
         results['num_binary_layers'] = len(names)
-        for t in timers.values():
-            t.remove()
-        if plan is not None:
-            plan.timing = False
+        layer_lines = [
+            'packed model at batch 1, time by op (mean of '
+            f'{args.repeats} rounds): ' + ', '.join(
+                f'{k} {v:.2f} ms ({v / total:.0%})' for k, v in op_ms.items()),
+            f'binary layers alone ({len(names)} layers, batch 1): FP32 '
+            f'conv/linear {results["fp32_binary_layers_ms_b1"]:.2f} ms | '
+            f'packed {results["packed_binary_layers_ms_b1"]:.2f} ms | '
+            f'{results["binary_layers_speedup"]:.1f}x'
+        ]
 
     fp_bytes = state_dict_bytes(fp_model)
     results['fp32_state_dict_bytes'] = fp_bytes

@@ -4,10 +4,13 @@
 Usage:
     python tools/deploy/export_packed.py CONFIG CHECKPOINT OUT [--points N]
 
-Binary weights are stored 1 bit each (64 per uint64 word) with per-channel
-scales, BatchNorm is folded where it directly follows a layer, FP32 layers
-stay FP32, and the model config is stored as the architecture description.
-Load the result with ``mmbinpc.deploy.PackedModel.load(OUT)``.
+The model becomes a graph of ops with their arrays (see
+docs/deployment.md): binary weights 1 bit each (64 per uint64 word) with
+per-channel output maps, BatchNorm folded, clamps, pooling and "write the
+next layer's bits" fused, FP32 layers kept FP32. Load the result with
+``mmbinpc.deploy.runtime.PackedModel.load(OUT)`` (NumPy and Numba only).
+Supported: PointNet (with or without T-Nets) and DGCNN classifiers; any
+other architecture stops with an error naming what is not supported.
 
 The checkpoint must fit the binary model exactly (every parameter and buffer,
 no unknown key, no tensor of another shape; a distiller checkpoint gives its
@@ -33,7 +36,8 @@ def parse_args(argv=None):
         '--points',
         type=int,
         default=1024,
-        help='points of the tracing input (default 1024)')
+        help='points per cloud the model was tested with, recorded for '
+        'predict.py (default 1024)')
     parser.add_argument(
         '--allow-partial-checkpoint',
         action='store_true',
@@ -96,15 +100,17 @@ def main(argv=None):
     summary = export_packed(
         model,
         args.out,
-        bin_cfg,
         num_points=args.points,
-        preprocess=preprocess_steps(pipeline))
+        preprocess=preprocess_steps(pipeline),
+        source=dict(
+            config=os.path.basename(args.config),
+            checkpoint=os.path.basename(args.checkpoint)))
     fp_model = build_model(fp_cfg)
     fp_bytes = state_dict_bytes(fp_model)
-    print(f'wrote {summary.path}: {summary.file_bytes:,} bytes, '
-          f'{len(summary.binary_layers)} packed binary layers, '
-          f'{len(summary.folded_bn)} BatchNorms folded, '
-          f'{summary.fp_tensors} FP32 tensors')
+    ops = ', '.join(f'{n} {op}' for op, n in summary.ops.items())
+    print(f'wrote {summary.path}: {summary.file_bytes:,} bytes; {ops}; '
+          f'{len(summary.bits_outputs)} binary layers write the next '
+          f"layer's bits, {len(summary.fused_pools)} fuse their pooling")
     print(f'FP32 state dict of the same model: {fp_bytes:,} bytes -> size '
           f'ratio {fp_bytes / summary.file_bytes:.1f}x')
     return summary

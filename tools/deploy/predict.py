@@ -1,5 +1,5 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
-"""Classify point-cloud files with a bit-packed model.
+"""Classify or segment point-cloud files with a bit-packed model.
 
 Usage:
     python tools/deploy/predict.py PACKED FILE [FILE ...] [--points N]
@@ -8,12 +8,22 @@ Usage:
 
 FILE is a ModelNet-style text file (one point per line, comma-separated
 ``x,y,z[,nx,ny,nz]``) or a ``.npy`` array (N, C). Each cloud is reduced to
-``--points`` points (default: the number the model was exported with, as
-the dataset does at training time: EMA pooling depends on it) and the
+``--points`` points (classifiers: by default the number the model was
+exported with, as the dataset does at training time - EMA pooling depends
+on it; segmentors keep every point unless ``--points`` is given) and the
 model's input channels (xyz, or xyz + normals), then prepared by the test
 pipeline's steps recorded in the packed file (e.g. centring and scaling into
 the unit sphere), exactly as in testing. ``--classes`` names the outputs,
 one name per line (e.g. ``modelnet40_shape_names.txt``).
+
+A segmentation model writes one label per point next to each input:
+``<name>.labels.txt`` (one integer per line) for a text cloud,
+``<name>.labels.npy`` for a ``.npy`` one, and prints the share of each
+class.
+
+The tool needs only NumPy, Numba and ``mmbinpc.deploy.runtime``
+(``pip install -r requirements/deploy.txt``): no PyTorch, mmcv or
+mmdet3d.
 
 Any bad input (a malformed packed file, an unreadable cloud, an invalid
 option) ends with a message naming it and exit status 2.
@@ -56,7 +66,7 @@ def parse_args(argv=None):
         '--threads',
         type=int,
         default=1,
-        help='packed-kernel and PyTorch threads')
+        help='packed-kernel threads')
     parser.add_argument('--json', default=None, help='write results here')
     args = parser.parse_args(argv)
     if args.topk < 1:
@@ -79,7 +89,7 @@ def read_cloud(path: str, channels: int) -> np.ndarray:
     Returns:
         np.ndarray: The points.
     """
-    from mmbinpc.datasets.modelnet_io import parse_points_txt
+    from mmbinpc.modelnet_io import parse_points_txt
     if os.path.isdir(path):
         raise ValueError(f'point cloud {path!r} is a directory; give the '
                          f'.txt or .npy files in it')
@@ -119,7 +129,7 @@ def class_names(path: Optional[str], num_classes: int) -> List[str]:
     data set trained with a 40-way head: the extra outputs, never a
     target, keep their index - but not more.
     """
-    from mmbinpc.datasets.modelnet_io import read_lines
+    from mmbinpc.modelnet_io import read_lines
     if path is None:
         return [str(i) for i in range(num_classes)]
     names = read_lines(path, 'class names file')
@@ -142,37 +152,67 @@ def main(argv=None) -> List[dict]:
         raise SystemExit(2)
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis (float64, stable)."""
+    z = logits.astype(np.float64)
+    z -= z.max(axis=-1, keepdims=True)
+    np.exp(z, out=z)
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def labels_path(path: str) -> str:
+    """Where the per-point labels of a segmented cloud are written:
+    ``<name>.labels.txt`` next to a text cloud, ``<name>.labels.npy`` next
+    to a ``.npy`` one."""
+    root, ext = os.path.splitext(path)
+    return f'{root}.labels{".npy" if ext == ".npy" else ".txt"}'
+
+
 def predict(args: argparse.Namespace) -> List[dict]:
-    """Classify ``args.files`` with ``args.packed`` (see the module doc)."""
-    import torch
+    """Classify or segment ``args.files`` with ``args.packed`` (see the
+    module doc). Imports NumPy, Numba and the packed runtime only."""
+    from mmbinpc.deploy.kernels import set_num_threads
+    from mmbinpc.deploy.runtime import PackedModel, apply_preprocess
+    from mmbinpc.modelnet_io import sample_points
 
-    from mmbinpc.datasets.modelnet_io import sample_points
-    from mmbinpc.deploy import PackedModel, kernels
-    from mmbinpc.deploy.preprocess import apply_preprocess
-
-    torch.set_num_threads(args.threads)
-    kernels.set_num_threads(args.threads)
+    set_num_threads(args.threads)
     model = PackedModel.load(args.packed)
-    trace = model.meta['trace']
-    num_points = (trace['num_points'] if args.points is None else args.points)
+    meta = model.meta
+    segment = meta['task'] == 'segmentation'
+    channels = meta['input']['channels']
     rng = np.random.default_rng(0)
-    clouds = [
-        apply_preprocess(
-            sample_points(
-                read_cloud(path, trace['in_channels']),
-                num_points,
-                args.sample,
-                source=path,
-                rng=rng), model.meta['preprocess']) for path in args.files
-    ]
-    scores = model(np.stack(clouds)).softmax(dim=-1)
-    names = class_names(args.classes, scores.shape[1])
-    top = scores.topk(min(args.topk, scores.shape[1]), dim=-1)
     results = []
-    for path, values, indices in zip(args.files, top.values, top.indices):
+    names = class_names(args.classes, model.num_classes)
+    for path in args.files:
+        cloud = read_cloud(path, channels)
+        if not segment or args.points is not None:
+            num_points = (meta['input']['num_points']
+                          if args.points is None else args.points)
+            cloud = sample_points(
+                cloud, num_points, args.sample, source=path, rng=rng)
+        scores = softmax(
+            model(apply_preprocess(cloud, meta['preprocess'])))[0]
+        if segment:  # (N, K): one label per point, written next to it
+            labels = scores.argmax(axis=-1)
+            out = labels_path(path)
+            if out.endswith('.npy'):
+                np.save(out, labels.astype(np.int64))
+            else:
+                np.savetxt(out, labels, fmt='%d')
+            counts = np.bincount(labels, minlength=model.num_classes)
+            share = {
+                names[i]: round(float(c) / len(labels), 4)
+                for i, c in enumerate(counts) if c
+            }
+            results.append(
+                dict(file=path, labels=out, points=len(labels), share=share))
+            print(f'{path}: {len(labels)} point labels -> {out} (' +
+                  ', '.join(f'{k} {v:.1%}' for k, v in share.items()) + ')')
+            continue
+        order = np.argsort(-scores, kind='stable')[:args.topk]
         best = [
-            dict(index=int(i), name=names[int(i)], score=float(v))
-            for v, i in zip(values, indices)
+            dict(index=int(i), name=names[int(i)], score=float(scores[i]))
+            for i in order
         ]
         results.append(dict(file=path, top=best))
         print(f'{path}: ' + ', '.join(f'{b["name"]} {b["score"]:.3f}'
@@ -182,7 +222,8 @@ def predict(args: argparse.Namespace) -> List[dict]:
             json.dump(
                 dict(
                     packed=args.packed,
-                    points=num_points,
+                    task=meta['task'],
+                    points=args.points,
                     sample=args.sample,
                     results=results),
                 f,

@@ -9,6 +9,10 @@ bad input: nothing is skipped silently. Malformed content is a
 The split cache is data only (an ``.npz`` archive read with
 ``allow_pickle=False`` plus a JSON description): a planted or damaged cache
 file is ignored and rebuilt, never executed.
+
+NumPy only (no PyTorch): the dataset (:mod:`mmbinpc.datasets.modelnet`)
+and the deploy tools (``tools/deploy/predict.py``, run where only
+``requirements/deploy.txt`` is installed) read clouds with it.
 """
 import hashlib
 import json
