@@ -155,19 +155,18 @@ def deploy(args: argparse.Namespace, runner, models: Dict[str, object],
     import torch
 
     from mmbinpc.analysis import run_rounds
-    from mmbinpc.deploy import PackedModel, export_packed, kernels
-    from mmbinpc.deploy.builder import deploy_model_cfgs
+    from mmbinpc.deploy import kernels
+    from mmbinpc.deploy.converter import export_packed
+    from mmbinpc.deploy.runtime import PackedModel
 
     student = runner.model.student.eval()
     path = osp.join(args.work_dir, 'demo', 'pointnet_bin_lsr-ema-kdr.packed')
-    bin_cfg, _ = deploy_model_cfgs(runner.cfg.model)
-    summary = export_packed(student, path, bin_cfg, num_points=args.points)
+    summary = export_packed(student, path, num_points=args.points)
     kernels.warmup()
     packed = PackedModel.load(path)
     print(
         f'exported {path} ({summary.file_bytes:,} bytes, '
-        f'{len(summary.binary_layers)} packed binary layers); engine: '
-        f'{packed.engine}',
+        f'{len(summary.binary_layers)} packed binary layers)',
         flush=True)
 
     evaluator, agree, total, sample = runner.test_evaluator, 0, 0, None
@@ -175,7 +174,7 @@ def deploy(args: argparse.Namespace, runner, models: Dict[str, object],
         for batch in runner.test_dataloader:
             data = runner.model.data_preprocessor(batch, False)
             points = torch.stack(list(data['inputs']['points']))
-            labels = packed.predict(points)
+            labels = torch.from_numpy(packed.predict(points.numpy()))
             agree += int((labels == student._forward(
                 dict(points=points)).argmax(-1)).sum())
             total += len(labels)
@@ -192,7 +191,7 @@ def deploy(args: argparse.Namespace, runner, models: Dict[str, object],
         label: (lambda p, m=m: m._forward(dict(points=p)))
         for label, m in models.items()
     }
-    runners['packed'] = packed
+    runners['packed'] = lambda p: packed(p.numpy())
     try:
         with torch.no_grad():
             run_rounds(runners, sample, 3)  # warm-up

@@ -62,7 +62,9 @@ class BinaryMixin:
 
     def _binary_forward(self, x: Tensor) -> Tensor:
         """``apply_weight(sign(x), sign(W))`` times the weight and input
-        scales, plus the bias.
+        scales, plus the bias (a layer with a spatial kernel or a stride
+        scales its input first: its window mixes positions of different
+        input scales).
 
         With ±1 inputs and weights the products sum to exact integers, so
         the output is a function of the Hamming distance alone - what the
@@ -78,6 +80,9 @@ class BinaryMixin:
         if self.binarize_input:
             x, x_scale = self.binarizer.forward_input_parts(
                 x, dim=self.channel_dim)
+            if x_scale is not None and not self._pointwise():
+                # a kernel window mixes positions of different β
+                x, x_scale = x * x_scale, None
         sign, scale = self.binarizer.forward_weight_parts(
             self.latent_weight())
         y = self.apply_weight(x, sign) * _on_channels(scale, x,
@@ -87,6 +92,17 @@ class BinaryMixin:
         if self.bias is not None:
             y = y + _on_channels(self.bias, x, self.channel_dim)
         return y
+
+    def _pointwise(self) -> bool:
+        """Whether every output position reads exactly its own input
+        position (a linear layer, a 1x1 convolution with stride 1 and no
+        padding), so a per-position input scale can multiply the output."""
+        if not isinstance(self, (nn.Conv1d, nn.Conv2d)):
+            return True
+        pad = self.padding
+        return (all(k == 1 for k in self.kernel_size)
+                and all(st == 1 for st in self.stride)
+                and (pad == 'valid' or all(p == 0 for p in pad)))
 
     def extra_repr(self) -> str:
         return (super().extra_repr() + f', binarizer={self.binarizer.name!r}'

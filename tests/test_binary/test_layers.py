@@ -52,6 +52,60 @@ def test_conv2d_and_linear_use_binary_weight_and_input():
 
 
 @pytest.mark.parametrize('binarizer', ALL)
+@pytest.mark.parametrize('cls', [BinConv1d, BinLinear])
+def test_outputs_depend_on_the_hamming_distance_only(binarizer, cls):
+    """A point-wise layer sums ±1 products exactly and scales afterwards, so
+    rows at the same Hamming distance from a channel's weights get
+    bit-identical outputs (what the packed runtime computes; DGCNN
+    binarizes differences of such outputs). With the scale applied to the
+    weights first the float sum depends on where the disagreeing channels
+    are: the BinLinear cases of xnor, bireal and react fail then (PyTorch's
+    two-row products; its convolution happens to sum these in one order)."""
+    torch.manual_seed(0)
+    layer = cls(96, 8, 1, binarizer=binarizer) if cls is BinConv1d else \
+        cls(96, 8, binarizer=binarizer)
+    layer.eval()
+    sign_w = hard_sign(layer.binarizer.weight_parts(
+        layer.weight.detach())[0].reshape(8, 96)[0])
+    # rows i and 20 + i: the signs of channel 0's weights with two
+    # different random sets of the same size flipped, the same magnitudes
+    # (so the same XNOR β)
+    gen = torch.Generator().manual_seed(1)
+    rows = torch.empty(40, 96)
+    for i in range(20):
+        d = int(torch.randint(1, 95, (1, ), generator=gen))
+        magnitude = 0.5 + torch.rand(96, generator=gen)
+        for r in (i, 20 + i):
+            signs = sign_w.clone()
+            flip = torch.randperm(96, generator=gen)[:d]
+            signs[flip] = -signs[flip]
+            rows[r] = signs * magnitude
+    pairs = rows.view(2, 20, 96).transpose(0, 1)  # (20, 2, 96)
+    x = pairs.transpose(1, 2) if cls is BinConv1d else pairs  # small GEMMs
+    with torch.no_grad():
+        out = layer(x)
+    out = out.transpose(1, 2) if cls is BinConv1d else out  # (20, 2, 8)
+    sign_x = hard_sign(layer.binarizer.input_parts(pairs, dim=-1)[0])
+    dist = (sign_x != sign_w).sum(-1)
+    assert torch.equal(dist[:, 0], dist[:, 1])
+    assert torch.equal(out[:, 0, 0], out[:, 1, 0])
+
+
+def test_spatial_kernel_scales_the_input_first():
+    """With a kernel window β varies inside the window: XNOR-Net's
+    ``conv(sign(x)·β, sign(W)·α)``."""
+    conv = BinConv2d(3, 4, (1, 3), binarizer='xnor', bias=False)
+    x = torch.randn(2, 3, 5, 7)
+    w = conv.weight.detach()
+    wc = w - w.mean(dim=(1, 2, 3), keepdim=True)
+    alpha = wc.abs().mean(dim=(1, 2, 3), keepdim=True)
+    beta = x.abs().mean(dim=1, keepdim=True)
+    expected = F.conv2d(hard_sign(x) * beta, hard_sign(wc) * alpha)
+    assert conv(x).shape == expected.shape == (2, 4, 5, 5)
+    assert torch.allclose(conv(x), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize('binarizer', ALL)
 def test_fp32_state_dict_loads_strictly(binarizer):
     fp = nn.Conv1d(4, 3, 1)
     binary = BinConv1d(4, 3, 1, binarizer=binarizer)

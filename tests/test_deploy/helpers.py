@@ -74,7 +74,45 @@ def dgcnn_cfg(method,
         binarize=dict(method=method, aggregation=aggregation))
 
 
-def train_briefly(model, steps=3, batch=8, num_points=NUM_POINTS, seed=1):
+def pointnet2_cfg(method,
+                  aggregation='max',
+                  in_channels=3,
+                  group_all=True,
+                  normalize_xyz=False,
+                  num_classes=5):
+    """A narrow PointNet++ SSG classifier: one ball-query SA layer (32
+    centres, radius 0.3, 8 neighbours), then a group-all layer or a second
+    ball-query one."""
+    return dict(
+        type='PointClassifier',
+        backbone=dict(
+            type='PointNet2SASSGCls',
+            in_channels=in_channels,
+            num_points=(32, None if group_all else 8),
+            radius=(0.3, None if group_all else 0.6),
+            num_samples=(8, None if group_all else 8),
+            sa_channels=((16, 16), (32, 64)),
+            norm_cfg=dict(type='BN2d'),
+            sa_cfg=dict(
+                type='PointSAModule',
+                pool_mod='max',
+                use_xyz=True,
+                normalize_xyz=normalize_xyz)),
+        pool=dict(type='PointPool', mode='max'),
+        head=dict(
+            type='PointClsHead',
+            in_channels=64,
+            num_classes=num_classes,
+            mid_channels=(32, )),
+        binarize=dict(method=method, aggregation=aggregation))
+
+
+def train_briefly(model,
+                  steps=3,
+                  batch=8,
+                  num_points=NUM_POINTS,
+                  seed=1,
+                  channels=None):
     """A few optimisation steps on random clouds (moves weights, BN
     statistics, LSR's α, input centres)."""
     gen = torch.Generator().manual_seed(seed)
@@ -85,7 +123,8 @@ def train_briefly(model, steps=3, batch=8, num_points=NUM_POINTS, seed=1):
             m.threshold.data.uniform_(-0.3, 0.3, generator=gen)  # react
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.train()
-    channels = getattr(model.backbone, 'in_channels', 3)
+    if channels is None:
+        channels = getattr(model.backbone, 'in_channels', 3)
     num_classes = model.head.fc_cls.out_features
     for _ in range(steps):
         pts = torch.rand(batch, num_points, channels, generator=gen) * 2 - 1
@@ -99,7 +138,10 @@ def train_briefly(model, steps=3, batch=8, num_points=NUM_POINTS, seed=1):
 
 def build_trained(cfg, steps=3, seed=0):
     torch.manual_seed(seed)
-    return train_briefly(build_binarized(cfg), steps=steps)
+    return train_briefly(
+        build_binarized(cfg),
+        steps=steps,
+        channels=cfg['backbone'].get('in_channels', 3))
 
 
 def export_and_load(model, tmp_path, name='model.packed', **kwargs):

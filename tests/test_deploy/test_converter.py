@@ -10,7 +10,8 @@ from mmbinpc.deploy.builder import state_dict_bytes
 from mmbinpc.deploy.converter import NotSupportedError, export_packed
 from mmbinpc.deploy.runtime import PackedModel
 from .helpers import (NUM_POINTS, assert_equivalent, build_trained,
-                      dgcnn_cfg, export_and_load, pointnet_cfg, torch_logits)
+                      dgcnn_cfg, export_and_load, pointnet2_cfg, pointnet_cfg,
+                      torch_logits)
 
 BINARIZERS = ['bnn', 'xnor', 'irnet', 'lsr', 'bireal', 'react']
 
@@ -105,6 +106,40 @@ def test_dgcnn_all_xyz_knn_and_other_cloud_sizes(tmp_path):
         assert_equivalent(torch_logits(model, pts), packed(pts))
 
 
+@pytest.mark.parametrize('method', BINARIZERS)
+@pytest.mark.parametrize('aggregation', ['max', 'ema'])
+def test_pointnet2_every_binarizer_and_aggregation(tmp_path, method,
+                                                   aggregation):
+    """Furthest point sampling, ball query, grouping with relative xyz, the
+    binary shared MLPs with their local max/EMA fused, a group-all layer."""
+    model = build_trained(pointnet2_cfg(method, aggregation))
+    summary, packed = export_and_load(model, tmp_path)
+    assert summary.ops['fps'] == summary.ops['ball_query'] == 1
+    assert summary.ops['group_all'] == 1
+    assert summary.fused_pools == [
+        'backbone.SA_modules.0.mlps.0.layer1.conv',
+        'backbone.SA_modules.1.mlps.0.layer1.conv'
+    ]
+    pts = random_clouds(16)
+    assert_equivalent(torch_logits(model, pts), packed(pts))
+
+
+@pytest.mark.parametrize('case', [
+    dict(in_channels=6, normalize_xyz=True),
+    dict(group_all=False),
+])
+def test_pointnet2_variants(tmp_path, case):
+    """Normals as features (the input is split into xyz and features),
+    normalised offsets, two ball-query layers; clouds with fewer points
+    than centres (FPS repeats points) or than neighbours."""
+    in_channels = case.get('in_channels', 3)
+    model = build_trained(pointnet2_cfg('lsr', 'ema', **case))
+    _, packed = export_and_load(model, tmp_path)
+    for n in (NUM_POINTS, 20, 3):
+        pts = random_clouds(4, n, in_channels, seed=n)
+        assert_equivalent(torch_logits(model, pts), packed(pts))
+
+
 def test_binary_layers_write_the_next_layers_bits(tmp_path):
     """Consecutive binary layers without an activation scale pass packed
     bits; a layer whose output feeds the feature T-Net writes floats."""
@@ -158,11 +193,33 @@ def test_packed_bits_are_really_used(tmp_path):
             num_classes=40,
             mid_channels=(512, 256)),
         binarize=dict(method='xnor', aggregation='max')), 256, 20),
+    (dict(
+        type='PointClassifier',
+        backbone=dict(
+            type='PointNet2SASSGCls',
+            in_channels=3,
+            num_points=(512, 128, None),
+            radius=(0.2, 0.4, None),
+            num_samples=(32, 64, None),
+            sa_channels=((64, 64, 128), (128, 128, 256), (256, 512, 1024)),
+            norm_cfg=dict(type='BN2d'),
+            sa_cfg=dict(
+                type='PointSAModule',
+                pool_mod='max',
+                use_xyz=True,
+                normalize_xyz=False)),
+        pool=dict(type='PointPool', mode='max'),
+        head=dict(
+            type='PointClsHead',
+            in_channels=1024,
+            num_classes=40,
+            mid_channels=(512, 256)),
+        binarize=dict(method='lsr', aggregation='ema')), 1024, 20),
 ])
 def test_full_size_files_are_small_and_equivalent(tmp_path, cfg, points,
                                                   ratio):
-    """The paper's PointNet and DGCNN: >= 20x smaller than the FP32 state
-    dict (issue 13), same predictions."""
+    """The paper's PointNet, DGCNN and PointNet++ SSG: >= 20x smaller than
+    the FP32 state dict (issue 13), same predictions."""
     torch.manual_seed(0)
     model = build_binarized(cfg).eval()
     path = str(tmp_path / 'full.packed')
@@ -177,27 +234,18 @@ def test_full_size_files_are_small_and_equivalent(tmp_path, cfg, points,
 
 # --------------------------------------------------------------------------
 def test_unsupported_architectures_are_named():
-    model = build_binarized(
-        dict(
-            type='PointClassifier',
-            backbone=dict(
-                type='PointNet2SASSGCls',
-                in_channels=3,
-                num_points=(32, None),
-                radius=(0.2, None),
-                num_samples=(8, None),
-                sa_channels=((16, 16), (32, 32)),
-                norm_cfg=dict(type='BN2d'),
-                sa_cfg=dict(
-                    type='PointSAModule',
-                    pool_mod='max',
-                    use_xyz=True,
-                    normalize_xyz=False)),
-            head=dict(type='PointClsHead', in_channels=32, num_classes=5),
-            binarize=dict(method='xnor', aggregation='max')))
+    cfg = pointnet2_cfg('xnor', group_all=False)
+    cfg['backbone']['fp_channels'] = ((32, ), )
+    model = build_binarized(cfg).eval()
     with pytest.raises(
             NotSupportedError,
-            match=r'PointClassifier with a PointNet2SASSGCls backbone.*'
+            match='PointNet2SASSGCls with feature propagation'):
+        export_packed(model, '/nonexistent/never_written')
+    model = build_binarized(pointnet_cfg('xnor')).eval()
+    model.backbone = nn.Identity()
+    with pytest.raises(
+            NotSupportedError,
+            match=r'PointClassifier with a Identity backbone.*'
             r'converts PointClassifier\(PointNet'):
         export_packed(model, '/nonexistent/never_written')
 

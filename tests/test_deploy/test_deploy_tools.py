@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mmbinpc.binary import build_binarized
-from mmbinpc.deploy import PackedModel
+from mmbinpc.deploy.runtime import PackedModel
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
@@ -91,12 +91,14 @@ def test_export_then_benchmark(trained, tmp_path, capsys):
     summary = load_tool('tools/deploy/export_packed.py').main(
         [cfg_path, ckpt, out, '--points', '64'])
     assert os.path.getsize(out) == summary.file_bytes
-    assert 'size ratio' in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert 'size ratio' in printed and 'binary_dense' in printed
     packed = PackedModel.load(out)
+    assert packed.meta['source']['config'] == os.path.basename(cfg_path)
     pts = torch.rand(8, 64, 3) * 2 - 1
     with torch.no_grad():
         ref = model._forward(dict(points=pts))
-    assert (packed(pts).argmax(-1) == ref.argmax(-1)).all()
+    assert (packed(pts.numpy()).argmax(-1) == ref.argmax(-1).numpy()).all()
 
     res_path = tmp_path / 'bench.json'
     results = load_tool('tools/deploy/benchmark.py').main([
@@ -107,10 +109,15 @@ def test_export_then_benchmark(trained, tmp_path, capsys):
     data = json.loads(res_path.read_text())
     for key in ('fp32_ms_b1', 'binary_torch_ms_b1', 'packed_ms_b1',
                 'speedup_b1', 'binary_layers_speedup', 'size_ratio',
-                'speedup_b2', 'speedup_b1_warm', 'packed_modules_ms_b1',
-                'binary_layers_speedup_warm', 'packed_binary_layers_ms_b1'):
+                'speedup_b2', 'speedup_b1_warm', 'packed_binary_layers_ms_b1'):
         assert key in data and data[key] > 0
-    assert data['engine'] == 'plan'
+    assert data['model'] == 'PointNet'
+    # the time by op adds up to the shares, and the binary layers' time is
+    # the binary_dense op's
+    assert sum(data['packed_op_share_b1'].values()) == pytest.approx(1.0)
+    assert set(data['packed_op_ms_b1']) == {'dense', 'binary_dense'}
+    assert data['packed_binary_layers_ms_b1'] == \
+        data['packed_op_ms_b1']['binary_dense']
     assert data['pred_agreement_b1'] == 1.0
     # every speed-up is baseline time / packed time of the same statistic
     for bs, sfx in (('1', ''), ('2', ''), ('1', '_warm'), ('2', '_warm')):
@@ -122,25 +129,13 @@ def test_export_then_benchmark(trained, tmp_path, capsys):
                                                                 low['packed'])
         assert data[f'speedup_vs_binary_torch_b{bs}{sfx}'] == pytest.approx(
             data[f'binary_torch_ms_b{bs}{sfx}'] / ms['packed'])
-    for sfx in ('', '_warm'):
-        packed_ms = data[f'packed_binary_layers_ms_b1{sfx}']
-        assert data[f'binary_layers_speedup{sfx}'] == pytest.approx(
-            data[f'fp32_binary_layers_ms_b1{sfx}'] / packed_ms)
-        assert data[f'binary_layers_fused_work_speedup{sfx}'] == \
-            pytest.approx(data[f'fp32_binary_layers_fused_work_ms_b1{sfx}'] /
-                          packed_ms)
+    assert data['binary_layers_speedup'] == pytest.approx(
+        data['fp32_binary_layers_ms_b1'] / data['packed_binary_layers_ms_b1'])
     assert data['size_ratio'] == pytest.approx(results['size_ratio'])
     printed = capsys.readouterr().out
     assert 'packed vs FP32' in printed and 'CPU:' in printed
     assert 'interleaved' in printed and 'back to back' in printed
-
-    # the module engine on request: its binary layers are timed by hooks
-    data = load_tool('tools/deploy/benchmark.py').main([
-        cfg_path, ckpt, '--packed', out, '--points', '64', '--batch-sizes',
-        '1', '--repeats', '2', '--warmup', '1', '--engine', 'modules'
-    ])
-    assert data['engine'] == 'modules' and 'packed_modules_ms_b1' not in data
-    assert data['packed_binary_layers_ms_b1'] > 0
+    assert 'time by op' in printed
 
 
 def test_export_tool_errors(trained, tmp_path):

@@ -67,7 +67,7 @@ def write_packed_model(path: str) -> None:
     from mmdet3d.registry import MODELS
 
     import mmbinpc  # noqa: F401
-    from mmbinpc.deploy import export_packed
+    from mmbinpc.deploy.converter import export_packed
     torch.manual_seed(0)
     model = MODELS.build(MODEL_CFG)
     with torch.no_grad():
@@ -78,7 +78,6 @@ def write_packed_model(path: str) -> None:
     export_packed(
         model.eval(),
         path,
-        MODEL_CFG,
         num_points=64,
         preprocess=['normalize_unit_sphere'])
 
@@ -194,7 +193,7 @@ def mutate_packed(data: bytes, rng: random.Random) -> Tuple[str, bytes]:
 
 def check_packed(path: str, points: np.ndarray) -> str:
     """'ok' or 'rejected'; raises AssertionError for a failure."""
-    from mmbinpc.deploy import PackedModel
+    from mmbinpc.deploy.runtime import PackedModel
     from mmbinpc.errors import PackedFormatError
     try:
         model = PackedModel.load(path)
@@ -202,7 +201,7 @@ def check_packed(path: str, points: np.ndarray) -> str:
         assert err.path == path and path in str(err), str(err)
         return 'rejected'
     out = model(points)
-    assert np.isfinite(out.numpy()).all(), 'non-finite logits'
+    assert np.isfinite(out).all(), 'non-finite logits'
     return 'ok'
 
 

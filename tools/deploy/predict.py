@@ -180,14 +180,17 @@ def predict(args: argparse.Namespace) -> List[dict]:
     meta = model.meta
     segment = meta['task'] == 'segmentation'
     channels = meta['input']['channels']
+    # classifiers: the export's cloud size by default; segmentors: every
+    # point unless --points is given
+    num_points = args.points
+    if num_points is None and not segment:
+        num_points = meta['input']['num_points']
     rng = np.random.default_rng(0)
     results = []
     names = class_names(args.classes, model.num_classes)
     for path in args.files:
         cloud = read_cloud(path, channels)
-        if not segment or args.points is not None:
-            num_points = (meta['input']['num_points']
-                          if args.points is None else args.points)
+        if num_points is not None:
             cloud = sample_points(
                 cloud, num_points, args.sample, source=path, rng=rng)
         scores = softmax(
@@ -223,7 +226,7 @@ def predict(args: argparse.Namespace) -> List[dict]:
                 dict(
                     packed=args.packed,
                     task=meta['task'],
-                    points=args.points,
+                    points=num_points,
                     sample=args.sample,
                     results=results),
                 f,

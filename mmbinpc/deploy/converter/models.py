@@ -6,7 +6,7 @@ order its forward code runs them and writes the nodes (:mod:`.layers`
 folds and fuses). :func:`convert` picks the function by the model's
 classes and refuses anything else by name.
 """
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 from torch import nn
 
@@ -100,6 +100,84 @@ def convert_dgcnn(model: nn.Module) -> Tuple[GraphBuilder, str]:
     return b, _head(b, model.head, g)
 
 
+def _sa_layer(b: GraphBuilder, sa: nn.Module, name: str, xyz: str,
+              feats: Optional[str]) -> Tuple[str, str]:
+    """One PointNet++ set abstraction: sample, group, shared MLP, pool.
+
+    Returns:
+        tuple: ``(centres, features)`` values; a group-all layer's centres
+        are ``xyz`` itself (unused afterwards).
+    """
+    if len(sa.groupers) != 1 or len(sa.mlps) != 1:
+        raise NotSupportedError(f'not supported yet: {name} with '
+                                f'{len(sa.groupers)} scales (MSG)')
+    grouper = sa.groupers[0]
+    kind = type(grouper).__name__
+    layers = layer_chain(leaves(sa.mlps[0], f'{name}.mlps.0'))
+    channels = 0 if feats is None else b.channels(feats)
+    extra = [] if feats is None else [feats]
+    if kind == 'GroupAll':
+        grouped = b.add(f'{name}.group', 'group_all', [xyz] + extra,
+                        dict(use_xyz=grouper.use_xyz, channels=channels))
+        out = emit_chain(
+            b, layers, grouped, pool=pool_mode(sa.pool, f'{name}.pool'))
+        return xyz, out
+    sampler = sa.points_sampler
+    if kind != 'QueryAndGroup' or grouper.max_radius is None or \
+            grouper.uniform_sample or list(sa.fps_mod_list) != ['D-FPS'] or \
+            list(sa.fps_sample_range_list) != [-1]:
+        raise NotSupportedError(
+            f'not supported yet: {name} ({kind}, fps {sa.fps_mod_list}); '
+            f'the packed runtime runs D-FPS sampling with ball-query '
+            f'grouping')
+    sampled = b.add(f'{name}.fps', 'fps', [xyz],
+                    dict(num=int(sampler.num_point[0])))
+    centres = b.add(f'{name}.centres', 'gather', [xyz, sampled],
+                    dict(channels=3))
+    near = b.add(
+        f'{name}.ball_query', 'ball_query', [xyz, centres],
+        dict(
+            radius=float(grouper.max_radius),
+            min_radius=float(grouper.min_radius),
+            nsample=int(grouper.sample_num)))
+    grouped = b.add(
+        f'{name}.group', 'group', [xyz, centres, near] + extra,
+        dict(
+            use_xyz=bool(grouper.use_xyz),
+            normalize=float(grouper.max_radius)
+            if grouper.normalize_xyz else None,
+            channels=channels))
+    out = emit_chain(
+        b, layers, grouped, pool=pool_mode(sa.pool, f'{name}.pool'))
+    return centres, out
+
+
+def convert_pointnet2(model: nn.Module) -> Tuple[GraphBuilder, str]:
+    """PointClassifier(PointNet2SASSGCls, PointPool, PointClsHead) without
+    feature propagation layers."""
+    bb = model.backbone
+    if bb.num_fp:
+        raise NotSupportedError('not supported yet: PointNet2SASSGCls with '
+                                'feature propagation (FP) layers')
+    sa0 = bb.SA_modules[0]
+    first = layer_chain(leaves(sa0.mlps[0], 'backbone.SA_modules.0.mlps.0'))
+    in_channels = first[0].in_channels - (3 if sa0.groupers[0].use_xyz else
+                                          0) + 3
+    b = GraphBuilder(in_channels)
+    xyz, feats = INPUT, None
+    if in_channels > 3:
+        xyz = b.add('backbone.xyz', 'slice', [INPUT], dict(start=0, stop=3))
+        feats = b.add('backbone.features', 'slice', [INPUT],
+                      dict(start=3, stop=in_channels))
+    for i, sa in enumerate(bb.SA_modules):
+        xyz, feats = _sa_layer(b, sa, f'backbone.SA_modules.{i}', xyz, feats)
+    pooled = b.add('pool', 'pool', [feats],
+                   dict(
+                       mode=pool_mode(model.pool, 'pool'),
+                       channels=b.channels(feats)))
+    return b, _head(b, model.head, pooled)
+
+
 def _backbone_name(model: nn.Module) -> str:
     return type(getattr(model, 'backbone', None)).__name__
 
@@ -109,6 +187,8 @@ CONVERTERS: Dict[Tuple[str, str, str], Callable[[nn.Module],
                                                 Tuple[GraphBuilder, str]]] = {
     ('PointClassifier', 'PointNet', 'PointClsHead'): convert_pointnet,
     ('PointClassifier', 'DGCNNBackboneCls', 'PointClsHead'): convert_dgcnn,
+    ('PointClassifier', 'PointNet2SASSGCls', 'PointClsHead'):
+    convert_pointnet2,
 }
 
 

@@ -137,10 +137,10 @@ def validate_meta(meta: Any, path: str) -> Dict[str, Any]:
             isinstance(inputs, list)
             and all(isinstance(v, str) for v in inputs), path,
             f'{where}: inputs is not a list of names')
-        _need((len(inputs) >= 2) if op.arity is None else
+        _need((len(inputs) >= 1) if op.arity is None else
               (len(inputs) == op.arity), path,
               f'{where}: {node["op"]} takes '
-              f'{op.arity or "two or more"} inputs, got {len(inputs)}')
+              f'{op.arity or "one or more"} inputs, got {len(inputs)}')
         unknown = [v for v in inputs if v not in values]
         _need(not unknown, path,
               f'{where} reads {unknown}, not defined before it')

@@ -141,7 +141,7 @@ class Op:
     """
 
     op = ''
-    #: number of inputs; None: two or more
+    #: number of inputs; None: one or more (``infer`` checks the count)
     arity = 1
     #: attribute -> check
     ATTRS: Dict[str, Callable[[Any], bool]] = {}
@@ -572,10 +572,10 @@ class Concat(Op):
 
     @classmethod
     def infer(cls, attrs, inputs):
-        if any(i.kind != 'float' or i.ndim != inputs[0].ndim
-               for i in inputs):
-            raise GraphError(f'concat needs float values of one rank, got '
-                             f'{inputs}')
+        if len(inputs) < 2 or any(i.kind != 'float' or i.ndim != inputs[0].ndim
+                                  for i in inputs):
+            raise GraphError(f'concat needs two or more float values of one '
+                             f'rank, got {inputs}')
         total = sum(i.channels for i in inputs)
         if total != attrs['channels']:
             raise GraphError(f'concat declares {attrs["channels"]} channels, '
@@ -617,3 +617,192 @@ class Slice(Op):
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return x[..., self.attrs['start']:self.attrs['stop']]
+
+
+def radius_sq(radius: float) -> float:
+    """``r * r`` rounded as mmcv's kernels round it (in float32)."""
+    r = np.float32(radius)
+    return float(r * r)
+
+
+@register
+class FPS(Op):
+    """Furthest point sampling on the last three channels: ``num`` indices
+    per cloud, starting at index 0 (mmcv's D-FPS; repeats when the cloud
+    has fewer points)."""
+
+    op = 'fps'
+    ATTRS = dict(num=is_count)
+
+    @classmethod
+    def infer(cls, attrs, inputs):
+        x = inputs[0]
+        if x.kind != 'float' or x.ndim != 3 or x.channels < 3:
+            raise GraphError(f'fps needs (B, N, >= 3) float points, got {x}')
+        return ValueInfo('index', 2, attrs['num'])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        num = self.attrs['num']
+        out = self.work('idx', (x.shape[0], num), np.int32)
+        out.fill(0)
+        if num > 1 and x.shape[1]:
+            pts = np.ascontiguousarray(x[..., -3:], dtype=np.float32)
+            pk.FURTHEST_POINT_SAMPLE[0](pts, num, out)
+        return out
+
+
+@register
+class Gather(Op):
+    """The rows ``idx`` (B, S) of every cloud: (B, N, C) -> (B, S, C)."""
+
+    op = 'gather'
+    arity = 2
+    ATTRS = dict(channels=is_count)
+
+    @classmethod
+    def infer(cls, attrs, inputs):
+        x, idx = inputs
+        _float_input(cls.op, x, attrs['channels'], min_ndim=3)
+        if x.ndim != 3 or idx.kind != 'index' or idx.ndim != 2:
+            raise GraphError(f'gather needs (B, N, C) values and (B, S) '
+                             f'indices, got {x} and {idx}')
+        return ValueInfo('float', 3, attrs['channels'])
+
+    def __call__(self, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        return x[np.arange(x.shape[0])[:, None], idx]
+
+
+@register
+class BallQuery(Op):
+    """Up to ``nsample`` points within ``radius`` of every centre, mmcv's
+    ``ball_query``: points scanned in index order, a hit when ``d² == 0`` or
+    ``min_radius² <= d² < radius²``; the first hit fills every slot, later
+    hits the next ones; a centre without a hit gets zeros. Inputs: the
+    points and the centres (their last three channels)."""
+
+    op = 'ball_query'
+    arity = 2
+    ATTRS = dict(
+        radius=lambda v: isinstance(v, (int, float)) and not isinstance(
+            v, bool) and np.isfinite(v) and v > 0,
+        min_radius=lambda v: isinstance(v, (int, float)) and not isinstance(
+            v, bool) and np.isfinite(v) and v >= 0,
+        nsample=lambda v: is_count(v, 1 << 12))
+
+    @classmethod
+    def check_combination(cls, attrs):
+        if attrs['min_radius'] >= attrs['radius']:
+            raise GraphError('ball_query needs min_radius < radius')
+
+    @classmethod
+    def infer(cls, attrs, inputs):
+        if any(v.kind != 'float' or v.ndim != 3 or v.channels < 3
+               for v in inputs):
+            raise GraphError(f'ball_query needs (B, N, >= 3) points and '
+                             f'centres, got {inputs}')
+        return ValueInfo('index', 3, attrs['nsample'])
+
+    def __call__(self, x: np.ndarray, centres: np.ndarray) -> np.ndarray:
+        k = self.attrs['nsample']
+        b, s = centres.shape[:2]
+        idx = self.work('idx', (b, s, k), np.int32)
+        idx.fill(0)
+        count = self.work('count', (b, s), np.int32)
+        pk.BALL_QUERY_XYZ[0](
+            np.ascontiguousarray(centres[..., -3:], dtype=np.float32),
+            np.ascontiguousarray(x[..., -3:], dtype=np.float32),
+            radius_sq(self.attrs['min_radius']),
+            radius_sq(self.attrs['radius']), True, k, idx, count)
+        return idx
+
+
+@register
+class Group(Op):
+    """PointNet++ grouping: for every centre its neighbours' xyz relative
+    to the centre (divided by ``radius`` when ``normalize``), followed by
+    their features: inputs xyz (B, N, 3), centres (B, S, 3), indices
+    (B, S, K) and optionally features (B, N, C) -> (B, S, K, 3 + C). With
+    ``use_xyz=False`` only the features."""
+
+    op = 'group'
+    arity = None
+    ATTRS = dict(
+        use_xyz=lambda v: isinstance(v, bool),
+        normalize=lambda v: v is None or (isinstance(v, (int, float)) and
+                                          not isinstance(v, bool) and v > 0),
+        channels=lambda v: isinstance(v, int) and not isinstance(v, bool) and
+        0 <= v < (1 << 20))
+
+    @classmethod
+    def infer(cls, attrs, inputs):
+        if len(inputs) not in (3, 4):
+            raise GraphError('group takes xyz, centres, indices and '
+                             'optionally features')
+        xyz, centres, idx = inputs[:3]
+        if xyz != ValueInfo('float', 3, 3) or \
+                centres != ValueInfo('float', 3, 3) or idx.kind != 'index' \
+                or idx.ndim != 3:
+            raise GraphError(f'group needs (B, N, 3) xyz, (B, S, 3) centres '
+                             f'and (B, S, K) indices, got {inputs[:3]}')
+        feats = inputs[3].channels if len(inputs) == 4 else 0
+        if len(inputs) == 4 and inputs[3].kind != 'float':
+            raise GraphError(f'group features must be float, got {inputs[3]}')
+        if feats != attrs['channels']:
+            raise GraphError(f'group declares {attrs["channels"]} feature '
+                             f'channels, its input has {feats}')
+        out = feats + (3 if attrs['use_xyz'] else 0)
+        if out == 0:
+            raise GraphError('group without xyz needs features')
+        return ValueInfo('float', 4, out)
+
+    def __call__(self, xyz, centres, idx, feats=None):
+        b, s, k = idx.shape
+        c = 0 if feats is None else feats.shape[-1]
+        use_xyz = self.attrs['use_xyz']
+        width = c + (3 if use_xyz else 0)
+        out = self.work('out', (b, s, k, width))
+        batch = np.arange(b)[:, None, None]
+        start = 0
+        if use_xyz:
+            np.subtract(xyz[batch, idx], centres[:, :, None, :],
+                        out=out[..., :3])
+            if self.attrs['normalize'] is not None:
+                out[..., :3] /= np.float32(self.attrs['normalize'])
+            start = 3
+        if feats is not None:
+            out[..., start:] = feats[batch, idx]
+        return out
+
+
+@register
+class GroupAll(Op):
+    """PointNet++'s group-all layer: every point of a cloud as the
+    neighbours of one centre (not made relative): xyz (B, N, 3) and
+    optionally features (B, N, C) -> (B, 1, N, 3 + C)."""
+
+    op = 'group_all'
+    arity = None
+    ATTRS = dict(
+        use_xyz=lambda v: isinstance(v, bool),
+        channels=lambda v: isinstance(v, int) and not isinstance(v, bool) and
+        0 <= v < (1 << 20))
+
+    @classmethod
+    def infer(cls, attrs, inputs):
+        if len(inputs) not in (1, 2) or inputs[0] != ValueInfo('float', 3, 3):
+            raise GraphError(f'group_all needs (B, N, 3) xyz and optionally '
+                             f'features, got {inputs}')
+        feats = inputs[1].channels if len(inputs) == 2 else 0
+        if feats != attrs['channels']:
+            raise GraphError(f'group_all declares {attrs["channels"]} '
+                             f'feature channels, its input has {feats}')
+        out = feats + (3 if attrs['use_xyz'] else 0)
+        if out == 0:
+            raise GraphError('group_all without xyz needs features')
+        return ValueInfo('float', 4, out)
+
+    def __call__(self, xyz, feats=None):
+        parts = ([xyz] if self.attrs['use_xyz'] else []) + \
+            ([] if feats is None else [feats])
+        out = parts[0] if len(parts) == 1 else np.concatenate(parts, -1)
+        return out[:, None]
