@@ -1,5 +1,7 @@
 # Copyright (c) mmbinpc contributors. All rights reserved.
 """Export -> load -> run: the packed runtime equals the PyTorch model."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,7 @@ from .helpers import (NUM_POINTS, assert_equivalent, build_trained,
                       dgcnn_cfg, export_and_load, pointnet2_cfg, pointnet_cfg,
                       torch_logits)
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 BINARIZERS = ['bnn', 'xnor', 'irnet', 'lsr', 'bireal', 'react']
 
 
@@ -138,6 +141,56 @@ def test_pointnet2_variants(tmp_path, case):
     for n in (NUM_POINTS, 20, 3):
         pts = random_clouds(4, n, in_channels, seed=n)
         assert_equivalent(torch_logits(model, pts), packed(pts))
+
+
+def s3dis_segmentor(config, shrink, method, aggregation):
+    """A KDR S3DIS config's binary student (9 input channels), shrunk, with
+    random BatchNorm statistics (no training needed to move them)."""
+    from mmengine.config import Config
+
+    from mmbinpc.deploy.builder import build_model, deploy_model_cfgs
+    cfg = Config.fromfile(os.path.join(REPO, 'configs', config))
+    binary, _ = deploy_model_cfgs(cfg.model)
+    binary['backbone'].update(shrink)
+    binary['binarize'].update(method=method, aggregation=aggregation)
+    torch.manual_seed(0)
+    model = build_model(binary).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                m.running_mean.uniform_(-0.3, 0.3)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    return model
+
+
+@pytest.mark.parametrize('config,shrink,ops', [
+    ('dgcnn/dgcnn_bin_kdr_s3dis-seg.py', dict(num_samples=(8, 8, 8)),
+     dict(knn=3, expand=1)),
+    ('pointnet2/pointnet2-ssg_bin_kdr_s3dis-seg.py',
+     dict(num_points=(32, 16, 8, 4), num_samples=(8, 8, 8, 8)),
+     dict(fps=4, interpolate=4)),
+])
+@pytest.mark.parametrize('method,aggregation', [('lsr', 'ema'),
+                                                ('xnor', 'max')])
+def test_segmentors_of_the_kdr_configs(tmp_path, config, shrink, ops, method,
+                                       aggregation):
+    """mmdet3d's DGCNN and PointNet++ SSG segmentors as the S3DIS KDR
+    configs binarize them: per-point logits equal to the PyTorch model's
+    (feature propagation by three-nearest-neighbour interpolation, DGCNN's
+    global feature repeated at every point)."""
+    model = s3dis_segmentor(config, shrink, method, aggregation)
+    summary, packed = export_and_load(model, tmp_path)
+    assert packed.task == 'segmentation' and packed.num_classes == 13
+    for op, count in ops.items():
+        assert summary.ops[op] == count
+    pts = torch.rand(3, NUM_POINTS, 9, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ref = model._forward(dict(points=list(pts))).transpose(1, 2).numpy()
+    out = packed(pts.numpy())
+    assert out.shape == (3, NUM_POINTS, 13)
+    assert_equivalent(ref.reshape(-1, 13), out.reshape(-1, 13))
 
 
 def test_binary_layers_write_the_next_layers_bits(tmp_path):

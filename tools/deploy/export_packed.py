@@ -9,8 +9,9 @@ docs/deployment.md): binary weights 1 bit each (64 per uint64 word) with
 per-channel output maps, BatchNorm folded, clamps, pooling and "write the
 next layer's bits" fused, FP32 layers kept FP32. Load the result with
 ``mmbinpc.deploy.runtime.PackedModel.load(OUT)`` (NumPy and Numba only).
-Supported: PointNet (with or without T-Nets) and DGCNN classifiers; any
-other architecture stops with an error naming what is not supported.
+Supported: PointNet (with or without T-Nets), DGCNN and PointNet++ SSG
+classifiers, and mmdet3d's DGCNN and PointNet++ SSG segmentors; any other
+architecture stops with an error naming what is not supported.
 
 The checkpoint must fit the binary model exactly (every parameter and buffer,
 no unknown key, no tensor of another shape; a distiller checkpoint gives its

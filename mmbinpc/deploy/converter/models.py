@@ -6,7 +6,7 @@ order its forward code runs them and writes the nodes (:mod:`.layers`
 folds and fuses). :func:`convert` picks the function by the model's
 classes and refuses anything else by name.
 """
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from torch import nn
 
@@ -63,9 +63,10 @@ def convert_pointnet(model: nn.Module) -> Tuple[GraphBuilder, str]:
     return b, _head(b, model.head, x)
 
 
-def convert_dgcnn(model: nn.Module) -> Tuple[GraphBuilder, str]:
-    """PointClassifier(DGCNNBackboneCls, PointPool, PointClsHead)."""
-    bb = model.backbone
+def _edge_convs(bb: nn.Module) -> Tuple[GraphBuilder, List[str]]:
+    """DGCNN's EdgeConv (GF) layers: kNN, edge features, shared MLP and
+    the max/EMA over the neighbours; returns the builder and each layer's
+    output value."""
     x, outs, b = INPUT, [], None
     for i, gf in enumerate(bb.GF_modules):
         name = f'backbone.GF_modules.{i}'
@@ -93,11 +94,53 @@ def convert_dgcnn(model: nn.Module) -> Tuple[GraphBuilder, str]:
         x = emit_chain(
             b, layers, edges, pool=pool_mode(gf.pool, f'{name}.pool'))
         outs.append(x)
-    cat = b.add('backbone.concat', 'concat', outs,
-                dict(channels=sum(b.channels(o) for o in outs)))
+    return b, outs
+
+
+def _concat(b: GraphBuilder, name: str, values: List[str]) -> str:
+    if len(values) == 1:
+        return values[0]
+    return b.add(name, 'concat', values,
+                 dict(channels=sum(b.channels(v) for v in values)))
+
+
+def convert_dgcnn(model: nn.Module) -> Tuple[GraphBuilder, str]:
+    """PointClassifier(DGCNNBackboneCls, PointPool, PointClsHead)."""
+    bb = model.backbone
+    b, outs = _edge_convs(bb)
+    cat = _concat(b, 'backbone.concat', outs)
     fa = layer_chain(leaves(bb.fa_mlps, 'backbone.fa_mlps'))
     g = emit_chain(b, fa, cat, pool=pool_mode(model.pool, 'pool'))
     return b, _head(b, model.head, g)
+
+
+def _seg_head(b: GraphBuilder, head: nn.Module, x: str,
+              mlps: List[Tuple[str, nn.Module]]) -> str:
+    """``mlps``, then the head's pre-segmentation conv and classifier
+    (its dropout is a no-op at inference)."""
+    chain = layer_chain(mlps + leaves(head.pre_seg_conv,
+                                      'decode_head.pre_seg_conv') +
+                        [('decode_head.conv_seg', head.conv_seg)])
+    return emit_chain(b, chain, x)
+
+
+def convert_dgcnn_seg(model: nn.Module) -> Tuple[GraphBuilder, str]:
+    """EncoderDecoder3D(DGCNNBackbone, DGCNNHead): EdgeConvs, the FA MLP
+    whose global max/EMA is repeated next to every point's features, the
+    head's FP MLP and classifier."""
+    bb, head = model.backbone, model.decode_head
+    b, outs = _edge_convs(bb)
+    feats = _concat(b, 'backbone.concat', outs)
+    fa = layer_chain(leaves(bb.FA_module.mlps, 'backbone.FA_module.mlps'))
+    g = emit_chain(
+        b, fa, feats,
+        pool=pool_mode(bb.FA_module.pool, 'backbone.FA_module.pool'))
+    g = b.add('backbone.FA_module.expand', 'expand', [g, feats],
+              dict(channels=b.channels(g)))
+    x = _concat(b, 'backbone.FA_module.concat', [g, feats])
+    return b, _seg_head(b, head, x,
+                        leaves(head.FP_module.mlps,
+                               'decode_head.FP_module.mlps'))
 
 
 def _sa_layer(b: GraphBuilder, sa: nn.Module, name: str, xyz: str,
@@ -159,16 +202,8 @@ def convert_pointnet2(model: nn.Module) -> Tuple[GraphBuilder, str]:
     if bb.num_fp:
         raise NotSupportedError('not supported yet: PointNet2SASSGCls with '
                                 'feature propagation (FP) layers')
-    sa0 = bb.SA_modules[0]
-    first = layer_chain(leaves(sa0.mlps[0], 'backbone.SA_modules.0.mlps.0'))
-    in_channels = first[0].in_channels - (3 if sa0.groupers[0].use_xyz else
-                                          0) + 3
-    b = GraphBuilder(in_channels)
-    xyz, feats = INPUT, None
-    if in_channels > 3:
-        xyz = b.add('backbone.xyz', 'slice', [INPUT], dict(start=0, stop=3))
-        feats = b.add('backbone.features', 'slice', [INPUT],
-                      dict(start=3, stop=in_channels))
+    b = GraphBuilder(_sa_input_channels(bb))
+    xyz, feats = _split_input(b.channels(INPUT), b)
     for i, sa in enumerate(bb.SA_modules):
         xyz, feats = _sa_layer(b, sa, f'backbone.SA_modules.{i}', xyz, feats)
     pooled = b.add('pool', 'pool', [feats],
@@ -176,6 +211,56 @@ def convert_pointnet2(model: nn.Module) -> Tuple[GraphBuilder, str]:
                        mode=pool_mode(model.pool, 'pool'),
                        channels=b.channels(feats)))
     return b, _head(b, model.head, pooled)
+
+
+def _split_input(model_in: int, b: GraphBuilder) -> Tuple[str, Optional[str]]:
+    """xyz and the other channels (None for xyz-only input)."""
+    if model_in == 3:
+        return INPUT, None
+    xyz = b.add('backbone.xyz', 'slice', [INPUT], dict(start=0, stop=3))
+    feats = b.add('backbone.features', 'slice', [INPUT],
+                  dict(start=3, stop=model_in))
+    return xyz, feats
+
+
+def _sa_input_channels(bb: nn.Module) -> int:
+    sa0 = bb.SA_modules[0]
+    first = layer_chain(leaves(sa0.mlps[0], 'backbone.SA_modules.0.mlps.0'))
+    return first[0].in_channels - (3 if sa0.groupers[0].use_xyz else 0) + 3
+
+
+def convert_pointnet2_seg(model: nn.Module) -> Tuple[GraphBuilder, str]:
+    """EncoderDecoder3D(PointNet2SASSG, PointNet2Head): the SA layers, then
+    the head's FP layers (three-nearest-neighbour interpolation back to
+    each level's points, concatenated with that level's features, shared
+    MLP) and classifier."""
+    bb, head = model.backbone, model.decode_head
+    if bb.num_fp:
+        raise NotSupportedError('not supported yet: PointNet2SASSG with '
+                                'its own FP layers in a segmentor')
+    b = GraphBuilder(_sa_input_channels(bb))
+    xyz, feats = _split_input(b.channels(INPUT), b)
+    sa_xyz, sa_feats = [xyz], [feats]
+    for i, sa in enumerate(bb.SA_modules):
+        xyz, feats = _sa_layer(b, sa, f'backbone.SA_modules.{i}', xyz, feats)
+        sa_xyz.append(xyz)
+        sa_feats.append(feats)
+    sa_feats[0] = None  # as PointNet2Head (and the reference code) does
+    fp = sa_feats[-1]
+    last = len(head.FP_modules) - 1
+    for i, module in enumerate(head.FP_modules):
+        name = f'decode_head.FP_modules.{i}'
+        x = b.add(f'{name}.interpolate', 'interpolate',
+                  [sa_xyz[-(i + 2)], sa_xyz[-(i + 1)], fp],
+                  dict(channels=b.channels(fp)))
+        target = sa_feats[-(i + 2)]
+        if target is not None:
+            x = _concat(b, f'{name}.concat', [x, target])
+        mlps = leaves(module.mlps, f'{name}.mlps')
+        if i == last:  # one chain with the head: bits can flow through
+            return b, _seg_head(b, head, x, mlps)
+        fp = emit_chain(b, layer_chain(mlps), x)
+    return b, _seg_head(b, head, fp, [])
 
 
 def _backbone_name(model: nn.Module) -> str:
@@ -189,6 +274,9 @@ CONVERTERS: Dict[Tuple[str, str, str], Callable[[nn.Module],
     ('PointClassifier', 'DGCNNBackboneCls', 'PointClsHead'): convert_dgcnn,
     ('PointClassifier', 'PointNet2SASSGCls', 'PointClsHead'):
     convert_pointnet2,
+    ('EncoderDecoder3D', 'DGCNNBackbone', 'DGCNNHead'): convert_dgcnn_seg,
+    ('EncoderDecoder3D', 'PointNet2SASSG', 'PointNet2Head'):
+    convert_pointnet2_seg,
 }
 
 
@@ -203,8 +291,8 @@ def convert(model: nn.Module) -> Tuple[GraphBuilder, str]:
         NotSupportedError: For an architecture or a part the runtime does
             not run.
     """
-    key = (type(model).__name__, _backbone_name(model),
-           type(getattr(model, 'head', None)).__name__)
+    head = getattr(model, 'head', getattr(model, 'decode_head', None))
+    key = (type(model).__name__, _backbone_name(model), type(head).__name__)
     fn = CONVERTERS.get(key)
     if fn is None:
         supported = '; '.join(f'{m}({bb}, {h})' for m, bb, h in CONVERTERS)

@@ -806,3 +806,82 @@ class GroupAll(Op):
             ([] if feats is None else [feats])
         out = parts[0] if len(parts) == 1 else np.concatenate(parts, -1)
         return out[:, None]
+
+
+@register
+class Expand(Op):
+    """One row per cloud repeated at every point: (B, C) and a (B, N, ...)
+    value giving N -> (B, N, C) (DGCNN's global feature next to each
+    point's)."""
+
+    op = 'expand'
+    arity = 2
+    ATTRS = dict(channels=is_count)
+
+    @classmethod
+    def infer(cls, attrs, inputs):
+        g, like = inputs
+        _float_input(cls.op, g, attrs['channels'])
+        if g.ndim != 2 or like.ndim != 3:
+            raise GraphError(f'expand needs (B, C) rows and a (B, N, ...) '
+                             f'value, got {g} and {like}')
+        return ValueInfo('float', 3, attrs['channels'])
+
+    def __call__(self, g: np.ndarray, like: Any) -> np.ndarray:
+        n = like.shape[1]
+        return np.broadcast_to(g[:, None, :], (g.shape[0], n, g.shape[1]))
+
+
+@register
+class Interpolate(Op):
+    """PointNet++ feature propagation: every target point's features as
+    the inverse-distance weighted sum of its three nearest source points'
+    (mmcv's ``three_nn`` + ``three_interpolate``: weights ``1 / (d +
+    1e-8)`` normalised to sum 1; missing neighbours of a source with fewer
+    than three points get weight 0). Inputs: target xyz (B, n, 3), source
+    xyz (B, m, 3), source features (B, m, C) -> (B, n, C)."""
+
+    op = 'interpolate'
+    arity = 3
+    ATTRS = dict(channels=is_count)
+
+    @classmethod
+    def infer(cls, attrs, inputs):
+        target, source, feats = inputs
+        if target != ValueInfo('float', 3, 3) or \
+                source != ValueInfo('float', 3, 3):
+            raise GraphError(f'interpolate needs (B, n, 3) and (B, m, 3) '
+                             f'xyz, got {target} and {source}')
+        _float_input(cls.op, feats, attrs['channels'], min_ndim=3)
+        if feats.ndim != 3:
+            raise GraphError(f'interpolate needs (B, m, C) features, got '
+                             f'{feats}')
+        return ValueInfo('float', 3, attrs['channels'])
+
+    def __call__(self, target: np.ndarray, source: np.ndarray,
+                 feats: np.ndarray) -> np.ndarray:
+        b, n = target.shape[:2]
+        m = source.shape[1]
+        found = min(3, m)
+        idx = self.work('idx', (b, n, 3), np.int32)
+        idx.fill(0)
+        d2 = self.work('d2', (b, n, 3))
+        d2.fill(np.inf)  # mmcv starts from 1e40: inf in float32
+        if found:
+            near = self.work('near', (b, n, found), np.int32)
+            near_d2 = self.work('near_d2', (b, n, found))
+            pk.KNN_XYZ[0](
+                np.ascontiguousarray(target, dtype=np.float32),
+                np.ascontiguousarray(source, dtype=np.float32), found, near,
+                near_d2)
+            idx[..., :found] = near
+            d2[..., :found] = near_d2
+        recip = np.float32(1.0) / (np.sqrt(d2) + np.float32(1e-8))
+        norm = (recip[..., 0] + recip[..., 1]) + recip[..., 2]
+        weight = recip / norm[..., None]
+        batch = np.arange(b)[:, None]
+        out = self.work('out', (b, n, feats.shape[-1]))
+        np.multiply(feats[batch, idx[..., 0]], weight[..., 0:1], out=out)
+        for j in (1, 2):
+            out += feats[batch, idx[..., j]] * weight[..., j:j + 1]
+        return out
