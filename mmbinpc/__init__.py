@@ -22,6 +22,8 @@ from .version import __version__
 #: modules it uses are importable, and nothing is registered.
 FULL_INSTALL = find_spec('torch') is not None
 
+__all__ = ['__version__', 'FULL_INSTALL']
+
 if FULL_INSTALL:
     # isort: off
     # importing the subpackages registers their types
@@ -36,11 +38,8 @@ if FULL_INSTALL:
 
     setup()
 
-    __all__ = [
-        '__version__', 'binarize', 'BinarizeReport', 'BinConv1d',
-        'BinConv2d', 'BinLinear', 'ema_offset', 'EMAMaxPool', 'PointPool',
-        'attach_pooling', 'pooling_sites', 'BinaryDistiller', 'setup',
-        'FULL_INSTALL'
+    __all__ += [
+        'binarize', 'BinarizeReport', 'BinConv1d', 'BinConv2d', 'BinLinear',
+        'ema_offset', 'EMAMaxPool', 'PointPool', 'attach_pooling',
+        'pooling_sites', 'BinaryDistiller', 'setup'
     ]
-else:
-    __all__ = ['__version__', 'FULL_INSTALL']

@@ -429,8 +429,7 @@ class Binarizer(nn.Module):
         return self.input_center.detach().clone()
 
     # -- public interface ---------------------------------------------------
-    def forward_weight_parts(self,
-                             weight: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward_weight_parts(self, weight: Tensor) -> Tuple[Tensor, Tensor]:
         """The binary weight's sign (with its STE gradient) and scale.
 
         Args:

@@ -6,7 +6,8 @@ Each is a subclass of the matching torch layer with the same parameter names
 stay FP32 *latent* weights that the optimizer updates; the forward pass
 applies the layer to the signs of the weights (``binarizer.
 forward_weight_parts``) and, with ``binarize_input=True``, of the input,
-then multiplies by their scales (see ``BinaryMixin._binary_forward``). The layers are registered in ``mmdet3d.registry.MODELS`` and
+then multiplies by their scales (see ``BinaryMixin._binary_forward``).
+The layers are registered in ``mmdet3d.registry.MODELS`` and
 in mmengine's root ``MODELS`` (which mmcv's ``build_conv_layer`` falls back to
 when no default scope is set), so ``conv_cfg=dict(type='BinConv1d',
 binarizer='xnor')`` works in any mmcv ``ConvModule``.
@@ -83,8 +84,7 @@ class BinaryMixin:
             if x_scale is not None and not self._pointwise():
                 # a kernel window mixes positions of different β
                 x, x_scale = x * x_scale, None
-        sign, scale = self.binarizer.forward_weight_parts(
-            self.latent_weight())
+        sign, scale = self.binarizer.forward_weight_parts(self.latent_weight())
         y = self.apply_weight(x, sign) * _on_channels(scale, x,
                                                       self.channel_dim)
         if x_scale is not None:

@@ -6,7 +6,8 @@
 
 Two implementations give the same results (:data:`BACKENDS`):
 
-* ``'compiled'`` (default): Numba kernels (:mod:`mmbinpc.deploy.kernels.points`)
+* ``'compiled'`` (default): Numba kernels
+  (:mod:`mmbinpc.deploy.kernels.points`)
   that never build the distance matrix (ball query: an index-order scan;
   3-D kNN and three_nn: a grid search); feature-space kNN keeps PyTorch's
   distance matrix and selects with a compiled scan;

@@ -65,8 +65,9 @@ def test_outputs_depend_on_the_hamming_distance_only(binarizer, cls):
     layer = cls(96, 8, 1, binarizer=binarizer) if cls is BinConv1d else \
         cls(96, 8, binarizer=binarizer)
     layer.eval()
-    sign_w = hard_sign(layer.binarizer.weight_parts(
-        layer.weight.detach())[0].reshape(8, 96)[0])
+    sign_w = hard_sign(
+        layer.binarizer.weight_parts(layer.weight.detach())[0].reshape(8,
+                                                                       96)[0])
     # rows i and 20 + i: the signs of channel 0's weights with two
     # different random sets of the same size flipped, the same magnitudes
     # (so the same XNOR β)

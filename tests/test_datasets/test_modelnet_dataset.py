@@ -388,8 +388,8 @@ def test_duplicate_class_name_is_an_error(tmp_path):
 
 
 def test_bad_shape_files_name_the_file(tmp_path):
-    from mmbinpc.modelnet_io import parse_points_txt, read_lines
     from mmbinpc.errors import DatasetFormatError
+    from mmbinpc.modelnet_io import parse_points_txt, read_lines
     latin = tmp_path / 'latin.txt'
     latin.write_bytes(b'0,0,0\n1,2,3\n4,5,\xe96\n')
     with pytest.raises(

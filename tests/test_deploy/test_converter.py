@@ -11,8 +11,8 @@ from mmbinpc.binary import build_binarized
 from mmbinpc.deploy.builder import state_dict_bytes
 from mmbinpc.deploy.converter import NotSupportedError, export_packed
 from mmbinpc.deploy.runtime import PackedModel
-from .helpers import (NUM_POINTS, assert_equivalent, build_trained,
-                      dgcnn_cfg, export_and_load, pointnet2_cfg, pointnet_cfg,
+from .helpers import (NUM_POINTS, assert_equivalent, build_trained, dgcnn_cfg,
+                      export_and_load, pointnet2_cfg, pointnet_cfg,
                       torch_logits)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
@@ -21,8 +21,7 @@ BINARIZERS = ['bnn', 'xnor', 'irnet', 'lsr', 'bireal', 'react']
 
 def random_clouds(batch, points=NUM_POINTS, channels=3, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    return (torch.rand(batch, points, channels, generator=gen) * 2 -
-            1).numpy()
+    return (torch.rand(batch, points, channels, generator=gen) * 2 - 1).numpy()
 
 
 @pytest.mark.parametrize('method', BINARIZERS)
@@ -39,8 +38,7 @@ def test_pointnet_every_binarizer_and_aggregation(tmp_path, method,
     assert summary.fused_pools == ['backbone.mlp.4.0']
     pts = random_clouds(32)
     assert_equivalent(torch_logits(model, pts), packed(pts))
-    np.testing.assert_array_equal(packed.predict(pts),
-                                  packed(pts).argmax(-1))
+    np.testing.assert_array_equal(packed.predict(pts), packed(pts).argmax(-1))
 
 
 @pytest.mark.parametrize('case', [
@@ -78,8 +76,7 @@ def test_pointnet_variants(tmp_path, case):
 
 @pytest.mark.parametrize('method', BINARIZERS)
 @pytest.mark.parametrize('aggregation', ['max', 'ema'])
-def test_dgcnn_every_binarizer_and_aggregation(tmp_path, method,
-                                               aggregation):
+def test_dgcnn_every_binarizer_and_aggregation(tmp_path, method, aggregation):
     """kNN in xyz and in feature space, edge features, binary EdgeConvs
     with their max/EMA over the neighbours fused, max + avg pooling.
 
@@ -169,8 +166,8 @@ def s3dis_segmentor(config, shrink, method, aggregation):
     ('dgcnn/dgcnn_bin_kdr_s3dis-seg.py', dict(num_samples=(8, 8, 8)),
      dict(knn=3, expand=1)),
     ('pointnet2/pointnet2-ssg_bin_kdr_s3dis-seg.py',
-     dict(num_points=(32, 16, 8, 4), num_samples=(8, 8, 8, 8)),
-     dict(fps=4, interpolate=4)),
+     dict(num_points=(32, 16, 8, 4),
+          num_samples=(8, 8, 8, 8)), dict(fps=4, interpolate=4)),
 ])
 @pytest.mark.parametrize('method,aggregation', [('lsr', 'ema'),
                                                 ('xnor', 'max')])
@@ -185,7 +182,8 @@ def test_segmentors_of_the_kdr_configs(tmp_path, config, shrink, ops, method,
     assert packed.task == 'segmentation' and packed.num_classes == 13
     for op, count in ops.items():
         assert summary.ops[op] == count
-    pts = torch.rand(3, NUM_POINTS, 9, generator=torch.Generator().manual_seed(2))
+    pts = torch.rand(
+        3, NUM_POINTS, 9, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         ref = model._forward(dict(points=list(pts))).transpose(1, 2).numpy()
     out = packed(pts.numpy())
@@ -329,7 +327,6 @@ def test_unsupported_layers_and_binarizers(tmp_path):
 
     model = build_binarized(cfg).eval()
     model.backbone.mlp[1][2] = nn.Tanh()
-    with pytest.raises(NotSupportedError,
-                       match=r'backbone.mlp.1.2 \(Tanh\)'):
+    with pytest.raises(NotSupportedError, match=r'backbone.mlp.1.2 \(Tanh\)'):
         export_packed(model, str(tmp_path / 'd'))
     assert not list(tmp_path.iterdir())  # nothing written

@@ -50,8 +50,9 @@ def test_meta_is_a_json_graph(packed_file):
     assert meta['source']['binarizers'] == 'lsr'
     assert [n['op'] for n in meta['nodes']].count('binary_dense') == 6
     assert meta['output'] == meta['nodes'][-1]['name'] == 'head.fc_cls'
-    assert all(k.split('/')[0] in {n['name']
-                                   for n in meta['nodes']} for k in arrays)
+    assert all(
+        k.split('/')[0] in {n['name']
+                            for n in meta['nodes']} for k in arrays)
 
 
 def edit_node(name, **changes):
@@ -72,19 +73,19 @@ def edit_node(name, **changes):
      r'reads \(3.*re-export'),
     (lambda m: dict(m, format='other'), "not 'mmbinpc-packed'"),
     (lambda m: dict(m, task='detection'), 'meta.task has an invalid'),
-    (edit_node('backbone.mlp.1.0', op='os.system'),
-     "unknown op 'os.system'"),
-    (edit_node('backbone.mlp.1.0', inputs=['later']),
-     r"reads \['later'\], not defined before it"),
-    (edit_node('backbone.mlp.1.0', in_channels=17),
-     'binary_dense reads 17 channels'),
-    (edit_node('backbone.mlp.1.0', output='sum'),
-     "attrs.output has an invalid value 'sum'"),
+    (edit_node('backbone.mlp.1.0', op='os.system'), "unknown op 'os.system'"),
+    (edit_node('backbone.mlp.1.0',
+               inputs=['later']), r"reads \['later'\], not defined before it"),
+    (edit_node('backbone.mlp.1.0',
+               in_channels=17), 'binary_dense reads 17 channels'),
+    (edit_node('backbone.mlp.1.0',
+               output='sum'), "attrs.output has an invalid value 'sum'"),
     (edit_node('backbone.mlp.1.0', gain=2), 'unknown attrs gain'),
-    (edit_node('backbone.mlp.2.0', output='float'),
-     "declares bits input, its input is float"),
-    (lambda m: edit_node('head.fc_cls', out_channels=7)(m) or dict(
-        m, num_classes=7), r"array 'head.fc_cls/weight' is float32 \(4, 16\), the node needs "
+    (edit_node('backbone.mlp.2.0',
+               output='float'), "declares bits input, its input is float"),
+    (lambda m: edit_node('head.fc_cls', out_channels=7)
+     (m) or dict(m, num_classes=7),
+     r"array 'head.fc_cls/weight' is float32 \(4, 16\), the node needs "
      r'float32 \(7, 16\)'),
     (lambda m: dict(m, num_classes=9), 'needs float logits of 2 axes and 9'),
     (lambda m: dict(m, preprocess=['jitter']), "preprocess.0. is 'jitter'"),

@@ -58,14 +58,14 @@ def test_bits_output_matches_float_output_then_packing(n_in, n_out, clamp,
         scale_mode='none',
         clamp=[None if lo == -np.inf else lo, None if hi == np.inf else hi])
     arrays = dict(
-        weight_bits=pack_signs(weights),
-        threshold=np.zeros(n_in, np.float32))
+        weight_bits=pack_signs(weights), threshold=np.zeros(n_in, np.float32))
     floats = op(
         'binary_dense', dict(attrs, output='float'),
         dict(
             arrays,
             out_scale=scale.astype(np.float32),
-            out_shift=shift.astype(np.float32)))(x)
+            out_shift=shift.astype(np.float32)))(
+                x)
     ref_bits = unpack_rows(kernels.pack_input(floats, next_thr, 0)[0], n_out)
 
     layer = SimpleNamespace(
@@ -85,7 +85,8 @@ def test_bits_output_matches_float_output_then_packing(n_in, n_out, clamp,
                 dict(
                     arrays,
                     weight_bits=pack_signs(np.where(bits, 1.0, -1.0)),
-                    limit=limit))(x)
+                    limit=limit))(
+                        x)
         finally:
             kernels.set_num_threads(1)
         assert isinstance(out, Bits) and out.shape == (m, n_out)
@@ -128,9 +129,12 @@ def test_unique_rows(n_words):
     assert count == len(expect)
     np.testing.assert_array_equal(np.unique(out[:count], axis=0), expect)
     first = [tuple(r) for r in rows[50:300]]
-    order = sorted({r: i
-                    for i, r in reversed(list(enumerate(first)))}.items(),
-                   key=lambda kv: kv[1])
+    order = sorted(
+        {
+            r: i
+            for i, r in reversed(list(enumerate(first)))
+        }.items(),
+        key=lambda kv: kv[1])
     assert [tuple(r) for r in out[:count]] == [r for r, _ in order]
 
 
@@ -167,7 +171,8 @@ def test_dense(c, o):
     w = rng.standard_normal((o, c)).astype(np.float32)
     bias = rng.standard_normal(o).astype(np.float32)
     out = op('dense', dict(in_channels=c, out_channels=o, clamp=[-0.5, None]),
-             dict(weight=w, bias=bias))(x)
+             dict(weight=w, bias=bias))(
+                 x)
     np.testing.assert_allclose(
         out, np.maximum(x @ w.T + bias, -0.5), rtol=1e-5, atol=1e-5)
 
@@ -203,8 +208,8 @@ def test_edge_features_and_local_pool_match_torch():
     np.testing.assert_array_equal(e, ref.numpy())
     for mode in ('max', 'ema', 'avg', 'max+avg', 'ema+avg'):
         got = op('pool', dict(mode=mode, channels=8))(e)
-        want = PointPool(mode, dim=-1)(ref.permute(0, 3, 1, 2)).permute(
-            0, 2, 1)
+        want = PointPool(
+            mode, dim=-1)(ref.permute(0, 3, 1, 2)).permute(0, 2, 1)
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-6, atol=1e-6)
 
 

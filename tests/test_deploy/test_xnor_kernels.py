@@ -58,20 +58,19 @@ def test_binary_pointwise_matches_dense(c, mode, epilogue):
 
 def binary_dense(c, o, w, output='float', clamp=None):
     """A BinaryDense op with unit scale and zero shift."""
-    return OPS['binary_dense'](
-        'toy',
-        dict(
-            in_channels=c,
-            out_channels=o,
-            input='float',
-            scale_mode='none',
-            clamp=clamp,
-            output=output),
-        dict(
-            weight_bits=pack_signs(w),
-            out_scale=np.ones(o, np.float32),
-            out_shift=np.zeros(o, np.float32),
-            threshold=np.zeros(c, np.float32)))
+    return OPS['binary_dense']('toy',
+                               dict(
+                                   in_channels=c,
+                                   out_channels=o,
+                                   input='float',
+                                   scale_mode='none',
+                                   clamp=clamp,
+                                   output=output),
+                               dict(
+                                   weight_bits=pack_signs(w),
+                                   out_scale=np.ones(o, np.float32),
+                                   out_shift=np.zeros(o, np.float32),
+                                   threshold=np.zeros(c, np.float32)))
 
 
 @pytest.mark.parametrize('lead', [(2, 11), (2, 3, 4), (5, )])
@@ -91,8 +90,8 @@ def test_binary_dense_on_any_leading_shape(lead):
             lo, hi = (-np.inf if clamp[0] is None else clamp[0],
                       np.inf if clamp[1] is None else clamp[1])
             pooled = binary_dense(c, o, w, 'max', clamp)(x.numpy())
-            np.testing.assert_allclose(
-                pooled, ref.clamp(lo, hi).amax(-2).numpy())
+            np.testing.assert_allclose(pooled,
+                                       ref.clamp(lo, hi).amax(-2).numpy())
 
 
 @pytest.mark.parametrize('c', [50, 64, 128, 200])

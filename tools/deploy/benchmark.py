@@ -191,9 +191,7 @@ def main(argv=None) -> dict:
         # where the packed model's time goes at batch 1 (op by op), and its
         # binary layers against the same FP32 conv/linear modules
         points = torch.rand(1, args.points, channels, generator=gen) * 2 - 1
-        names = [
-            op.name for op, _ in packed.nodes if op.op == 'binary_dense'
-        ]
+        names = [op.name for op, _ in packed.nodes if op.op == 'binary_dense']
         fp_modules = dict(fp_model.named_modules())
         fp_timer = LayerTimer([fp_modules[n] for n in names])
         fp_layer, packed_total = [], []
@@ -210,11 +208,15 @@ def main(argv=None) -> dict:
         fp_timer.remove()
         op_ms = {
             k: v * 1e3 / args.repeats
-            for k, v in sorted(packed.op_seconds.items(), key=lambda kv: -kv[1])
+            for k, v in sorted(
+                packed.op_seconds.items(), key=lambda kv: -kv[1])
         }
         total = sum(op_ms.values())
         results['packed_op_ms_b1'] = op_ms
-        results['packed_op_share_b1'] = {k: v / total for k, v in op_ms.items()}
+        results['packed_op_share_b1'] = {
+            k: v / total
+            for k, v in op_ms.items()
+        }
         results['fp32_binary_layers_ms_b1'] = float(np.median(fp_layer))
         results['packed_binary_layers_ms_b1'] = op_ms.get('binary_dense', 0.0)
         results['binary_layers_speedup'] = (
@@ -223,8 +225,9 @@ def main(argv=None) -> dict:
         results['num_binary_layers'] = len(names)
         layer_lines = [
             'packed model at batch 1, time by op (mean of '
-            f'{args.repeats} rounds): ' + ', '.join(
-                f'{k} {v:.2f} ms ({v / total:.0%})' for k, v in op_ms.items()),
+            f'{args.repeats} rounds): ' +
+            ', '.join(f'{k} {v:.2f} ms ({v / total:.0%})'
+                      for k, v in op_ms.items()),
             f'binary layers alone ({len(names)} layers, batch 1): FP32 '
             f'conv/linear {results["fp32_binary_layers_ms_b1"]:.2f} ms | '
             f'packed {results["packed_binary_layers_ms_b1"]:.2f} ms | '

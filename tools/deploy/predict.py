@@ -63,10 +63,7 @@ def parse_args(argv=None):
         '--classes', default=None, help='class names, one per line')
     parser.add_argument('--topk', type=int, default=3)
     parser.add_argument(
-        '--threads',
-        type=int,
-        default=1,
-        help='packed-kernel threads')
+        '--threads', type=int, default=1, help='packed-kernel threads')
     parser.add_argument('--json', default=None, help='write results here')
     args = parser.parse_args(argv)
     if args.topk < 1:
@@ -193,8 +190,7 @@ def predict(args: argparse.Namespace) -> List[dict]:
         if num_points is not None:
             cloud = sample_points(
                 cloud, num_points, args.sample, source=path, rng=rng)
-        scores = softmax(
-            model(apply_preprocess(cloud, meta['preprocess'])))[0]
+        scores = softmax(model(apply_preprocess(cloud, meta['preprocess'])))[0]
         if segment:  # (N, K): one label per point, written next to it
             labels = scores.argmax(axis=-1)
             out = labels_path(path)

@@ -104,13 +104,12 @@ def export_packed(model: nn.Module,
             n['name'] for n in binary if n['attrs']['output'] == 'bits'
         ],
         fused_pools=[
-            n['name'] for n in binary
-            if n['attrs']['output'] in ('max', 'ema')
+            n['name'] for n in binary if n['attrs']['output'] in ('max', 'ema')
         ])
 
 
 __all__ = [
-    'export_packed', 'ExportSummary', 'convert', 'CONVERTERS',
-    'GraphBuilder', 'NotSupportedError', 'ENGINE_INPUT_SCALES',
-    'packed_input_scale', 'bit_limits'
+    'export_packed', 'ExportSummary', 'convert', 'CONVERTERS', 'GraphBuilder',
+    'NotSupportedError', 'ENGINE_INPUT_SCALES', 'packed_input_scale',
+    'bit_limits'
 ]

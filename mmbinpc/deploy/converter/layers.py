@@ -103,8 +103,7 @@ class GraphBuilder:
             i += 1
         cls = OPS[op]
         cls.check_attrs(attrs)
-        self.values[name] = cls.infer(attrs,
-                                      [self.values[v] for v in inputs])
+        self.values[name] = cls.infer(attrs, [self.values[v] for v in inputs])
         self.nodes.append(
             dict(name=name, op=op, inputs=list(inputs), attrs=attrs))
         for role, value in (arrays or {}).items():
@@ -137,9 +136,10 @@ def _check_pointwise(name: str, module: nn.Module) -> None:
         return
     pad = module.padding
     if not (all(s == 1 for s in module.kernel_size) and module.groups == 1
-            and all(s == 1 for s in module.stride)
-            and all(d == 1 for d in module.dilation) and
-            (isinstance(pad, str) or all(p == 0 for p in pad))):
+            and all(s == 1
+                    for s in module.stride) and all(d == 1
+                                                    for d in module.dilation)
+            and (isinstance(pad, str) or all(p == 0 for p in pad))):
         raise NotSupportedError(
             f'not supported yet: {name} ({type(module).__name__} kernel='
             f'{module.kernel_size}, groups={module.groups}); the packed '
@@ -309,8 +309,10 @@ def leaves(module: nn.Module, prefix: str) -> List[Tuple[str, nn.Module]]:
         if not order == ('conv', 'norm', 'act'):
             raise NotSupportedError(f'not supported yet: {prefix} (ConvModule '
                                     f'order {order})')
-        names = dict(conv='conv', norm=getattr(module, 'norm_name', 'bn'),
-                     act='activate')
+        names = dict(
+            conv='conv',
+            norm=getattr(module, 'norm_name', 'bn'),
+            act='activate')
         return [(f'{prefix}.{names[k]}', parts[k]) for k in order
                 if isinstance(parts[k], nn.Module)]
     if isinstance(module, (nn.Sequential, nn.ModuleList)):
@@ -321,8 +323,8 @@ def leaves(module: nn.Module, prefix: str) -> List[Tuple[str, nn.Module]]:
     return [(prefix, module)]
 
 
-def bit_limits(layer: Layer, next_threshold: np.ndarray
-               ) -> Tuple[np.ndarray, np.ndarray]:
+def bit_limits(layer: Layer,
+               next_threshold: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Integer form of "this layer's output, binarized by the next layer".
 
     The output of channel ``o`` for an input at Hamming distance ``d`` from

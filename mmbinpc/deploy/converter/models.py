@@ -34,8 +34,8 @@ def _tnet(b: GraphBuilder, tnet: nn.Module, name: str, x: str) -> str:
         inp = b.add(f'{name}.input', 'slice', [x], dict(start=0, stop=k))
     g = emit_chain(b, convs, inp, pool=pool_mode(tnet.pool, f'{name}.pool'))
     fcs = layer_chain(
-        leaves(tnet.fcs, f'{name}.fcs') + [(f'{name}.transform',
-                                            tnet.transform)])
+        leaves(tnet.fcs, f'{name}.fcs') +
+        [(f'{name}.transform', tnet.transform)])
     t = emit_chain(b, fcs, g)
     return b.add(f'{name}.apply', 'transform', [x, t], dict(k=k))
 
@@ -47,8 +47,9 @@ def convert_pointnet(model: nn.Module) -> Tuple[GraphBuilder, str]:
     x = INPUT
     if bb.input_tnet is not None:
         x = _tnet(b, bb.input_tnet, 'backbone.input_tnet', x)
-    mlp = [leaves(layer, f'backbone.mlp.{i}') for i, layer in
-           enumerate(bb.mlp)]
+    mlp = [
+        leaves(layer, f'backbone.mlp.{i}') for i, layer in enumerate(bb.mlp)
+    ]
     split = bb.feature_transform_after if bb.feature_tnet is not None \
         else len(mlp)
     pool = pool_mode(model.pool, 'pool')
@@ -118,8 +119,8 @@ def _seg_head(b: GraphBuilder, head: nn.Module, x: str,
               mlps: List[Tuple[str, nn.Module]]) -> str:
     """``mlps``, then the head's pre-segmentation conv and classifier
     (its dropout is a no-op at inference)."""
-    chain = layer_chain(mlps + leaves(head.pre_seg_conv,
-                                      'decode_head.pre_seg_conv') +
+    chain = layer_chain(mlps +
+                        leaves(head.pre_seg_conv, 'decode_head.pre_seg_conv') +
                         [('decode_head.conv_seg', head.conv_seg)])
     return emit_chain(b, chain, x)
 
@@ -133,14 +134,15 @@ def convert_dgcnn_seg(model: nn.Module) -> Tuple[GraphBuilder, str]:
     feats = _concat(b, 'backbone.concat', outs)
     fa = layer_chain(leaves(bb.FA_module.mlps, 'backbone.FA_module.mlps'))
     g = emit_chain(
-        b, fa, feats,
+        b,
+        fa,
+        feats,
         pool=pool_mode(bb.FA_module.pool, 'backbone.FA_module.pool'))
     g = b.add('backbone.FA_module.expand', 'expand', [g, feats],
               dict(channels=b.channels(g)))
     x = _concat(b, 'backbone.FA_module.concat', [g, feats])
-    return b, _seg_head(b, head, x,
-                        leaves(head.FP_module.mlps,
-                               'decode_head.FP_module.mlps'))
+    return b, _seg_head(
+        b, head, x, leaves(head.FP_module.mlps, 'decode_head.FP_module.mlps'))
 
 
 def _sa_layer(b: GraphBuilder, sa: nn.Module, name: str, xyz: str,
@@ -206,10 +208,9 @@ def convert_pointnet2(model: nn.Module) -> Tuple[GraphBuilder, str]:
     xyz, feats = _split_input(b.channels(INPUT), b)
     for i, sa in enumerate(bb.SA_modules):
         xyz, feats = _sa_layer(b, sa, f'backbone.SA_modules.{i}', xyz, feats)
-    pooled = b.add('pool', 'pool', [feats],
-                   dict(
-                       mode=pool_mode(model.pool, 'pool'),
-                       channels=b.channels(feats)))
+    pooled = b.add(
+        'pool', 'pool', [feats],
+        dict(mode=pool_mode(model.pool, 'pool'), channels=b.channels(feats)))
     return b, _head(b, model.head, pooled)
 
 
@@ -268,16 +269,19 @@ def _backbone_name(model: nn.Module) -> str:
 
 
 #: (model class name, backbone class name, head class name) -> converter
-CONVERTERS: Dict[Tuple[str, str, str], Callable[[nn.Module],
-                                                Tuple[GraphBuilder, str]]] = {
-    ('PointClassifier', 'PointNet', 'PointClsHead'): convert_pointnet,
-    ('PointClassifier', 'DGCNNBackboneCls', 'PointClsHead'): convert_dgcnn,
-    ('PointClassifier', 'PointNet2SASSGCls', 'PointClsHead'):
-    convert_pointnet2,
-    ('EncoderDecoder3D', 'DGCNNBackbone', 'DGCNNHead'): convert_dgcnn_seg,
-    ('EncoderDecoder3D', 'PointNet2SASSG', 'PointNet2Head'):
-    convert_pointnet2_seg,
-}
+CONVERTERS: Dict[Tuple[str, str, str],
+                 Callable[[nn.Module], Tuple[GraphBuilder, str]]] = {
+                     ('PointClassifier', 'PointNet', 'PointClsHead'):
+                     convert_pointnet,
+                     ('PointClassifier', 'DGCNNBackboneCls', 'PointClsHead'):
+                     convert_dgcnn,
+                     ('PointClassifier', 'PointNet2SASSGCls', 'PointClsHead'):
+                     convert_pointnet2,
+                     ('EncoderDecoder3D', 'DGCNNBackbone', 'DGCNNHead'):
+                     convert_dgcnn_seg,
+                     ('EncoderDecoder3D', 'PointNet2SASSG', 'PointNet2Head'):
+                     convert_pointnet2_seg,
+                 }
 
 
 def convert(model: nn.Module) -> Tuple[GraphBuilder, str]:

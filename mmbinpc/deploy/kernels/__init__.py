@@ -22,6 +22,6 @@ __all__ = [
     'pack_input_channels_first', 'xnor_gemm_affine', 'xnor_gemm_maxpool',
     'xnor_gemm_maxpool_flipped', 'xnor_gemm_bits', 'flip_negative_channels',
     'unique_rows', 'dedup_table_size', 'dense_rows', 'popcount_u64',
-    'binary_pointwise', 'binary_pointwise_maxpool',
-    'set_num_threads', 'get_num_threads', 'warmup'
+    'binary_pointwise', 'binary_pointwise_maxpool', 'set_num_threads',
+    'get_num_threads', 'warmup'
 ]

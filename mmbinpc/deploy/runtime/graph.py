@@ -138,16 +138,14 @@ def validate_meta(meta: Any, path: str) -> Dict[str, Any]:
             and all(isinstance(v, str) for v in inputs), path,
             f'{where}: inputs is not a list of names')
         _need((len(inputs) >= 1) if op.arity is None else
-              (len(inputs) == op.arity), path,
-              f'{where}: {node["op"]} takes '
+              (len(inputs) == op.arity), path, f'{where}: {node["op"]} takes '
               f'{op.arity or "one or more"} inputs, got {len(inputs)}')
         unknown = [v for v in inputs if v not in values]
         _need(not unknown, path,
               f'{where} reads {unknown}, not defined before it')
         try:
             op.check_attrs(node['attrs'])
-            values[name] = op.infer(node['attrs'],
-                                    [values[v] for v in inputs])
+            values[name] = op.infer(node['attrs'], [values[v] for v in inputs])
         except GraphError as err:
             raise PackedFormatError(path, f'{where} ({node["op"]}): {err}',
                                     REEXPORT_FIX) from None

@@ -177,8 +177,9 @@ class Op:
 
     @classmethod
     def array_specs(
-            cls, attrs: Dict[str,
-                             Any]) -> Dict[str, Tuple[np.dtype, Tuple[int, ...]]]:
+            cls,
+            attrs: Dict[str,
+                        Any]) -> Dict[str, Tuple[np.dtype, Tuple[int, ...]]]:
         """Role -> (dtype, shape) of every array the node must hold."""
         return {}
 
@@ -190,7 +191,9 @@ class Op:
         raise NotImplementedError
 
     # -- execution -------------------------------------------------------
-    def work(self, tag: Any, shape: Tuple[int, ...],
+    def work(self,
+             tag: Any,
+             shape: Tuple[int, ...],
              dtype: Any = np.float32) -> np.ndarray:
         """A work array of this op kept between calls (uninitialised)."""
         buf = self._work.get(tag)
@@ -204,7 +207,9 @@ class Op:
         raise NotImplementedError
 
 
-def _float_input(op: str, info: ValueInfo, channels: int,
+def _float_input(op: str,
+                 info: ValueInfo,
+                 channels: int,
                  min_ndim: int = 2) -> None:
     if info.kind != 'float' or info.ndim < min_ndim:
         raise GraphError(f'{op} reads float features of at least {min_ndim} '
@@ -398,8 +403,8 @@ class BinaryDense(Op):
         out = self.work('pooled', (m // group, self.n_out))
         if self.flipped is not None:
             xk.xnor_gemm_maxpool_flipped(
-                words, self.n_in, self.flipped, self.out_scale,
-                self.out_shift, self.lo, self.hi, group, out,
+                words, self.n_in, self.flipped, self.out_scale, self.out_shift,
+                self.lo, self.hi, group, out,
                 self.work('part', (threads, self.n_out), np.int64),
                 self.work('table', (xk.dedup_table_size(group), ), np.int32),
                 self.work('uniq', (group, words.shape[1]), np.uint64))
@@ -598,8 +603,8 @@ class Slice(Op):
 
     op = 'slice'
     ATTRS = dict(
-        start=lambda v: isinstance(v, int) and not isinstance(v, bool) and
-        0 <= v < (1 << 20),
+        start=lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <=
+        v < (1 << 20),
         stop=is_count)
 
     @classmethod
@@ -728,10 +733,10 @@ class Group(Op):
     arity = None
     ATTRS = dict(
         use_xyz=lambda v: isinstance(v, bool),
-        normalize=lambda v: v is None or (isinstance(v, (int, float)) and
-                                          not isinstance(v, bool) and v > 0),
-        channels=lambda v: isinstance(v, int) and not isinstance(v, bool) and
-        0 <= v < (1 << 20))
+        normalize=lambda v: v is None or
+        (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0),
+        channels=lambda v: isinstance(v, int) and not isinstance(
+            v, bool) and 0 <= v < (1 << 20))
 
     @classmethod
     def infer(cls, attrs, inputs):
@@ -764,8 +769,8 @@ class Group(Op):
         batch = np.arange(b)[:, None, None]
         start = 0
         if use_xyz:
-            np.subtract(xyz[batch, idx], centres[:, :, None, :],
-                        out=out[..., :3])
+            np.subtract(
+                xyz[batch, idx], centres[:, :, None, :], out=out[..., :3])
             if self.attrs['normalize'] is not None:
                 out[..., :3] /= np.float32(self.attrs['normalize'])
             start = 3
@@ -784,8 +789,8 @@ class GroupAll(Op):
     arity = None
     ATTRS = dict(
         use_xyz=lambda v: isinstance(v, bool),
-        channels=lambda v: isinstance(v, int) and not isinstance(v, bool) and
-        0 <= v < (1 << 20))
+        channels=lambda v: isinstance(v, int) and not isinstance(v, bool) and 0
+        <= v < (1 << 20))
 
     @classmethod
     def infer(cls, attrs, inputs):
@@ -870,10 +875,9 @@ class Interpolate(Op):
         if found:
             near = self.work('near', (b, n, found), np.int32)
             near_d2 = self.work('near_d2', (b, n, found))
-            pk.KNN_XYZ[0](
-                np.ascontiguousarray(target, dtype=np.float32),
-                np.ascontiguousarray(source, dtype=np.float32), found, near,
-                near_d2)
+            pk.KNN_XYZ[0](np.ascontiguousarray(target, dtype=np.float32),
+                          np.ascontiguousarray(source, dtype=np.float32),
+                          found, near, near_d2)
             idx[..., :found] = near
             d2[..., :found] = near_d2
         recip = np.float32(1.0) / (np.sqrt(d2) + np.float32(1e-8))
