@@ -306,3 +306,36 @@ def test_predict_tool_replays_test_preprocessing(trained, tmp_path):
     assert [t['score']
             for t in a['top']] == pytest.approx([t['score'] for t in b['top']],
                                                 abs=1e-4)
+
+
+def test_benchmark_models_report(tmp_path):
+    """The table is made from the recorded JSON files: the speed-ups as
+    recorded, the point-op share summed over the point ops."""
+    tool = load_tool('tools/deploy/benchmark_models.py')
+    base = dict(
+        cpu='Test CPU',
+        cpu_count=2,
+        torch_version='2.x',
+        numba_version='0.x',
+        fp32_ms_b1=40.0,
+        packed_ms_b1=4.0,
+        speedup_b1=10.0,
+        speedup_b1_warm=12.5,
+        binary_layers_speedup=20.0,
+        pred_agreement_b1=1.0,
+        size_ratio=24.0)
+    shares = dict(binary_dense=0.5, knn=0.25, fps=0.125, dense=0.125)
+    with open(tmp_path / 'dgcnn_t1.json', 'w') as f:
+        json.dump(dict(base, packed_op_share_b1=shares), f)
+    table = tool.main(['--report-only', '--out', str(tmp_path)])
+    assert (tmp_path / 'packed_runtime.md').read_text() == table
+    row = next(line for line in table.splitlines()
+               if line.startswith('| DGCNN classifier'))
+    cells = [c.strip() for c in row.strip('|').split('|')]
+    assert cells[1:] == [
+        '1024', '1', '40.0', '4.00', '**10.0×**', '12.5×', '20.0×', '50%',
+        '38%', '100.0%', '24.0×'
+    ]
+    assert 'Test CPU' in table
+    with pytest.raises(SystemExit):
+        tool.parse_args(['--checkpoint', 'nomodel=x.pth'])

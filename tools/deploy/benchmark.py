@@ -126,13 +126,23 @@ def main(argv=None) -> dict:
     channels = packed.in_channels
 
     gen = torch.Generator().manual_seed(0)
+    segment = packed.task == 'segmentation'
+
+    def torch_runner(model):
+        # a segmentor's logits are (B, K, N); the runtime's (B, N, K)
+        if segment:
+            return lambda p: model._forward(dict(points=list(p))).transpose(
+                1, 2)
+        return lambda p: model._forward(dict(points=p))
+
     runners = {
-        'fp32': lambda p: fp_model._forward(dict(points=p)),
-        'binary_torch': lambda p: bin_model._forward(dict(points=p)),
+        'fp32': torch_runner(fp_model),
+        'binary_torch': torch_runner(bin_model),
         'packed': lambda p: torch.from_numpy(packed(p.numpy())),
     }
     results = dict(
         model=type(bin_model.backbone).__name__,
+        task=packed.task,
         cpu=cpu_name(),
         cpu_count=os.cpu_count(),
         torch_threads=torch.get_num_threads(),
@@ -183,6 +193,7 @@ def main(argv=None) -> dict:
             # agreement on the same input
             ref = runners['binary_torch'](points)
             out = runners['packed'](points)
+            # share of clouds (of points, for a segmentor) predicted alike
             agree = (ref.argmax(-1) == out.argmax(-1)).float().mean().item()
             results[f'pred_agreement_b{bs}'] = agree
             results[f'max_abs_logit_diff_b{bs}'] = \
@@ -256,8 +267,9 @@ def main(argv=None) -> dict:
     for line in layer_lines:
         print(line)
     for bs in args.batch_sizes:
+        unit = 'points' if segment else 'clouds'
         print(f'batch {bs}: packed vs binary torch predictions agree on '
-              f'{results[f"pred_agreement_b{bs}"] * 100:.1f}% of clouds, '
+              f'{results[f"pred_agreement_b{bs}"] * 100:.1f}% of {unit}, '
               f'max |logit diff| {results[f"max_abs_logit_diff_b{bs}"]:.2e}')
     print(f'size: FP32 state dict {fp_bytes:,} bytes | packed file '
           f'{results["packed_file_bytes"]:,} bytes | '
