@@ -29,14 +29,14 @@ import subprocess
 import sys
 from typing import Dict, List
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+REPO = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 #: name -> (label, config, points per cloud)
 MODELS: Dict[str, tuple] = {
-    'pointnet': ('PointNet (both T-Nets), LSR + EMA',
-                 'configs/pointnet/pointnet_bin_lsr-ema-kdr_modelnet40.py',
-                 1024),
+    'pointnet':
+    ('PointNet (both T-Nets), LSR + EMA',
+     'configs/pointnet/pointnet_bin_lsr-ema-kdr_modelnet40.py', 1024),
     'dgcnn': ('DGCNN classifier, LSR + EMA',
               'configs/dgcnn/dgcnn_bin_lsr-ema-kdr_modelnet40.py', 1024),
     'pointnet2': ('PointNet++ SSG classifier, LSR + EMA',
@@ -44,9 +44,9 @@ MODELS: Dict[str, tuple] = {
                   '_modelnet40.py', 1024),
     'dgcnn_seg': ('DGCNN S3DIS segmentor, LSR + EMA',
                   'configs/dgcnn/dgcnn_bin_kdr_s3dis-seg.py', 4096),
-    'pointnet2_seg': ('PointNet++ SSG S3DIS segmentor, LSR + EMA',
-                      'configs/pointnet2/pointnet2-ssg_bin_kdr_s3dis-seg.py',
-                      4096),
+    'pointnet2_seg':
+    ('PointNet++ SSG S3DIS segmentor, LSR + EMA',
+     'configs/pointnet2/pointnet2-ssg_bin_kdr_s3dis-seg.py', 4096),
 }
 #: ops of the packed graph counted as point ops
 POINT_OPS = ('knn', 'fps', 'ball_query', 'interpolate')
@@ -169,8 +169,8 @@ def main(argv=None) -> str:
     if not args.report_only:
         for name in args.only or list(MODELS):
             for threads in args.threads:
-                measure(name, threads, args.repeats,
-                        checkpoints.get(name, ''), args.out)
+                measure(name, threads, args.repeats, checkpoints.get(name, ''),
+                        args.out)
     table = report(args.out)
     with open(os.path.join(args.out, 'packed_runtime.md'), 'w') as f:
         f.write(table)
