@@ -220,64 +220,26 @@ def test_packed_bits_are_really_used(tmp_path):
     assert not np.allclose(packed(pts), before)
 
 
-@pytest.mark.parametrize('cfg,points,ratio', [
-    (dict(
-        type='PointClassifier',
-        backbone=dict(type='PointNet'),
-        head=dict(type='PointClsHead', in_channels=1024, num_classes=40),
-        binarize=dict(method='lsr', aggregation='ema')), 1024, 20),
-    (dict(
-        type='PointClassifier',
-        backbone=dict(
-            type='DGCNNBackboneCls',
-            in_channels=3,
-            num_samples=(20, 20, 20, 20),
-            knn_modes=('D-KNN', 'F-KNN', 'F-KNN', 'F-KNN'),
-            radius=(None, ) * 4,
-            gf_channels=((64, ), (64, ), (128, ), (256, )),
-            fa_channels=(1024, ),
-            act_cfg=dict(type='LeakyReLU', negative_slope=0.2)),
-        pool=dict(type='PointPool', mode='max+avg'),
-        head=dict(
-            type='PointClsHead',
-            in_channels=2048,
-            num_classes=40,
-            mid_channels=(512, 256)),
-        binarize=dict(method='xnor', aggregation='max')), 256, 20),
-    (dict(
-        type='PointClassifier',
-        backbone=dict(
-            type='PointNet2SASSGCls',
-            in_channels=3,
-            num_points=(512, 128, None),
-            radius=(0.2, 0.4, None),
-            num_samples=(32, 64, None),
-            sa_channels=((64, 64, 128), (128, 128, 256), (256, 512, 1024)),
-            norm_cfg=dict(type='BN2d'),
-            sa_cfg=dict(
-                type='PointSAModule',
-                pool_mod='max',
-                use_xyz=True,
-                normalize_xyz=False)),
-        pool=dict(type='PointPool', mode='max'),
-        head=dict(
-            type='PointClsHead',
-            in_channels=1024,
-            num_classes=40,
-            mid_channels=(512, 256)),
-        binarize=dict(method='lsr', aggregation='ema')), 1024, 20),
+@pytest.mark.parametrize('base,binarize,points', [
+    ('pointnet', dict(method='lsr', aggregation='ema'), 1024),
+    ('dgcnn', dict(method='xnor', aggregation='max'), 256),
+    ('pointnet2_ssg', dict(method='lsr', aggregation='ema'), 1024),
 ])
-def test_full_size_files_are_small_and_equivalent(tmp_path, cfg, points,
-                                                  ratio):
-    """The paper's PointNet, DGCNN and PointNet++ SSG: >= 20x smaller than
-    the FP32 state dict (issue 13), same predictions."""
+def test_full_size_files_are_small_and_equivalent(tmp_path, base, binarize,
+                                                  points):
+    """The paper's PointNet, DGCNN and PointNet++ SSG (the model configs
+    under configs/_base_/models): >= 20x smaller than the FP32 state dict
+    (issue 13), same predictions."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(
+        os.path.join(REPO, 'configs', '_base_', 'models',
+                     f'{base}.py')).model.to_dict()
+    cfg.pop('data_preprocessor')
     torch.manual_seed(0)
-    model = build_binarized(cfg).eval()
+    model = build_binarized(dict(cfg, binarize=binarize)).eval()
     path = str(tmp_path / 'full.packed')
     summary = export_packed(model, path, num_points=points)
-    fp_cfg = {k: v for k, v in cfg.items() if k != 'binarize'}
-    assert state_dict_bytes(build_binarized(fp_cfg)) / summary.file_bytes \
-        >= ratio
+    assert state_dict_bytes(build_binarized(cfg)) / summary.file_bytes >= 20
     packed = PackedModel.load(path)
     pts = random_clouds(2, points)
     assert_equivalent(torch_logits(model, pts), packed(pts))
