@@ -137,7 +137,7 @@ def preprocess_steps(pipeline: Sequence[Any]) -> List[str]:
 
     Returns:
         list[str]: Step names, in order (see
-        :data:`~mmbinpc.deploy.format.PREPROCESS_STEPS`).
+        :data:`~mmbinpc.deploy.runtime.preprocess.STEPS`).
 
     Raises:
         NotSupportedError: For a transform the packed runtime cannot
