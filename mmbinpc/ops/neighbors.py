@@ -348,15 +348,14 @@ def knn(k: int,
         from mmbinpc.deploy.kernels import points as fk
         if xyz.shape[-1] == 3:
             idx[..., :found] = _knn_xyz_compiled(center_xyz, xyz, found)[0]
-        else:
-            for bs, ms in chunking.iter_blocks(batch, num_centres, size,
-                                               _bytes_per_pair(xyz)):
-                d2 = _sq_dist(center_xyz[bs, ms], xyz[bs])
-                rows = _numpy(d2).reshape(-1, size)
-                near = np.empty((rows.shape[0], found), np.int64)
-                fk.pick(fk.K_SMALLEST_ROWS, rows.size)(rows, found, near)
-                idx[bs, ms, :found] = torch.from_numpy(near).view(
-                    d2.shape[0], d2.shape[1], found).to(torch.int32)
+        else:  # one kernel shared with the packed runtime
+            parallel = fk.pick(fk.KNN_FEATURES,
+                               num_centres * size) is fk.KNN_FEATURES[1]
+            q, p = _numpy(center_xyz), _numpy(xyz)
+            for b in range(batch):
+                idx[b, :, :found] = torch.from_numpy(
+                    fk.knn_features(q[b], p[b], found,
+                                    parallel)).to(torch.int32)
     elif found > 0:
         for bs, ms in chunking.iter_blocks(batch, num_centres, size,
                                            _bytes_per_pair(xyz)):

@@ -13,8 +13,8 @@ from .xnor import (SCALE_MEAN_ABS, SCALE_NONE, binary_pointwise,
                    binary_pointwise_maxpool, dedup_table_size, dense_rows,
                    flip_negative_channels, get_num_threads, pack_input,
                    pack_input_channels_first, pack_input_into, popcount_u64,
-                   set_num_threads, unique_rows, warmup, xnor_gemm_affine,
-                   xnor_gemm_bits, xnor_gemm_maxpool,
+                   set_num_threads, transform_rows, unique_rows, warmup,
+                   xnor_gemm_affine, xnor_gemm_bits, xnor_gemm_maxpool,
                    xnor_gemm_maxpool_flipped)
 
 __all__ = [
@@ -22,6 +22,6 @@ __all__ = [
     'pack_input_channels_first', 'xnor_gemm_affine', 'xnor_gemm_maxpool',
     'xnor_gemm_maxpool_flipped', 'xnor_gemm_bits', 'flip_negative_channels',
     'unique_rows', 'dedup_table_size', 'dense_rows', 'popcount_u64',
-    'binary_pointwise', 'binary_pointwise_maxpool', 'set_num_threads',
-    'get_num_threads', 'warmup'
+    'binary_pointwise', 'binary_pointwise_maxpool', 'transform_rows',
+    'set_num_threads', 'get_num_threads', 'warmup'
 ]

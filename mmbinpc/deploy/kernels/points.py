@@ -7,8 +7,12 @@ materialise it: the ball query scans the points in index order and stops
 after ``nsample`` hits, as mmcv's CUDA kernel does; the 3-D kNN (and
 three_nn) visits a uniform grid of the points ring by ring around each
 query, keeping the k nearest so far in a small sorted buffer; feature-space
-kNN selects from PyTorch's distance rows the same way. Results are the
-same:
+kNN (:func:`knn_features`) computes PyTorch's distance expansion a block of
+queries at a time, in a fixed order, and selects the same way. Results are
+the same as the brute-force paths' (for feature-space kNN: up to the
+rounding of the expansion, which PyTorch's BLAS orders differently; the
+training op and the packed runtime share this kernel, so they agree bit for
+bit):
 
 * squared distances of 3-D points are computed in the input dtype in the
   kernels' order, ``dx*dx + dy*dy + dz*dz`` with ``d = query − point``,
@@ -76,30 +80,6 @@ def _sq_dist3(ax, ay, az, bx, by, bz):
     dy = ay - by
     dz = az - bz
     return _fma(dz, dz, _fma(dy, dy, dx * dx))
-
-
-def _k_smallest_rows(dist, k, out_idx):
-    """Indices of the k smallest entries of every row, (value, index) order.
-
-    Args:
-        dist (np.ndarray): (R, N) distances, no NaN.
-        k (int): ``1 <= k <= N``.
-        out_idx (np.ndarray): (R, k) int64, written.
-    """
-    rows, size = dist.shape
-    for r in prange(rows):
-        best_d = np.empty(k, dist.dtype)
-        best_i = np.empty(k, np.int64)
-        count = 0
-        worst = np.inf
-        for n in range(size):
-            d = dist[r, n]
-            if count < k or d < worst:  # the rare path: a new neighbour
-                count = _insert_lex(best_d, best_i, count, k, d, n)
-                if count == k:
-                    worst = best_d[k - 1]
-        for j in range(k):
-            out_idx[r, j] = best_i[j]
 
 
 def _ball_query_xyz(centers, points, min_r2, max_r2, zero_is_hit, nsample,
@@ -346,6 +326,88 @@ def _furthest_point_sample(points, num, out):
             out[b, j] = old
 
 
+def _sq_norms(x, out):
+    """Squared norm of every row of ``x`` (M, C), channels summed in order
+    (the order :func:`_knn_features` uses, so equal rows get equal norms)."""
+    for m in prange(x.shape[0]):
+        acc = x.dtype.type(0)
+        for c in range(x.shape[1]):
+            acc += x[m, c] * x[m, c]
+        out[m] = acc
+
+
+#: query rows that share one pass over the candidates in _knn_features
+FEATURE_ROWS = 8
+
+
+def _knn_features(query, points_t, q_norm, p_norm, k, out_idx):
+    """k nearest candidates of every query in feature space.
+
+    The squared distance is PyTorch's expansion ``(|q|² + |p|²) − 2 q·p``
+    (clamped at 0), with ``q·p`` accumulated channel by channel in a fixed
+    order, ``FEATURE_ROWS`` queries per pass over the candidates, and
+    selected with the (distance, index) order. The training-time CPU op
+    (:func:`mmbinpc.ops.knn`) and the packed runtime both call this kernel,
+    so a model and its packed file find the same neighbours bit for bit;
+    equal candidates get equal distances and tie by index.
+
+    Args:
+        query (np.ndarray): (M, C) float, C-contiguous.
+        points_t (np.ndarray): (C, N) candidates, channel-major, same dtype.
+        q_norm (np.ndarray): (M,) from :func:`_sq_norms` of ``query``.
+        p_norm (np.ndarray): (N,) from :func:`_sq_norms` of the candidates.
+        k (int): ``1 <= k <= N``.
+        out_idx (np.ndarray): (M, k) int64, written.
+    """
+    num_query, channels = query.shape
+    size = points_t.shape[1]
+    two = query.dtype.type(2)
+    zero = query.dtype.type(0)
+    for blk in prange((num_query + FEATURE_ROWS - 1) // FEATURE_ROWS):
+        m0 = blk * FEATURE_ROWS
+        rows = min(FEATURE_ROWS, num_query - m0)
+        acc = np.zeros((FEATURE_ROWS, size), query.dtype)
+        for c in range(channels):
+            cand = points_t[c]
+            for r in range(rows):
+                q = query[m0 + r, c]
+                row = acc[r]
+                for n in range(size):
+                    row[n] += q * cand[n]
+        best_d = np.empty(k, query.dtype)
+        best_i = np.empty(k, np.int64)
+        for r in range(rows):
+            qn = q_norm[m0 + r]
+            count = 0
+            worst = np.inf
+            for n in range(size):
+                d = (qn + p_norm[n]) - two * acc[r, n]
+                if d < zero:
+                    d = zero
+                if count < k or d < worst:
+                    count = _insert_lex(best_d, best_i, count, k, d, n)
+                    if count == k:
+                        worst = best_d[k - 1]
+            for j in range(k):
+                out_idx[m0 + r, j] = best_i[j]
+
+
+def knn_features(query, points, k, parallel=False):
+    """:func:`_knn_features` on (M, C) queries and (N, C) candidates
+    (float32 or float64, NumPy): (M, k) int64 indices, ``1 <= k <= N``."""
+    query = np.ascontiguousarray(query)
+    points = np.ascontiguousarray(points, dtype=query.dtype)
+    q_norm = np.empty(query.shape[0], query.dtype)
+    p_norm = np.empty(points.shape[0], query.dtype)
+    which = 1 if parallel else 0
+    SQ_NORMS[which](query, q_norm)
+    SQ_NORMS[which](points, p_norm)
+    out = np.empty((query.shape[0], k), np.int64)
+    KNN_FEATURES[which](query, np.ascontiguousarray(points.T), q_norm, p_norm,
+                        k, out)
+    return out
+
+
 def _both(func):
     """(serial, parallel) compilations of one kernel (``prange`` is
     ``range`` in the serial one)."""
@@ -354,6 +416,7 @@ def _both(func):
 
 #: (serial, parallel) versions; call ``pick(KERNEL, pairs)(...)``
 KNN_XYZ = _both(_knn_xyz_grid)
-K_SMALLEST_ROWS = _both(_k_smallest_rows)
 BALL_QUERY_XYZ = _both(_ball_query_xyz)
 FURTHEST_POINT_SAMPLE = _both(_furthest_point_sample)
+SQ_NORMS = _both(_sq_norms)
+KNN_FEATURES = _both(_knn_features)

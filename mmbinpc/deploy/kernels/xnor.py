@@ -706,6 +706,32 @@ def dense_rows(x, w_t, bias, lo, hi, out):
             out[m, o] = v if v < hi else hi
 
 
+@njit(cache=True, fastmath=_FASTMATH)
+def transform_rows(x, mat, out):
+    """A T-Net alignment on channel-last points: ``out[b, n, :k] =
+    x[b, n, :k] @ (mat[b] + I)``, the other channels copied.
+
+    Args:
+        x (np.ndarray): (B, N, C) float32 points, C >= k.
+        mat (np.ndarray): (B, k, k) float32 T-Net outputs (without the
+            identity).
+        out (np.ndarray): (B, N, C) float32, written.
+    """
+    _prefer_512bit_vectors()
+    batch, num, channels = x.shape
+    k = mat.shape[1]
+    for b in range(batch):
+        for n in range(num):
+            for j in range(k):
+                out[b, n, j] = x[b, n, j]  # the identity
+            for i in range(k):
+                v = x[b, n, i]
+                for j in range(k):
+                    out[b, n, j] += v * mat[b, i, j]
+            for c in range(k, channels):
+                out[b, n, c] = x[b, n, c]
+
+
 @njit(cache=True)
 def binary_pointwise(x,
                      threshold,

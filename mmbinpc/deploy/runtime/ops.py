@@ -43,8 +43,6 @@ SCALE_MODES = ('none', 'mean_abs')
 KNN_SPACES = ('xyz', 'features')
 #: The largest kNN k (mmcv's CUDA kernel limit).
 KNN_MAX_K = 100
-#: FP layers with at least this many weights run as one BLAS product.
-BLAS_MIN_WEIGHTS = 4096
 
 
 class ValueInfo(NamedTuple):
@@ -256,19 +254,14 @@ class Dense(Op):
         self.weight_t = np.ascontiguousarray(arrays['weight'].T)
         self.bias = np.ascontiguousarray(arrays['bias'])
         self.lo, self.hi = clamp_bounds(attrs['clamp'])
-        self.blas = self.weight_t.size >= BLAS_MIN_WEIGHTS
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        # a Numba loop, not NumPy's BLAS: the FP layers a binary model
+        # keeps are narrow (raw coordinates in, or one row per cloud), and
+        # BLAS's own thread pool would compete with PyTorch's and Numba's
         rows = _rows(x)
         out = self.work('out', (rows.shape[0], self.weight_t.shape[1]))
-        if self.blas:
-            np.matmul(rows, self.weight_t, out=out)
-            out += self.bias
-            if self.lo > -np.inf or self.hi < np.inf:
-                np.clip(out, self.lo, self.hi, out=out)
-        else:
-            xk.dense_rows(rows, self.weight_t, self.bias, self.lo, self.hi,
-                          out)
+        xk.dense_rows(rows, self.weight_t, self.bias, self.lo, self.hi, out)
         return out.reshape(x.shape[:-1] + (out.shape[1], ))
 
 
@@ -474,10 +467,10 @@ class Transform(Op):
 
     def __call__(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
         k = self.attrs['k']
-        mat = t.reshape(-1, k, k) + np.eye(k, dtype=np.float32)
         out = self.work('out', x.shape)
-        np.matmul(x[..., :k], mat, out=out[..., :k])
-        out[..., k:] = x[..., k:]
+        xk.transform_rows(
+            np.ascontiguousarray(x),
+            np.ascontiguousarray(t).reshape(-1, k, k), out)
         return out
 
 
@@ -488,10 +481,9 @@ class KNN(Op):
 
     ``space='xyz'`` searches the last three channels (DGCNN's D-KNN) with
     the grid kernel of :mod:`mmbinpc.deploy.kernels.points`;
-    ``'features'`` all channels (F-KNN), with squared distances computed as
-    PyTorch's CPU op computes them, ``|q|² + |p|² − 2 q·p`` in float32
-    (clamped at 0). Float rounding of that sum may order two almost equally
-    distant points differently from PyTorch (see docs/deployment.md).
+    ``'features'`` all channels (F-KNN) with the kernel the training-time
+    CPU op uses (:func:`~mmbinpc.deploy.kernels.points.knn_features`), so
+    both find the same neighbours bit for bit.
     When the cloud has fewer than ``k`` points the missing neighbours are
     index 0, as in mmcv.
     """
@@ -524,18 +516,9 @@ class KNN(Op):
             pk.KNN_XYZ[0](pts, pts, found, near, d2)
             idx[..., :found] = near
             return idx
-        near = self.work('near64', (n, found), np.int64)
+        parallel = xk.get_num_threads() > 1
         for i in range(b):
-            pts = np.ascontiguousarray(x[i], dtype=np.float32)
-            norm = (pts * pts).sum(-1)
-            dist = self.work('dist', (n, n))
-            np.matmul(pts, pts.T, out=dist)
-            dist *= np.float32(-2)
-            dist += norm[:, None]
-            dist += norm[None, :]
-            np.maximum(dist, 0, out=dist)
-            pk.K_SMALLEST_ROWS[0](dist, found, near)
-            idx[i, :, :found] = near
+            idx[i, :, :found] = pk.knn_features(x[i], x[i], found, parallel)
         return idx
 
 
