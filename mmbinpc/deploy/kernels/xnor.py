@@ -720,16 +720,27 @@ def transform_rows(x, mat, out):
     _prefer_512bit_vectors()
     batch, num, channels = x.shape
     k = mat.shape[1]
+    acc = np.empty((BLOCK, k), np.float32)
     for b in range(batch):
-        for n in range(num):
-            for j in range(k):
-                out[b, n, j] = x[b, n, j]  # the identity
-            for i in range(k):
-                v = x[b, n, i]
+        m = mat[b]
+        for n0 in range(0, num, BLOCK):
+            rows = min(BLOCK, num - n0)
+            for r in range(rows):  # the identity
                 for j in range(k):
-                    out[b, n, j] += v * mat[b, i, j]
-            for c in range(k, channels):
-                out[b, n, c] = x[b, n, c]
+                    acc[r, j] = x[b, n0 + r, j]
+            for i in range(k):  # one row of the matrix for BLOCK points
+                mrow = m[i]
+                for r in range(rows):
+                    v = x[b, n0 + r, i]
+                    arow = acc[r]
+                    for j in range(k):
+                        arow[j] += v * mrow[j]
+            for r in range(rows):
+                orow = out[b, n0 + r]
+                for j in range(k):
+                    orow[j] = acc[r, j]
+                for c in range(k, channels):
+                    orow[c] = x[b, n0 + r, c]
 
 
 @njit(cache=True)
