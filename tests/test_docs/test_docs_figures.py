@@ -133,3 +133,26 @@ def test_the_checker_reads_the_committed_reports():
     assert sum(
         len(list(figures(open(p, encoding='utf-8').read())))
         for p in PAGES) >= 50
+
+
+def test_deployment_speed_table_is_the_recorded_one():
+    """docs/deployment.md's speed table is the one benchmark_models.py made
+    from the committed JSON records, and each row's speed-up is its record's
+    FP32 time over its packed time."""
+    out = osp.join(REPO, 'docs', 'results', 'deploy')
+    with open(osp.join(out, 'packed_runtime.md'), encoding='utf-8') as f:
+        recorded = [
+            line for line in f.read().splitlines()
+            if line.startswith('| ') and '×' in line
+        ]
+    with open(osp.join(REPO, 'docs', 'deployment.md'), encoding='utf-8') as f:
+        page = f.read().splitlines()
+    assert recorded and all(line in page for line in recorded)
+    for path in sorted(glob.glob(osp.join(out, '*_t[0-9].json'))):
+        with open(path) as f:
+            r = json.load(f)
+        assert r['speedup_b1'] == pytest.approx(r['fp32_ms_b1'] /
+                                                r['packed_ms_b1'])
+        row = f'| {r["fp32_ms_b1"]:.1f} | {r["packed_ms_b1"]:.2f} | ' \
+            f'**{r["speedup_b1"]:.1f}×** |'
+        assert any(row in line for line in recorded), path

@@ -75,17 +75,6 @@ def parse_args(argv=None):
     return args
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'],
-                              capture_output=True,
-                              text=True,
-                              cwd=REPO,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return 'unknown'
-
-
 def measure(name: str, threads: int, repeats: int, checkpoint: str,
             out: str) -> dict:
     """Run benchmark.py for one model and thread count; returns its JSON."""
@@ -103,10 +92,15 @@ def measure(name: str, threads: int, repeats: int, checkpoint: str,
     subprocess.run(cmd, cwd=REPO, check=True)
     with open(path) as f:
         result = json.load(f)
+    from mmbinpc.analysis import code_version
     result.update(
         command='python ' + ' '.join(cmd[1:]),
         checkpoint=checkpoint or None,
-        commit=_commit(),
+        code=code_version(REPO),
+        host=dict(
+            cpu=result['cpu'],
+            cpu_count=result['cpu_count'],
+            threads=threads),
         date=datetime.datetime.now(
             datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'))
     with open(path, 'w') as f:
