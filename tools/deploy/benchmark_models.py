@@ -98,9 +98,7 @@ def measure(name: str, threads: int, repeats: int, checkpoint: str,
         checkpoint=checkpoint or None,
         code=code_version(REPO),
         host=dict(
-            cpu=result['cpu'],
-            cpu_count=result['cpu_count'],
-            threads=threads),
+            cpu=result['cpu'], cpu_count=result['cpu_count'], threads=threads),
         date=datetime.datetime.now(
             datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'))
     with open(path, 'w') as f:
