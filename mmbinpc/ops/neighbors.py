@@ -9,8 +9,9 @@ Two implementations give the same results (:data:`BACKENDS`):
 * ``'compiled'`` (default): Numba kernels
   (:mod:`mmbinpc.deploy.kernels.points`)
   that never build the distance matrix (ball query: an index-order scan;
-  3-D kNN and three_nn: a grid search); feature-space kNN keeps PyTorch's
-  distance matrix and selects with a compiled scan;
+  3-D kNN and three_nn: a grid search); feature-space kNN runs the
+  fixed-order distance kernel the packed runtime shares (results differ
+  from the brute-force path's only where two distances differ by rounding);
 * ``'brute_force'``: PyTorch only, comparing query points with candidate
   points in memory-bounded blocks (see :mod:`mmbinpc.ops.chunking`).
 
