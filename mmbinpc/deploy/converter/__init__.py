@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from torch import nn
 
-from ..runtime.graph import FORMAT_NAME, FORMAT_VERSION, write_graph
+from ..runtime.graph import FORMAT_NAME, FORMAT_VERSION, count_ops, write_graph
 from ..runtime.preprocess import STEPS
 from .layers import (ENGINE_INPUT_SCALES, GraphBuilder, NotSupportedError,
                      bit_limits, packed_input_scale)
@@ -91,14 +91,11 @@ def export_packed(model: nn.Module,
         nodes=builder.nodes,
         output=output)
     write_graph(path, meta, builder.arrays)
-    ops: Dict[str, int] = {}
-    for node in builder.nodes:
-        ops[node['op']] = ops.get(node['op'], 0) + 1
     binary = [n for n in builder.nodes if n['op'] == 'binary_dense']
     return ExportSummary(
         path=path,
         file_bytes=os.path.getsize(path),
-        ops=ops,
+        ops=dict(count_ops(meta)),
         binary_layers=[n['name'] for n in binary],
         bits_outputs=[
             n['name'] for n in binary if n['attrs']['output'] == 'bits'
