@@ -364,9 +364,10 @@ class BinaryDense(Op):
 
     def _packed(self, x: Any) -> Tuple[np.ndarray, np.ndarray, tuple]:
         """Packed words, β and the leading shape of the input rows."""
-        if isinstance(x, Bits):
-            lead = x.lead
-            return x.words, self.work('ones', (x.words.shape[0], )), lead
+        if isinstance(x, Bits):  # β = 1: the writer had no input scale
+            ones = self.work('ones', (x.words.shape[0], ))
+            ones.fill(1.0)
+            return x.words, ones, x.lead
         rows = _rows(x)
         m = rows.shape[0]
         words = self.work('words', (m, self.weight_t.shape[0]), np.uint64)
@@ -376,8 +377,6 @@ class BinaryDense(Op):
 
     def __call__(self, x: Any) -> Any:
         words, beta, lead = self._packed(x)
-        if isinstance(x, Bits):
-            beta.fill(1.0)
         m = words.shape[0]
         threads = xk.get_num_threads()
         if self.output == 'bits':
