@@ -61,7 +61,12 @@ def test_complexity_tool_json(trained, tmp_path, capsys):
         'flops', 'bops', 'ops', 'params', 'storage_bytes', 'speedup',
         'compression'
     }
-    assert data == pytest.approx(totals)
+    assert {k: data[k] for k in totals} == pytest.approx(totals)
+    # the record says how, where and from which commit it was made
+    assert data['command'].startswith('python tools/analysis/complexity.py ')
+    assert data['command'].endswith(f'--json {out}')
+    assert {'code', 'host', 'date', 'layers', 'reference'} <= set(data)
+    assert data['speedup_with_other_ops'] > 1
     assert data['bops'] > 0 and data['speedup'] > 1
     assert data['compression'] > 1
     assert 'BOPs' in capsys.readouterr().out

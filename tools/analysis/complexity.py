@@ -5,13 +5,22 @@ Usage:
     python tools/analysis/complexity.py CONFIG [--points N] [--json OUT]
 
 Counts one forward pass of one cloud of N random points (per-sample
-figures). For a binary config (``binarize=`` key, or a distiller whose
-student is binarized) the speed-up and compression ratios are against the
-FP32 version of the same model (the config without ``binarize``). See
+figures). ``--json`` writes a record: the totals at the top level
+(``flops``, ``bops``, ``ops``, ``params``, ``storage_bytes``, ``speedup``,
+``compression``, ``other_flops``; for a binary config also
+``speedup_with_other_ops``, the speed-up when the forward code's other ops
+are counted in both models), the per-layer, point-op and other-op rows,
+the FP32 reference's totals, and the command, commit, machine and date.
+
+For a binary config (``binarize=`` key, or a distiller whose student is
+binarized) the speed-up and compression ratios are against the FP32
+version of the same model (the config without ``binarize``). See
 docs/complexity.md for the counting convention.
 """
 import argparse
+import datetime
 import json
+import sys
 
 from mmengine.config import DictAction
 
@@ -31,7 +40,10 @@ def parse_args(argv=None):
         default=None,
         help='channels per point (default: the backbone '
         'in_channels)')
-    parser.add_argument('--json', default=None, help='write the totals here')
+    parser.add_argument(
+        '--json',
+        default=None,
+        help='write the totals, the rows and how they were made here')
     parser.add_argument(
         '--quiet', action='store_true', help='print only the totals')
     parser.add_argument(
@@ -76,9 +88,26 @@ def main(argv=None) -> dict:
         print(report.table())
     totals = report.totals()
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(totals, f, indent=2)
-        print(f'totals written to {args.json}')
+        from mmbinpc.analysis import code_version, host_info
+        from mmbinpc.engine.atomic_io import atomic_write_text
+        record = dict(
+            report.to_dict(),
+            config=args.config,
+            points=args.points,
+            channels=args.channels)
+        if report is not fp_report:
+            record['speedup_with_other_ops'] = (
+                (fp_report.flops + fp_report.other_flops) /
+                (report.ops + report.other_flops))
+            record['reference'] = fp_report.totals()
+        record.update(
+            command='python tools/analysis/complexity.py ' +
+            ' '.join(sys.argv[1:] if argv is None else argv),
+            code=code_version(),
+            host=host_info(),
+            date=datetime.datetime.now().isoformat(timespec='seconds'))
+        atomic_write_text(json.dumps(record, indent=1), args.json)
+        print(f'record written to {args.json}')
     return totals
 
 
