@@ -69,7 +69,8 @@ def test_json_holds_the_figures(run):
         'cpu', 'torch_threads', 'batch', 'points', 'rounds', 'warmup', 'order',
         'configs', 'teacher_ckpt', 'binary_vs_fp32', 'kdr_vs_binary',
         'binary_vs_fp32_target', 'kdr_vs_binary_target', 'binary_vs_fp32_pass',
-        'kdr_vs_binary_pass', 'updates', 'profile'
+        'kdr_vs_binary_pass', 'updates', 'profile', 'command', 'code', 'host',
+        'date'
     }
     for name in MODELS:
         expected |= {f'{name}_ms', f'{name}_ms_min', f'{name}_times_ms'}
@@ -77,6 +78,8 @@ def test_json_holds_the_figures(run):
     assert saved['batch'] == 4 and saved['points'] == 32
     assert saved['num_classes'] == 40  # from the FP32 config's head
     assert saved['order'] == 'interleaved'
+    assert saved['command'].startswith('python tools/benchmark/train_step.py ')
+    assert '--json' in saved['command'] and 'commit' in saved['code']
     for key in ('binary_vs_fp32', 'kdr_vs_binary', 'fp32_ms', 'kdr_ms'):
         assert saved[key] == pytest.approx(results[key])
     for name in MODELS:

@@ -52,6 +52,7 @@ import json
 import os
 import os.path as osp
 import statistics
+import sys
 import tempfile
 from typing import Any, Callable, Dict, List, Optional
 
@@ -348,6 +349,7 @@ def profile_steps(runner: Callable, data: dict, steps: int,
 
 # --------------------------------------------------------------------- main
 def main(argv: Optional[List[str]] = None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     import torch
     from mmdet3d.utils import register_all_modules
@@ -495,11 +497,19 @@ def main(argv: Optional[List[str]] = None) -> dict:
                   f'profiled)')
             print(prof['table'])
     if args.json:
+        import datetime
+
+        from mmbinpc.analysis import code_version, host_info
+        from mmbinpc.engine.atomic_io import atomic_write_text
         dump = copy.deepcopy(results)
         for prof in dump.get('profile', {}).values():
             prof.pop('table', None)
-        with open(args.json, 'w') as f:
-            json.dump(dump, f, indent=2)
+        dump.update(
+            command='python tools/benchmark/train_step.py ' + ' '.join(argv),
+            code=code_version(),
+            host=host_info(),
+            date=datetime.datetime.now().isoformat(timespec='seconds'))
+        atomic_write_text(json.dumps(dump, indent=2), args.json)
         print(f'results written to {args.json}')
     return results
 
