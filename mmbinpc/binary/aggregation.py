@@ -18,6 +18,38 @@ from mmbinpc.stats import ema_offset
 POOL_MODES = ('max', 'ema', 'avg', 'max+avg', 'ema+avg')
 
 
+class _SharedMax(torch.autograd.Function):
+    """``x.amax(dim)`` with the same gradient (shared equally by the tied
+    maxima) in fewer passes over ``x``: autograd's ``amax`` backward builds
+    the tie mask, converts it to floats twice and divides; this one writes
+    the mask as floats once, counts the ties on it and scales it in place."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, dim: int, keepdim: bool) -> Tensor:
+        out = x.amax(dim=dim, keepdim=True)
+        ctx.save_for_backward(x, out)
+        ctx.dim = dim
+        return out if keepdim else out.squeeze(dim)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, out = ctx.saved_tensors
+        if grad.dim() < x.dim():
+            grad = grad.unsqueeze(ctx.dim)
+        tied = torch.empty_like(x)
+        torch.eq(x, out, out=tied)  # 1.0 at the maxima, 0.0 elsewhere
+        count = tied.sum(dim=ctx.dim, keepdim=True)
+        return tied.mul_(grad / count), None, None
+
+
+def shared_max(x: Tensor, dim: int = -1, keepdim: bool = False) -> Tensor:
+    """``x.amax(dim, keepdim)``, whose gradient the tied maxima share
+    equally, with a cheaper backward (:class:`_SharedMax`)."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _SharedMax.apply(x, dim, keepdim)
+    return x.amax(dim=dim, keepdim=keepdim)
+
+
 @MODELS.register_module()
 class PointPool(nn.Module):
     """Reduce point features over one axis (a pooling site).
@@ -48,7 +80,7 @@ class PointPool(nn.Module):
     def _max(self, x: Tensor, ema: bool) -> Tensor:
         # amax: no argmax indices to compute (several times faster on the
         # (B, 1024, N) maps of PointNet); ties share the gradient equally.
-        out = x.amax(dim=self.dim, keepdim=self.keepdim)
+        out = shared_max(x, self.dim, self.keepdim)
         if ema:
             out = out - ema_offset(x.shape[self.dim])
         return out

@@ -12,8 +12,9 @@ in mmengine's root ``MODELS`` (which mmcv's ``build_conv_layer`` falls back to
 when no default scope is set), so ``conv_cfg=dict(type='BinConv1d',
 binarizer='xnor')`` works in any mmcv ``ConvModule``.
 """
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
+import torch
 import torch.nn.functional as F
 from mmdet3d.registry import MODELS
 from mmengine.registry import MODELS as MMENGINE_MODELS
@@ -33,7 +34,7 @@ class BinaryMixin:
     """Shared behaviour of the binary layers.
 
     A layer using it provides ``latent_weight()`` (weight with output channels
-    on dim 0), ``apply_weight(x, w)`` (the layer's linear map without bias)
+    on dim 0), ``apply_weight(x, w, bias=None)`` (the layer's linear map)
     and ``channel_dim`` (the input's channel axis).
     """
 
@@ -85,13 +86,15 @@ class BinaryMixin:
                 # a kernel window mixes positions of different β
                 x, x_scale = x * x_scale, None
         sign, scale = self.binarizer.forward_weight_parts(self.latent_weight())
-        y = self.apply_weight(x, sign) * _on_channels(scale, x,
-                                                      self.channel_dim)
-        if x_scale is not None:
-            y = y * x_scale
+        scale = _on_channels(scale, x, self.channel_dim)
+        bias = None
         if self.bias is not None:
-            y = y + _on_channels(self.bias, x, self.channel_dim)
-        return y
+            bias = _on_channels(self.bias, x, self.channel_dim)
+        y = self.apply_weight(x, sign)
+        if x_scale is not None:
+            y = _scale_output(y, scale)
+            scale = x_scale
+        return _scale_output(y, scale, bias)
 
     def _pointwise(self) -> bool:
         """Whether every output position reads exactly its own input
@@ -107,6 +110,76 @@ class BinaryMixin:
     def extra_repr(self) -> str:
         return (super().extra_repr() + f', binarizer={self.binarizer.name!r}'
                 f', binarize_input={self.binarize_input}')
+
+
+class _ScaleShift(torch.autograd.Function):
+    """``y * scale + bias`` for ``y``, the layer's fresh linear output,
+    written over ``y`` where the scale is a constant.
+
+    The binary layers scale their large (B, C, N) outputs, not their small
+    weights (see ``BinaryMixin._binary_forward``). Done by autograd, the
+    product and the sum are two new (B, C, N) tensors. Here, with a
+    constant scale (XNOR's, IR-Net's), both are taken in place on ``y``
+    (nothing that produced ``y``, a convolution or a matmul, reads it in
+    its backward) and nothing large is saved. A learnable scale (LSR's α)
+    needs ``y`` for its gradient ``Σ grad · y``: then the product is a new
+    tensor, ``y`` is kept (no one else holds it, so no later in-place op
+    can change it) and, for a single α, the gradient is one dot product
+    instead of a product and a sum. The values are the same bits as
+    autograd's ``y * scale + bias``.
+    """
+
+    @staticmethod
+    def forward(ctx, y: Tensor, scale: Tensor,
+                bias: Optional[Tensor]) -> Tensor:
+        learnable = ctx.needs_input_grad[1]
+        if learnable:
+            out = y * scale
+        else:
+            out = y.mul_(scale)
+            ctx.mark_dirty(y)
+        if bias is not None:
+            out.add_(bias)
+        ctx.bias_shape = None if bias is None else bias.shape
+        ctx.save_for_backward(scale, y if learnable else None)
+        return out
+
+    @staticmethod
+    def backward(
+        ctx, grad: Tensor
+    ) -> Tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
+        scale, y = ctx.saved_tensors
+        grad_y = grad_scale = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_y = grad * scale
+        if ctx.needs_input_grad[1]:
+            if scale.dim() == 0:
+                grad_scale = torch.dot(grad.reshape(-1), y.reshape(-1))
+            else:
+                grad_scale = (grad * y).sum_to_size(scale.shape)
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad.sum_to_size(ctx.bias_shape)
+        return grad_y, grad_scale, grad_bias
+
+
+def _is_one(scale: Tensor) -> bool:
+    """A constant scale of 1 (BNN's): nothing to multiply."""
+    return (not scale.requires_grad and scale.dim() == 0
+            and bool(scale == 1))
+
+
+def _scale_output(y: Tensor,
+                  scale: Tensor,
+                  bias: Optional[Tensor] = None) -> Tensor:
+    """``y * scale + bias`` for a layer's fresh output ``y`` (which the
+    caller hands over: it may be overwritten) by :class:`_ScaleShift`; the
+    product is skipped for a constant scale of 1 (BNN)."""
+    if _is_one(scale):
+        return y if bias is None else y.add_(bias)
+    if not torch.is_grad_enabled():
+        y.mul_(scale)
+        return y if bias is None else y.add_(bias)
+    return _ScaleShift.apply(y, scale, bias)
 
 
 def _on_channels(v: Tensor, like: Tensor, dim: int) -> Tensor:

@@ -14,6 +14,7 @@ from mmdet3d.models.layers.pointnet_modules.builder import SA_MODULES
 
 from mmbinpc.binary import (PointPool, attach_pooling, ema_offset,
                             pooling_sites, set_pooling_mode)
+from mmbinpc.binary.aggregation import shared_max
 from mmbinpc.models.layers import POOLED_SA_MODULES, use_pooled_sa_modules
 
 
@@ -193,3 +194,24 @@ def test_attach_is_idempotent_and_copyable():
         set_pooling_mode(model, 'mean')
     with pytest.raises(ValueError, match='valid modes'):
         attach_pooling(model, mode='median')
+
+
+@pytest.mark.parametrize('dim,keepdim', [(-1, False), (-1, True), (1, False),
+                                         (2, True)])
+def test_shared_max_has_amax_value_and_gradient(dim, keepdim):
+    """Ties (integer features) share the gradient equally, exactly as
+    autograd's ``amax`` shares it; checked against it and by gradcheck."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(-2, 3, (3, 4, 6), generator=gen).double()
+    assert (x == x.amax(dim, keepdim=True)).sum() > x.numel() // 6  # ties
+    got_x = x.clone().requires_grad_()
+    ref_x = x.clone().requires_grad_()
+    got, ref = shared_max(got_x, dim, keepdim), ref_x.amax(dim, keepdim)
+    assert torch.equal(got, ref)
+    weight = torch.randn(ref.shape, generator=gen, dtype=torch.float64)
+    (got * weight).sum().backward()
+    (ref * weight).sum().backward()
+    assert torch.equal(got_x.grad, ref_x.grad)
+    assert torch.autograd.gradcheck(
+        lambda t: shared_max(t, dim, keepdim),
+        (torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True), ))

@@ -134,6 +134,74 @@ def test_training_step_updates_latent_weights(binarizer):
     assert not torch.equal(layer.weight.detach(), before)
 
 
+def _autograd_reference(layer, x):
+    """The layer's output by plain autograd products (out of place), from
+    the binarizer's own signs and scales."""
+    x_sign, x_scale = layer.binarizer.forward_input_parts(x, dim=1)
+    w_sign, w_scale = layer.binarizer.forward_weight_parts(layer.weight)
+    y = layer.apply_weight(x_sign, w_sign)
+    y = y * (w_scale if w_scale.dim() == 0 else w_scale.reshape(
+        [1, -1] + [1] * (y.dim() - 2)))
+    if x_scale is not None:
+        y = y * x_scale
+    return y + layer.bias.reshape([1, -1] + [1] * (y.dim() - 2))
+
+
+@pytest.mark.parametrize('binarizer', ALL)
+@pytest.mark.parametrize('cls', [BinConv1d, BinLinear])
+def test_in_place_scaling_has_autograd_gradients(binarizer, cls):
+    """The output scales are applied in place with their own backward
+    (``layers._ScaleShift``); every gradient - input, latent weight, bias,
+    the binarizer's learnable scale (LSR's α) - equals autograd's through
+    out-of-place products, in float64."""
+    torch.manual_seed(0)
+    layer = (cls(6, 5, 1, bias=True, binarizer=binarizer)
+             if cls is BinConv1d else cls(6, 5, binarizer=binarizer)).double()
+    if binarizer == 'irnet':
+        layer.binarizer.set_progress(0.5)
+    x = torch.randn(4, 6, 7, dtype=torch.float64)
+    x = x if cls is BinConv1d else x[..., 0]
+    target = torch.randn_like(layer(x))
+    grads = []
+    for forward in (layer, lambda t: _autograd_reference(layer, t)):
+        layer.zero_grad()
+        xin = x.clone().requires_grad_()
+        out = forward(xin)
+        (out * target).sum().backward()
+        grads.append([out.detach(), xin.grad] +
+                     [p.grad for p in layer.parameters()])
+    names = ['output', 'input'] + [n for n, _ in layer.named_parameters()]
+    for name, got, ref in zip(names, *grads):
+        assert ref is not None and got is not None, name
+        torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12, msg=name)
+    if binarizer == 'lsr':  # its α is learnable and gets a gradient
+        assert any('alpha' in n or 'scale' in n for n in names[2:])
+
+
+@pytest.mark.parametrize('binarizer', ALL)
+def test_output_may_be_overwritten_downstream(binarizer):
+    """mmcv's ``ConvModule`` applies ``ReLU(inplace=True)`` to a layer's
+    output and backbones add residuals in place: the scaling's backward must
+    not read the output it returned (it did for LSR's learnable α once).
+    The gradients equal those of the same graph with an out-of-place ReLU.
+    """
+    torch.manual_seed(0)
+    layer = BinConv1d(6, 5, 1, bias=True, binarizer=binarizer).double()
+    if binarizer == 'irnet':
+        layer.binarizer.set_progress(0.5)
+    x = torch.randn(4, 6, 7, dtype=torch.float64)
+    grads = []
+    for relu in (torch.relu_, torch.relu):
+        layer.zero_grad()
+        xin = x.clone().requires_grad_()
+        out = relu(layer(xin))
+        (out * torch.arange(out.numel()).reshape(out.shape)).sum().backward()
+        grads.append([xin.grad] + [p.grad for p in layer.parameters()])
+    for got, ref in zip(*grads):
+        assert ref is not None
+        torch.testing.assert_close(got, ref, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize('cls,fp', [(BinConv1d, nn.Conv1d(3, 5, 3, padding=1)),
                                     (BinConv2d, nn.Conv2d(3, 5, (1, 1))),
                                     (BinLinear, nn.Linear(3, 5, bias=False))])
