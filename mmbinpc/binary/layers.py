@@ -164,8 +164,7 @@ class _ScaleShift(torch.autograd.Function):
 
 def _is_one(scale: Tensor) -> bool:
     """A constant scale of 1 (BNN's): nothing to multiply."""
-    return (not scale.requires_grad and scale.dim() == 0
-            and bool(scale == 1))
+    return (not scale.requires_grad and scale.dim() == 0 and bool(scale == 1))
 
 
 def _scale_output(y: Tensor,

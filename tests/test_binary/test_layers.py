@@ -140,8 +140,9 @@ def _autograd_reference(layer, x):
     x_sign, x_scale = layer.binarizer.forward_input_parts(x, dim=1)
     w_sign, w_scale = layer.binarizer.forward_weight_parts(layer.weight)
     y = layer.apply_weight(x_sign, w_sign)
-    y = y * (w_scale if w_scale.dim() == 0 else w_scale.reshape(
-        [1, -1] + [1] * (y.dim() - 2)))
+    y = y * (
+        w_scale if w_scale.dim() == 0 else w_scale.reshape([1, -1] + [1] *
+                                                           (y.dim() - 2)))
     if x_scale is not None:
         y = y * x_scale
     return y + layer.bias.reshape([1, -1] + [1] * (y.dim() - 2))
