@@ -26,6 +26,7 @@ from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 
+from mmbinpc.apis.allocator import keep_freed_memory
 from mmbinpc.apis.launch import (set_max_epochs, setup_cpu_distributed,
                                  warn_if_synthetic)
 
@@ -113,6 +114,7 @@ def main(argv: Optional[List[str]] = None):
     """Train; returns the Runner (handy for tests and notebooks)."""
     args = parse_args(argv)
     cfg = build_config(args)
+    allocator = keep_freed_memory()  # MMBINPC_KEEP_FREED_MEMORY=0: off
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
@@ -121,6 +123,7 @@ def main(argv: Optional[List[str]] = None):
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
     warn_if_synthetic(cfg)  # after the Runner: lands in its log file too
+    runner.logger.info(f'keep freed memory: {allocator}')
     runner.train()
     return runner
 

@@ -127,6 +127,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='torch intra-op threads (default: torch\'s)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
+        '--keep-freed-memory',
+        choices=['on', 'off'],
+        default=None,
+        help='glibc keeps freed activations for the next step '
+        '(mmbinpc.apis.keep_freed_memory, as tools/train.py does; default: '
+        'MMBINPC_KEEP_FREED_MEMORY, on when unset)')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -357,6 +364,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
     import mmbinpc  # noqa: F401  (registers everything)
     from mmbinpc.analysis import cpu_name, run_rounds
+    from mmbinpc.apis import keep_freed_memory
+    allocator = keep_freed_memory(None if args.keep_freed_memory is
+                                  None else args.keep_freed_memory == 'on')
     register_all_modules(init_default_scope=False)
     if not args.verbose:
         MMLogger.get_instance('train_step_benchmark', log_level='ERROR')
@@ -380,6 +390,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         cpu_count=os.cpu_count(),
         torch_version=torch.__version__,
         torch_threads=torch.get_num_threads(),
+        keep_freed_memory=allocator,
         batch=args.batch,
         points=args.points,
         point_dims=dims,
@@ -471,7 +482,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
           f'torch {results["torch_version"]} with '
           f'{results["torch_threads"]} threads; 1-min load average '
           f'{results.get("load_avg_before")} before, '
-          f'{results.get("load_avg_after")} after')
+          f'{results.get("load_avg_after")} after; keep freed memory: '
+          f'{allocator}')
     print(f'train_step on batch {args.batch} x {args.points} points '
           f'({dims} ch, {num_classes} classes), {args.warmup} warm-up '
           f'step(s), {args.rounds} interleaved rounds')
