@@ -5,6 +5,15 @@ Everything here reads the finished runs' ``result.json`` files (and the
 experiment definition for the order, labels and plots); nothing trains, so
 ``--report-only`` regenerates a report at any time.
 
+Work dirs hold checkpoints and are not committed, so each report also keeps
+a copy of every ``result.json`` it read, its *run records*, under
+``<report dir>/runs/<experiment>/`` (``<run>/seed<k>.json``,
+``teachers/<name>.json``; a few KB each). :func:`collect` falls back to a
+run's record when its work dir has no ``result.json``, so a report
+regenerated on a fresh clone (or after the work dirs were cleaned) keeps
+every run it showed, curves included; a result in a work dir replaces its
+record.
+
 Plots (``plots`` in a definition), written as ``<experiment>_<name>.png``:
 
 * ``dict(type='bars')``: per setting, our test accuracy (mean ± std over
@@ -26,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .grid import Experiment, Scale, student_dir, teacher_dir
-from .runner import DataInfo, read_result
+from .runner import DataInfo, read_result, write_json_atomic
 
 CSV_COLUMNS = ('role', 'experiment', 'run', 'label', 'seed', 'scale',
                'test_overall_acc', 'test_mean_class_acc', 'best_val_acc',
@@ -99,16 +108,45 @@ def format_mean_std(values: Sequence[float], digits: int = 2) -> str:
     return f'{mean:.{digits}f} ± {std:.{digits}f}'
 
 
+def records_dir(out_dir: str, experiment: Experiment) -> str:
+    """Where a report keeps the run records of ``experiment``."""
+    return osp.join(out_dir, 'runs', experiment.name)
+
+
+def _teacher_record(records: str, name: str) -> str:
+    return osp.join(records, 'teachers', f'{name}.json')
+
+
+def _student_record(records: str, run: str, seed: int) -> str:
+    return osp.join(records, run, f'seed{seed}.json')
+
+
+def _seeds_in(folder: str, prefix: str, suffix: str = '') -> List[int]:
+    found = []
+    if osp.isdir(folder):
+        for entry in os.listdir(folder):
+            if not (entry.startswith(prefix) and entry.endswith(suffix)):
+                continue
+            digits = entry[len(prefix):len(entry) - len(suffix)]
+            if digits.isdigit():
+                found.append(int(digits))
+    return found
+
+
 def collect(experiment: Experiment,
             work_root: str,
-            seeds: Optional[Sequence[int]] = None) -> Collected:
+            seeds: Optional[Sequence[int]] = None,
+            records: Optional[str] = None) -> Collected:
     """Read the ``result.json`` files of an experiment.
 
     Args:
         experiment (Experiment): The definition.
         work_root (str): ``<work_dir>/<scale>``.
         seeds (Sequence[int], optional): Keep only these student seeds
-            (default: every ``seed*`` directory found).
+            (default: every ``seed*`` directory or record found).
+        records (str, optional): The report's run records
+            (:func:`records_dir`), read where a work dir has no
+            ``result.json``.
 
     Returns:
         Collected: Settings with their results; malformed files are listed
@@ -116,6 +154,17 @@ def collect(experiment: Experiment,
     """
     problems: List[str] = []
     settings = []
+
+    def read_first(*paths: Optional[str]) -> None:
+        for path in paths:
+            if path is None or not osp.isfile(path):
+                continue
+            try:
+                setting.results.append(read_result(path))
+            except ValueError as err:
+                problems.append(str(err))
+            return
+
     for name, spec in experiment.teachers.items():
         if not any(r.teacher == name for r in experiment.runs):
             continue
@@ -125,12 +174,9 @@ def collect(experiment: Experiment,
             'teacher',
             spec,
             paper=experiment.paper.get(spec.paper))
-        path = osp.join(teacher_dir(work_root, name), 'result.json')
-        if osp.isfile(path):
-            try:
-                setting.results.append(read_result(path))
-            except ValueError as err:
-                problems.append(str(err))
+        read_first(
+            osp.join(teacher_dir(work_root, name), 'result.json'),
+            records and _teacher_record(records, name))
         settings.append(setting)
     for run in experiment.runs:
         setting = Setting(
@@ -141,23 +187,41 @@ def collect(experiment: Experiment,
             paper=experiment.paper.get(run.paper))
         run_dir = osp.dirname(
             student_dir(work_root, experiment.name, run.name, 0))
-        found = []
-        if osp.isdir(run_dir):
-            for entry in os.listdir(run_dir):
-                if entry.startswith('seed') and entry[4:].isdigit():
-                    found.append(int(entry[4:]))
+        found = set(_seeds_in(run_dir, 'seed'))
+        if records:
+            found.update(
+                _seeds_in(osp.join(records, run.name), 'seed', '.json'))
         for seed in sorted(found):
             if seeds is not None and seed not in seeds:
                 continue
-            path = osp.join(run_dir, f'seed{seed}', 'result.json')
-            if not osp.isfile(path):
-                continue
-            try:
-                setting.results.append(read_result(path))
-            except ValueError as err:
-                problems.append(str(err))
+            read_first(
+                osp.join(run_dir, f'seed{seed}', 'result.json'),
+                records and _student_record(records, run.name, seed))
         settings.append(setting)
     return Collected(settings, problems)
+
+
+def write_records(records: str, collected: Collected) -> List[str]:
+    """Keep a copy of every collected result as a run record.
+
+    Returns:
+        list[str]: The records written or rewritten.
+    """
+    written = []
+    for setting in collected.settings:
+        for res in setting.results:
+            if setting.role == 'teacher':
+                path = _teacher_record(records, setting.key.split(':', 1)[1])
+            else:
+                path = _student_record(records, setting.key, res['seed'])
+            if osp.isfile(path):
+                with open(path) as f:
+                    if json.load(f) == res:
+                        continue
+            os.makedirs(osp.dirname(path), exist_ok=True)
+            write_json_atomic(path, res)
+            written.append(path)
+    return written
 
 
 # -------------------------------------------------------------------- CSV
@@ -255,7 +319,8 @@ def write_markdown(path: str, experiment: Experiment, scale: Scale,
         f'- Code: {_code_line(collected)}',
         f'- Produced by: `{command}`. Regenerate this report from the '
         'result.json files alone with the same command plus '
-        '`--report-only`.',
+        '`--report-only`; where a work dir is gone, its run\'s copy under '
+        f'`runs/{experiment.name}/` (committed with the report) is read.',
         '- Ours: overall accuracy (OA) and mean class accuracy (mAcc) on '
         'the **test** split of the checkpoint that was best on the '
         '**validation** split (held out of the training files); mean ± '
@@ -486,7 +551,8 @@ def make_report(experiment: Experiment,
                 command: str,
                 data: Optional[DataInfo] = None,
                 seeds: Optional[Sequence[int]] = None) -> Dict[str, Any]:
-    """Write ``<experiment>.csv``, ``<experiment>.md`` and the PNG plots.
+    """Write ``<experiment>.csv``, ``<experiment>.md``, the PNG plots and
+    the run records (``runs/<experiment>/``).
 
     Args:
         experiment (Experiment): The definition.
@@ -502,7 +568,9 @@ def make_report(experiment: Experiment,
         ``missing`` (settings without results) and ``problems``.
     """
     os.makedirs(out_dir, exist_ok=True)
-    collected = collect(experiment, work_root, seeds)
+    records = records_dir(out_dir, experiment)
+    collected = collect(experiment, work_root, seeds, records)
+    write_records(records, collected)
     synthetic = bool(data and data.synthetic)
     base = osp.join(out_dir, experiment.name)
     rows = write_csv(f'{base}.csv', collected)
@@ -524,6 +592,6 @@ def make_report(experiment: Experiment,
 
 
 __all__ = [
-    'collect', 'make_report', 'mean_std', 'format_mean_std', 'write_csv',
-    'write_markdown', 'Setting', 'Collected'
+    'collect', 'make_report', 'records_dir', 'write_records', 'mean_std',
+    'format_mean_std', 'write_csv', 'write_markdown', 'Setting', 'Collected'
 ]

@@ -11,6 +11,7 @@ import json
 import os
 import os.path as osp
 import re
+import shutil
 import statistics
 import subprocess
 
@@ -429,6 +430,67 @@ def test_report_only_arithmetic_on_fabricated_results(tmp_path, capsys):
         only=['lsr-ema-kdr'])
     status = job_status(plan.students[0])
     assert status.state == 'pending' and 'malformed' in status.problem
+
+
+def test_report_keeps_run_records_for_a_fresh_clone(tmp_path):
+    """FABRICATED result.json files: the report copies each into
+    ``runs/<experiment>/``; with the work dirs deleted, --report-only gives
+    the same CSV and markdown from those records, a new result in a work
+    dir replaces its record, and a malformed record is named and left
+    out."""
+    definition = _write_definition(str(tmp_path))
+    work, out = str(tmp_path / 'work'), str(tmp_path / 'out')
+    base = osp.join(work, 'smoke')
+    _fake_result(
+        osp.join(base, 'teachers', 'pointnet', 'result.json'),
+        'pointnet',
+        0,
+        90.0,
+        role='teacher')
+    for seed, acc in enumerate([50.0, 60.0]):
+        _fake_result(
+            osp.join(base, 'tiny', 'lsr-ema', f'seed{seed}', 'result.json'),
+            'lsr-ema', seed, acc)
+    argv = [
+        definition, '--scale', 'smoke', '--work-dir', work, '--out', out,
+        '--report-only'
+    ]
+    first = CLI.main(argv)['report']
+    records = osp.join(out, 'runs', 'tiny')
+    assert sorted(
+        osp.relpath(p, records)
+        for p in glob.glob(osp.join(records, '**', '*.json'),
+                           recursive=True)) == [
+                               'lsr-ema/seed0.json', 'lsr-ema/seed1.json',
+                               'teachers/pointnet.json'
+                           ]
+    with open(first['csv']) as f:
+        csv_before = f.read()
+    with open(first['markdown']) as f:
+        md_before = f.read()
+    shutil.rmtree(work)
+    again = CLI.main(argv)['report']
+    with open(again['csv']) as f:
+        assert f.read() == csv_before
+    with open(again['markdown']) as f:
+        assert f.read() == md_before
+    assert again['missing'] == ['lsr-ema-kdr']
+    # a rerun's result in a work dir wins over the record, and is kept
+    _fake_result(
+        osp.join(base, 'tiny', 'lsr-ema', 'seed1', 'result.json'), 'lsr-ema',
+        1, 70.0)
+    rows = _csv_rows(CLI.main(argv)['report']['csv'])
+    assert [float(r['test_overall_acc'])
+            for r in rows if r['run'] == 'lsr-ema'] == [50.0, 70.0]
+    with open(osp.join(records, 'lsr-ema', 'seed1.json')) as f:
+        assert json.load(f)['test_overall_acc'] == 70.0
+    with open(osp.join(records, 'lsr-ema', 'seed0.json'), 'w') as f:
+        f.write('{"schema": ')
+    report = CLI.main(argv)['report']
+    assert any('seed0.json' in p and 'malformed' in p
+               for p in report['problems'])
+    assert [r['seed'] for r in _csv_rows(report['csv'])
+            if r['run'] == 'lsr-ema'] == ['1']
 
 
 @pytest.mark.parametrize(
