@@ -175,8 +175,8 @@ def collect(experiment: Experiment,
             spec,
             paper=experiment.paper.get(spec.paper))
         read_first(
-            osp.join(teacher_dir(work_root, name), 'result.json'),
-            records and _teacher_record(records, name))
+            osp.join(teacher_dir(work_root, name), 'result.json'), records
+            and _teacher_record(records, name))
         settings.append(setting)
     for run in experiment.runs:
         setting = Setting(
@@ -195,8 +195,8 @@ def collect(experiment: Experiment,
             if seeds is not None and seed not in seeds:
                 continue
             read_first(
-                osp.join(run_dir, f'seed{seed}', 'result.json'),
-                records and _student_record(records, run.name, seed))
+                osp.join(run_dir, f'seed{seed}', 'result.json'), records
+                and _student_record(records, run.name, seed))
         settings.append(setting)
     return Collected(settings, problems)
 

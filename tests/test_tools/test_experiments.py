@@ -458,12 +458,11 @@ def test_report_keeps_run_records_for_a_fresh_clone(tmp_path):
     first = CLI.main(argv)['report']
     records = osp.join(out, 'runs', 'tiny')
     assert sorted(
-        osp.relpath(p, records)
-        for p in glob.glob(osp.join(records, '**', '*.json'),
-                           recursive=True)) == [
-                               'lsr-ema/seed0.json', 'lsr-ema/seed1.json',
-                               'teachers/pointnet.json'
-                           ]
+        osp.relpath(p, records) for p in glob.glob(
+            osp.join(records, '**', '*.json'), recursive=True)) == [
+                'lsr-ema/seed0.json', 'lsr-ema/seed1.json',
+                'teachers/pointnet.json'
+            ]
     with open(first['csv']) as f:
         csv_before = f.read()
     with open(first['markdown']) as f:
@@ -480,8 +479,9 @@ def test_report_keeps_run_records_for_a_fresh_clone(tmp_path):
         osp.join(base, 'tiny', 'lsr-ema', 'seed1', 'result.json'), 'lsr-ema',
         1, 70.0)
     rows = _csv_rows(CLI.main(argv)['report']['csv'])
-    assert [float(r['test_overall_acc'])
-            for r in rows if r['run'] == 'lsr-ema'] == [50.0, 70.0]
+    assert [
+        float(r['test_overall_acc']) for r in rows if r['run'] == 'lsr-ema'
+    ] == [50.0, 70.0]
     with open(osp.join(records, 'lsr-ema', 'seed1.json')) as f:
         assert json.load(f)['test_overall_acc'] == 70.0
     with open(osp.join(records, 'lsr-ema', 'seed0.json'), 'w') as f:
@@ -489,8 +489,9 @@ def test_report_keeps_run_records_for_a_fresh_clone(tmp_path):
     report = CLI.main(argv)['report']
     assert any('seed0.json' in p and 'malformed' in p
                for p in report['problems'])
-    assert [r['seed'] for r in _csv_rows(report['csv'])
-            if r['run'] == 'lsr-ema'] == ['1']
+    assert [
+        r['seed'] for r in _csv_rows(report['csv']) if r['run'] == 'lsr-ema'
+    ] == ['1']
 
 
 @pytest.mark.parametrize(
