@@ -18,10 +18,12 @@ skipped when the 24 characters before it (same line) contain ``target``,
 half a unit of its last decimal``) by a *ratio* in a committed file under
 ``docs/results/``:
 
-* a JSON value (any depth) whose key contains ``speedup``, ``ratio`` or
-  ``compression`` (``tools/deploy/benchmark.py``'s ``speedup_b1`` and
-  ``size_ratio``, ``tools/analysis/complexity.py``'s ``speedup`` and
-  ``compression``, ``tools/benchmark/point_ops_step.py``'s ``speedup``);
+* a JSON value (any depth) whose key contains ``speedup``, ``ratio``,
+  ``compression`` or ``_vs_`` (``tools/deploy/benchmark.py``'s
+  ``speedup_b1`` and ``size_ratio``, ``tools/analysis/complexity.py``'s
+  ``speedup`` and ``compression``, ``tools/benchmark/point_ops_step.py``'s
+  ``speedup``, ``tools/benchmark/train_step.py``'s ``binary_vs_fp32`` and
+  ``kdr_vs_binary``);
 * a CSV cell in a column so named;
 * a table cell ending in ``×`` or ``x`` of a generated markdown table
   (every ``*.md`` there except the hand-written ``README.md`` files), e.g.
@@ -55,7 +57,7 @@ RESULTS = osp.join(REPO, 'docs', 'results')
 RATIO = re.compile(r'(?<![\w.])(?:(\d+\.\d+)[-–])?(\d+\.\d+)[×x](?![\w×])')
 NOT_OURS = re.compile(r'target|≤|≥|<=|>=|at least|at most|paper', re.I)
 CONTEXT = 24
-RATIO_KEY = re.compile(r'speedup|ratio|compression', re.I)
+RATIO_KEY = re.compile(r'speedup|ratio|compression|_vs_', re.I)
 RATIO_CELL = re.compile(r'^\**(\d+(?:\.\d+)?)[×x]\**$')
 
 #: page -> figures quoted there that no record backs, with why
@@ -63,10 +65,6 @@ UNRECORDED: Dict[str, Tuple[List[str], str]] = {
     'README.md': (['24.1x'], 'the demo printout (one `make demo` run, '
                   '2026-11-30): the packed file against the FP32 teacher; '
                   'tools/demo.py writes no record'),
-    'docs/training_cost.md':
-    (['1.16x', '1.16x', '1.18x', '1.07x', '1.07x', '1.07x', '1.25x', '1.20x'],
-     'printouts of two tools/benchmark/train_step.py runs (2026-11-30) on '
-     'the loaded machine; their --json output was not committed'),
 }
 
 
