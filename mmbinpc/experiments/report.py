@@ -297,6 +297,25 @@ def _code_line(collected: Collected) -> str:
     return 'commit ' + '; '.join(parts) + '.'
 
 
+def _imported_line(collected: Collected) -> List[str]:
+    """The runs whose record was rebuilt from an earlier report's CSV
+    (``tools/experiments/import_report_csv.py``): they have no curves."""
+    imported = [(s.key, r.get('seed'), r['imported_from'])
+                for s in collected.settings for r in s.results
+                if r.get('imported_from')]
+    if not imported:
+        return []
+    sources = sorted({src for _, _, src in imported})
+    runs = ', '.join(f'`{key}` seed {seed}' for key, seed, _ in imported)
+    return [
+        f'- Imported: {len(imported)} run(s) are known only from an earlier '
+        f'report ({"; ".join(sources)}), their work dirs gone before run '
+        'records were kept: their test and validation figures are that '
+        "report's, their per-epoch curves are lost (absent from the curve "
+        f'plots): {runs}.'
+    ]
+
+
 def write_markdown(path: str, experiment: Experiment, scale: Scale,
                    collected: Collected, command: str,
                    data: Optional[DataInfo], plots: Sequence[str]) -> None:
@@ -317,6 +336,7 @@ def write_markdown(path: str, experiment: Experiment, scale: Scale,
         f'{", ".join(map(str, seeds)) or "none"}.',
         f'- Data: {data.description if data else scale.data_root}.',
         f'- Code: {_code_line(collected)}',
+        *_imported_line(collected),
         f'- Produced by: `{command}`. Regenerate this report from the '
         'result.json files alone with the same command plus '
         '`--report-only`; where a work dir is gone, its run\'s copy under '
@@ -455,8 +475,9 @@ def _mean_curve(
 def _curves(path: str, experiment: Experiment, collected: Collected,
             plot: Dict[str, Any], synthetic: bool) -> bool:
     panels: Dict[Tuple, List[Setting]] = {}
+    kind = plot['curve']
     for s in collected.settings:
-        if s.role == 'student' and s.results:
+        if s.role == 'student' and any(_curve(r, kind) for r in s.results):
             key = tuple(s.spec.tags.get(t) for t in plot['panel'])
             panels.setdefault(key, []).append(s)
     if not panels:
@@ -464,7 +485,6 @@ def _curves(path: str, experiment: Experiment, collected: Collected,
     cols = min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
     fig = _figure(5 * cols, 3.6 * rows + 0.6)
-    kind = plot['curve']
     ylabel = dict(
         val_error='validation error (%)',
         val_acc='validation accuracy (%)',
@@ -478,8 +498,11 @@ def _curves(path: str, experiment: Experiment, collected: Collected,
                 if teacher.results:
                     lines.insert(0, teacher)
         for s in lines:
-            epochs, means, stds = _mean_curve(
-                [_curve(r, kind) for r in s.results])
+            curves = [_curve(r, kind) for r in s.results]
+            curves = [c for c in curves if c]  # imported runs have none
+            if not curves:
+                continue
+            epochs, means, stds = _mean_curve(curves)
             name = s.label if s.role == 'teacher' or 'series' not in plot \
                 else str(s.spec.tags.get(plot['series'], s.label))
             style = '--' if s.role == 'teacher' else '-'

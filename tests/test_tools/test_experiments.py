@@ -494,6 +494,61 @@ def test_report_keeps_run_records_for_a_fresh_clone(tmp_path):
     ] == ['1']
 
 
+def test_records_imported_from_an_old_report_csv(tmp_path):
+    """A report written before run records were kept (its ``runs/`` and
+    work dirs gone): import_report_csv.py rebuilds a record per CSV row with
+    the commit its ``- Code:`` line names; the regenerated CSV is the same,
+    the markdown names the imported runs, and the curve plots, which would
+    have nothing to draw, are not written."""
+    definition = _write_definition(str(tmp_path))
+    work, out = str(tmp_path / 'work'), str(tmp_path / 'out')
+    base = osp.join(work, 'smoke')
+    _fake_result(
+        osp.join(base, 'teachers', 'pointnet', 'result.json'),
+        'pointnet',
+        0,
+        90.0,
+        role='teacher')
+    for seed, acc in enumerate([50.0, 61.25]):
+        _fake_result(
+            osp.join(base, 'tiny', 'lsr-ema', f'seed{seed}', 'result.json'),
+            'lsr-ema',
+            seed,
+            acc,
+            code=dict(commit='c' * 40, dirty=seed == 1))
+    argv = [
+        definition, '--scale', 'smoke', '--work-dir', work, '--out', out,
+        '--report-only'
+    ]
+    first = CLI.main(argv)['report']
+    assert any(p.endswith('_val_error.png') for p in first['plots'])
+    with open(first['csv']) as f:
+        csv_before = f.read()
+    shutil.rmtree(work)
+    shutil.rmtree(osp.join(out, 'runs'))
+    for png in first['plots']:
+        os.remove(png)
+    importer = load_tool('experiments/import_report_csv')
+    written = importer.main([definition, '--out', out])
+    assert len(written) == 3
+    assert importer.main([definition, '--out', out]) == []  # never replaced
+    with open(osp.join(out, 'runs', 'tiny', 'lsr-ema', 'seed1.json')) as f:
+        record = json.load(f)
+    assert record['code'] == dict(commit='c' * 7, dirty=True)
+    assert record['val_acc_curve'] == [] and record['imported_from']
+    again = CLI.main(argv)['report']
+    with open(again['csv']) as f:
+        assert f.read() == csv_before
+    assert not any('_val_error' in p or '_train_loss' in p
+                   for p in again['plots'])
+    with open(again['markdown']) as f:
+        md = f.read()
+    assert ('- Imported: 3 run(s) are known only from an earlier report' in md)
+    assert 'ccccccc with uncommitted changes (1 run: `lsr-ema` seed 1)' in md
+    with pytest.raises(SystemExit, match='no such report'):
+        importer.main([definition, '--out', str(tmp_path / 'nowhere')])
+
+
 @pytest.mark.parametrize(
     'definition', DEFINITIONS, ids=[osp.basename(p) for p in DEFINITIONS])
 def test_shipped_definitions_expand(definition, tmp_path, capsys):
