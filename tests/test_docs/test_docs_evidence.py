@@ -3,6 +3,7 @@
 results file they name is in the repository, and every measured-figure
 record under docs/results says how, when, where and from which commit it
 was made."""
+import csv
 import glob
 import json
 import os.path as osp
@@ -57,8 +58,13 @@ def test_the_checker_finds_what_is_missing(tmp_path):
 
 
 RECORDS = sorted(
+    p for p in glob.glob(
+        osp.join(REPO, 'docs', 'results', '**', '*.json'), recursive=True)
+    if f'{osp.sep}runs{osp.sep}' not in p)  # run records: checked below
+RUN_RECORDS = sorted(
     glob.glob(
-        osp.join(REPO, 'docs', 'results', '**', '*.json'), recursive=True))
+        osp.join(REPO, 'docs', 'results', '*', 'runs', '*', '**', '*.json'),
+        recursive=True))
 
 
 @pytest.mark.parametrize('path', RECORDS, ids=lambda p: osp.relpath(p, REPO))
@@ -76,3 +82,32 @@ def test_measured_records_say_how_and_where(path):
 
 def test_the_checker_sees_the_records():
     assert len(RECORDS) >= 10 and len(PAGES) >= 15
+    assert len(RUN_RECORDS) >= 100
+
+
+def test_run_records_are_the_rows_of_their_report():
+    """Each run record (an experiment report's copy of a ``result.json``,
+    ``docs/results/<scale>/runs/<experiment>/``) is a valid result and is
+    a row of its report's CSV with the same accuracies, and every CSV row
+    has its record, so ``run.py --report-only`` regenerates the report."""
+    from mmbinpc.experiments.runner import read_result
+    by_report = {}
+    for path in RUN_RECORDS:
+        rel = osp.relpath(path, osp.join(REPO, 'docs', 'results'))
+        scale, _, experiment = rel.split(osp.sep)[:3]
+        rec = read_result(path)
+        key = (rec['role'], rec['run'], str(rec['seed']))
+        by_report.setdefault((scale, experiment), {})[key] = rec
+    for (scale, experiment), records in by_report.items():
+        report = osp.join(REPO, 'docs', 'results', scale, f'{experiment}.csv')
+        with open(report, newline='', encoding='utf-8') as f:
+            rows = {
+                (r['role'], r['run'], r['seed']): r
+                for r in csv.DictReader(f)
+            }
+        assert set(rows) == set(records), (report, set(rows) ^ set(records))
+        for key, row in rows.items():
+            for column in ('test_overall_acc', 'test_mean_class_acc',
+                           'best_val_acc'):
+                assert float(row[column]) == records[key][column], (report,
+                                                                    key)
