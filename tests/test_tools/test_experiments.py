@@ -432,12 +432,10 @@ def test_report_only_arithmetic_on_fabricated_results(tmp_path, capsys):
     assert status.state == 'pending' and 'malformed' in status.problem
 
 
-def test_report_keeps_run_records_for_a_fresh_clone(tmp_path):
-    """FABRICATED result.json files: the report copies each into
-    ``runs/<experiment>/``; with the work dirs deleted, --report-only gives
-    the same CSV and markdown from those records, a new result in a work
-    dir replaces its record, and a malformed record is named and left
-    out."""
+def _fake_lsr_ema_grid(tmp_path, accs, codes=None):
+    """A definition, a FABRICATED teacher result and ``lsr-ema`` results
+    (one per seed) in a work dir, and the ``--report-only`` argv over
+    them."""
     definition = _write_definition(str(tmp_path))
     work, out = str(tmp_path / 'work'), str(tmp_path / 'out')
     base = osp.join(work, 'smoke')
@@ -447,14 +445,28 @@ def test_report_keeps_run_records_for_a_fresh_clone(tmp_path):
         0,
         90.0,
         role='teacher')
-    for seed, acc in enumerate([50.0, 60.0]):
+    for seed, acc in enumerate(accs):
         _fake_result(
             osp.join(base, 'tiny', 'lsr-ema', f'seed{seed}', 'result.json'),
-            'lsr-ema', seed, acc)
+            'lsr-ema',
+            seed,
+            acc,
+            code=None if codes is None else codes[seed])
     argv = [
         definition, '--scale', 'smoke', '--work-dir', work, '--out', out,
         '--report-only'
     ]
+    return definition, work, out, argv
+
+
+def test_report_keeps_run_records_for_a_fresh_clone(tmp_path):
+    """FABRICATED result.json files: the report copies each into
+    ``runs/<experiment>/``; with the work dirs deleted, --report-only gives
+    the same CSV and markdown from those records, a new result in a work
+    dir replaces its record, and a malformed record is named and left
+    out."""
+    definition, work, out, argv = _fake_lsr_ema_grid(tmp_path, [50.0, 60.0])
+    base = osp.join(work, 'smoke')
     first = CLI.main(argv)['report']
     records = osp.join(out, 'runs', 'tiny')
     assert sorted(
@@ -500,26 +512,9 @@ def test_records_imported_from_an_old_report_csv(tmp_path):
     the commit its ``- Code:`` line names; the regenerated CSV is the same,
     the markdown names the imported runs, and the curve plots, which would
     have nothing to draw, are not written."""
-    definition = _write_definition(str(tmp_path))
-    work, out = str(tmp_path / 'work'), str(tmp_path / 'out')
-    base = osp.join(work, 'smoke')
-    _fake_result(
-        osp.join(base, 'teachers', 'pointnet', 'result.json'),
-        'pointnet',
-        0,
-        90.0,
-        role='teacher')
-    for seed, acc in enumerate([50.0, 61.25]):
-        _fake_result(
-            osp.join(base, 'tiny', 'lsr-ema', f'seed{seed}', 'result.json'),
-            'lsr-ema',
-            seed,
-            acc,
-            code=dict(commit='c' * 40, dirty=seed == 1))
-    argv = [
-        definition, '--scale', 'smoke', '--work-dir', work, '--out', out,
-        '--report-only'
-    ]
+    definition, work, out, argv = _fake_lsr_ema_grid(
+        tmp_path, [50.0, 61.25],
+        [dict(commit='c' * 40, dirty=seed == 1) for seed in range(2)])
     first = CLI.main(argv)['report']
     assert any(p.endswith('_val_error.png') for p in first['plots'])
     with open(first['csv']) as f:
