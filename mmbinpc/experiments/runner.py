@@ -445,6 +445,7 @@ def run_job(job: Job,
         dict: The result (also in ``job.result_path``).
     """
     start = time.time()
+    code = code_version()  # what trains, not what HEAD is at the end
     os.makedirs(job.work_dir, exist_ok=True)
     log(f'[train] {job.key}: {job.train_command(resume)}')
     with fresh_runner_scope():
@@ -501,8 +502,11 @@ def run_job(job: Job,
             root=data.root, synthetic=data.synthetic,
             signature=data.signature),
         versions=_versions(),
-        code=code_version(),
+        code=code,
         host=host_info())
+    code_at_finish = code_version()
+    if code_at_finish != code:  # committed or edited during the run
+        result['code_at_finish'] = code_at_finish
     write_json_atomic(job.result_path, result)
     log(f'[done]  {job.key}: test OA {result["test_overall_acc"]:.2f}%, '
         f'mAcc {result["test_mean_class_acc"]:.2f}% (best val '

@@ -223,9 +223,17 @@ def test_rerun_skips_finished_runs(smoke, capsys):
         {k: 'done' for k in mtimes}
 
 
-def test_interrupted_run_resumes_from_its_checkpoint(smoke):
+def test_interrupted_run_resumes_from_its_checkpoint(smoke, monkeypatch):
     """Simulate a run killed during epoch 2: result.json, epoch_2.pth and
-    the epoch-2 best checkpoint gone, last_checkpoint at epoch 1."""
+    the epoch-2 best checkpoint gone, last_checkpoint at epoch 1. A commit
+    made while it trains does not become its recorded code: ``code`` is
+    the state it started from, ``code_at_finish`` the later one."""
+    states = iter([
+        dict(commit='a' * 40, dirty=False),
+        dict(commit='b' * 40, dirty=True)
+    ])
+    monkeypatch.setattr('mmbinpc.experiments.runner.code_version',
+                        lambda: next(states))
     job = next(j for j in smoke['outcome']['plan'].students
                if j.key == 'lsr-ema-kdr/seed1')
     wd = job.work_dir
@@ -252,6 +260,8 @@ def test_interrupted_run_resumes_from_its_checkpoint(smoke):
     with open(job.result_path) as f:
         result = json.load(f)
     assert result['resumed_from'] == epoch1
+    assert result['code'] == dict(commit='a' * 40, dirty=False)
+    assert result['code_at_finish'] == dict(commit='b' * 40, dirty=True)
     assert os.stat(epoch1).st_mtime_ns == epoch1_mtime  # not retrained
     assert osp.isfile(osp.join(wd, 'epoch_2.pth'))
     # the resumed attempt logged epoch 2 only; the curves join both logs

@@ -363,8 +363,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
     from mmengine.logging import MMLogger
 
     import mmbinpc  # noqa: F401  (registers everything)
-    from mmbinpc.analysis import cpu_name, run_rounds
+    from mmbinpc.analysis import code_version, cpu_name, run_rounds
     from mmbinpc.apis import keep_freed_memory
+    code = code_version()  # the code timed, not HEAD when it ends
     allocator = keep_freed_memory(None if args.keep_freed_memory is
                                   None else args.keep_freed_memory == 'on')
     register_all_modules(init_default_scope=False)
@@ -511,14 +512,14 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if args.json:
         import datetime
 
-        from mmbinpc.analysis import code_version, host_info
+        from mmbinpc.analysis import host_info
         from mmbinpc.engine.atomic_io import atomic_write_text
         dump = copy.deepcopy(results)
         for prof in dump.get('profile', {}).values():
             prof.pop('table', None)
         dump.update(
             command='python tools/benchmark/train_step.py ' + ' '.join(argv),
-            code=code_version(),
+            code=code,
             host=host_info(),
             date=datetime.datetime.now().isoformat(timespec='seconds'))
         atomic_write_text(json.dumps(dump, indent=2), args.json)
