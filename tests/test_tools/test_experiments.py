@@ -371,10 +371,11 @@ def _fake_result(path, run, seed, acc, role='student', code=None):
             tags={}))
 
 
-def test_report_only_arithmetic_on_fabricated_results(tmp_path, capsys):
-    """FABRICATED result.json files (no training): checks the report's
-    mean ± std against the CSV for 3 seeds, and that a malformed
-    result.json is reported, left out and treated as not done."""
+def _fake_grid(tmp_path, accs, code_of=lambda run, seed: None):
+    """A definition, a FABRICATED teacher result and student results
+    (``accs``: run -> test accuracy per seed, ``code_of(run, seed)``: its
+    recorded code) in a work dir, and the ``--report-only`` argv over
+    them."""
     definition = _write_definition(str(tmp_path))
     work, out = str(tmp_path / 'work'), str(tmp_path / 'out')
     base = osp.join(work, 'smoke')
@@ -384,11 +385,6 @@ def test_report_only_arithmetic_on_fabricated_results(tmp_path, capsys):
         0,
         90.0,
         role='teacher')
-    accs = {'lsr-ema': [50.0, 55.5, 61.25], 'lsr-ema-kdr': [70.0, 72.0]}
-    commits = {
-        'lsr-ema': dict(commit='a' * 40, dirty=False),
-        'lsr-ema-kdr': dict(commit='b' * 40, dirty=True)
-    }
     for run, values in accs.items():
         for seed, acc in enumerate(values):
             _fake_result(
@@ -396,15 +392,31 @@ def test_report_only_arithmetic_on_fabricated_results(tmp_path, capsys):
                 run,
                 seed,
                 acc,
-                code=commits[run])
+                code=code_of(run, seed))
+    argv = [
+        definition, '--scale', 'smoke', '--work-dir', work, '--out', out,
+        '--report-only'
+    ]
+    return definition, work, out, argv
+
+
+def test_report_only_arithmetic_on_fabricated_results(tmp_path, capsys):
+    """FABRICATED result.json files (no training): checks the report's
+    mean ± std against the CSV for 3 seeds, and that a malformed
+    result.json is reported, left out and treated as not done."""
+    accs = {'lsr-ema': [50.0, 55.5, 61.25], 'lsr-ema-kdr': [70.0, 72.0]}
+    commits = {
+        'lsr-ema': dict(commit='a' * 40, dirty=False),
+        'lsr-ema-kdr': dict(commit='b' * 40, dirty=True)
+    }
+    definition, work, out, argv = _fake_grid(tmp_path, accs,
+                                             lambda run, seed: commits[run])
+    base = osp.join(work, 'smoke')
     bad = osp.join(base, 'tiny', 'lsr-ema-kdr', 'seed2', 'result.json')
     os.makedirs(osp.dirname(bad))
     with open(bad, 'w') as f:
         f.write('{"schema": 1, "run": ')  # cut short
-    outcome = CLI.main([
-        definition, '--scale', 'smoke', '--work-dir', work, '--out', out,
-        '--report-only'
-    ])
+    outcome = CLI.main(argv)
     printed = capsys.readouterr().out
     report = outcome['report']
     assert outcome['summary'] is None  # nothing trained
@@ -442,40 +454,14 @@ def test_report_only_arithmetic_on_fabricated_results(tmp_path, capsys):
     assert status.state == 'pending' and 'malformed' in status.problem
 
 
-def _fake_lsr_ema_grid(tmp_path, accs, codes=None):
-    """A definition, a FABRICATED teacher result and ``lsr-ema`` results
-    (one per seed) in a work dir, and the ``--report-only`` argv over
-    them."""
-    definition = _write_definition(str(tmp_path))
-    work, out = str(tmp_path / 'work'), str(tmp_path / 'out')
-    base = osp.join(work, 'smoke')
-    _fake_result(
-        osp.join(base, 'teachers', 'pointnet', 'result.json'),
-        'pointnet',
-        0,
-        90.0,
-        role='teacher')
-    for seed, acc in enumerate(accs):
-        _fake_result(
-            osp.join(base, 'tiny', 'lsr-ema', f'seed{seed}', 'result.json'),
-            'lsr-ema',
-            seed,
-            acc,
-            code=None if codes is None else codes[seed])
-    argv = [
-        definition, '--scale', 'smoke', '--work-dir', work, '--out', out,
-        '--report-only'
-    ]
-    return definition, work, out, argv
-
-
 def test_report_keeps_run_records_for_a_fresh_clone(tmp_path):
     """FABRICATED result.json files: the report copies each into
     ``runs/<experiment>/``; with the work dirs deleted, --report-only gives
     the same CSV and markdown from those records, a new result in a work
     dir replaces its record, and a malformed record is named and left
     out."""
-    definition, work, out, argv = _fake_lsr_ema_grid(tmp_path, [50.0, 60.0])
+    definition, work, out, argv = _fake_grid(tmp_path,
+                                             {'lsr-ema': [50.0, 60.0]})
     base = osp.join(work, 'smoke')
     first = CLI.main(argv)['report']
     records = osp.join(out, 'runs', 'tiny')
@@ -522,9 +508,9 @@ def test_records_imported_from_an_old_report_csv(tmp_path):
     the commit its ``- Code:`` line names; the regenerated CSV is the same,
     the markdown names the imported runs, and the curve plots, which would
     have nothing to draw, are not written."""
-    definition, work, out, argv = _fake_lsr_ema_grid(
-        tmp_path, [50.0, 61.25],
-        [dict(commit='c' * 40, dirty=seed == 1) for seed in range(2)])
+    definition, work, out, argv = _fake_grid(
+        tmp_path, {'lsr-ema': [50.0, 61.25]},
+        lambda run, seed: dict(commit='c' * 40, dirty=seed == 1))
     first = CLI.main(argv)['report']
     assert any(p.endswith('_val_error.png') for p in first['plots'])
     with open(first['csv']) as f:

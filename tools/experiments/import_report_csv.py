@@ -20,9 +20,9 @@ import json
 import os
 import os.path as osp
 import re
-import subprocess
 from typing import Dict, List, Optional, Tuple
 
+from mmbinpc.analysis import code_version
 from mmbinpc.experiments import ExperimentError, load_experiment
 from mmbinpc.experiments.report import records_dir
 from mmbinpc.experiments.runner import SCHEMA, write_json_atomic
@@ -52,17 +52,6 @@ def code_by_run(markdown: str) -> Dict[Tuple[str, int], Dict]:
         for run in RUN_SEED.finditer(part['runs']):
             found[(run['key'], int(run['seed']))] = code
     return found
-
-
-def _git_head() -> str:
-    try:
-        return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'],
-                              cwd=REPO,
-                              capture_output=True,
-                              text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return 'unknown commit'
 
 
 def record_from_row(row: Dict[str, str], code: Optional[Dict],
@@ -117,7 +106,9 @@ def import_csv(definition: str, out_dir: str) -> List[str]:
     with open(f'{base}.csv', newline='', encoding='utf-8') as f:
         rows = list(csv.DictReader(f))
     records = records_dir(out_dir, experiment)
-    source = (f'{osp.relpath(base, REPO)}.csv at commit {_git_head()}')
+    head = code_version(REPO)['commit']
+    source = (f'{osp.relpath(base, REPO)}.csv at commit '
+              f'{head[:7] if head else "unknown"}')
     written = []
     for number, row in enumerate(rows, start=2):
         try:
